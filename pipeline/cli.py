@@ -1,0 +1,92 @@
+"""Command line: ``python -m pipeline <command>`` (alias: ``tfx-pipeline``)."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from pipeline.config import ConfigError, PipelineConfig, load_config
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "taxi" / "pipeline.yaml"
+
+
+def _load(args: argparse.Namespace) -> PipelineConfig:
+    return load_config(args.config, output_root=args.output_root)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    print(f"{cfg.path}: OK ({len(cfg.features)} features, label '{cfg.label.name}', "
+          f"data {cfg.data_dir}, outputs {cfg.output_dir})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline import runners, summary
+    from pipeline.pipeline_def import create_pipeline
+
+    cfg = runners.with_runner(_load(args), args.engine, args.beam_arg)
+    try:
+        runners.run(cfg)
+    except runners.PipelineFailed as exc:
+        print(f"\nERROR: {exc}", file=sys.stderr)
+        return 1
+    node_ids = [c.id for c in create_pipeline(cfg).components]
+    result = summary.summarize(cfg, node_ids)
+    report = cfg.output_dir / "report"
+    report.mkdir(parents=True, exist_ok=True)
+    (report / "summary.json").write_text(result.to_json())
+    print("\n" + summary.format_summary(result))
+    print(f"  report:  {report}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Save the latest SchemaGen output as the reviewed schema of the config."""
+    from pipeline.summary import latest_execution, open_store, output_artifacts
+
+    cfg = _load(args)
+    if cfg.schema_path.exists() and not args.overwrite:
+        print(f"{cfg.schema_path} exists; pass --overwrite to replace it", file=sys.stderr)
+        return 1
+    store = open_store(cfg) if cfg.metadata_path.exists() else None
+    execution = store and latest_execution(store, cfg.name, "SchemaGen")
+    if not execution:
+        print("no SchemaGen run found: run the pipeline once without a schema file", file=sys.stderr)
+        return 1
+    (artifact,) = output_artifacts(store, execution.id)
+    shutil.copyfile(Path(artifact.uri) / "schema.pbtxt", cfg.schema_path)
+    print(f"saved {cfg.schema_path} from {artifact.uri}; review it and commit it")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="pipeline YAML")
+    common.add_argument("--output-root", type=Path, default=None,
+                        help="where <pipeline>/ outputs go (default: ./outputs)")
+    p = sub.add_parser("run", parents=[common], help="run the pipeline end to end")
+    p.add_argument("--engine", choices=["local", "beam"], default=None,
+                   help="orchestrator (default: the config's runner.engine)")
+    p.add_argument("--beam-arg", action="append", default=None, metavar="--FLAG=VALUE",
+                   help="Beam pipeline argument; repeat for several (replaces the config's)")
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("validate", parents=[common], help="check a config and its data columns")
+    p.set_defaults(fn=cmd_validate)
+    p = sub.add_parser("schema", parents=[common], help="save the inferred schema as the reviewed one")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(fn=cmd_schema)
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The pipeline: TFX components wired from a validated PipelineConfig."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow_model_analysis as tfma
+from google.protobuf import wrappers_pb2
+from tensorflow_model_analysis.proto import config_pb2
+from tfx import v1 as tfx
+from tfx.proto import example_gen_pb2, transform_pb2
+
+from components.anomaly_gate import AnomalyGate
+from pipeline.baseline import BLESSING, CANDIDATE, MODEL, PreviousBlessedModelStrategy
+from pipeline.config import METRICS, PipelineConfig
+
+MODULES_DIR = Path(__file__).resolve().parent.parent / "modules"
+PREPROCESSING_MODULE = MODULES_DIR / "preprocessing.py"
+TRAINING_MODULE = MODULES_DIR / "training.py"
+EVALUATOR_ID = "Evaluator"  # the one whose blessing gates the Pusher
+
+
+def eval_config(cfg: PipelineConfig, with_thresholds: bool = True) -> tfma.EvalConfig:
+    thresholds = {t.metric: t for t in cfg.evaluation.thresholds} if with_thresholds else {}
+    metrics = []
+    for name, class_name in METRICS.items():
+        th = thresholds.get(name)
+        threshold = None
+        if th is not None:
+            value = tfma.GenericValueThreshold()
+            if th.lower_bound is not None:
+                value.lower_bound.value = th.lower_bound
+            if th.upper_bound is not None:
+                value.upper_bound.value = th.upper_bound
+            threshold = tfma.MetricThreshold()
+            if th.lower_bound is not None or th.upper_bound is not None:
+                threshold.value_threshold.CopyFrom(value)
+            if th.max_decrease is not None:
+                # Ignored when no baseline was resolved (first run).
+                threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
+                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                    absolute={"value": -th.max_decrease}))
+        metrics.append(tfma.MetricConfig(class_name=class_name, threshold=threshold))
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(
+            signature_name="serving_default", label_key=cfg.label.name,
+            preprocessing_function_names=["transform_features"], prediction_key="probabilities")],
+        # Unweighted only: the data has no example weights, and TFMA's weighted variant
+        # of a metric without weights is meaningless (AUC 0.5).
+        metrics_specs=[tfma.MetricsSpec(
+            metrics=metrics, example_weights=tfma.ExampleWeightOptions(unweighted=True))],
+        # Only the metrics above: not the Keras model's compiled ones again.
+        options=config_pb2.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False)),
+        slicing_specs=[tfma.SlicingSpec()] + [
+            tfma.SlicingSpec(feature_keys=list(cols)) for cols in cfg.evaluation.slices],
+    )
+
+
+def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
+    split_config = example_gen_pb2.SplitConfig(splits=[
+        example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
+        for name, buckets in cfg.split_buckets.items()])
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=str(cfg.data_dir),
+        output_config=example_gen_pb2.Output(split_config=split_config))
+    examples = example_gen.outputs["examples"]
+
+    statistics_gen = tfx.components.StatisticsGen(examples=examples)
+    if cfg.schema_path.exists():
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=str(cfg.schema_path))
+    else:
+        # infer_feature_shape=False: every raw column may be missing, here and at serving.
+        schema_gen = tfx.components.SchemaGen(
+            statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False)
+    schema = schema_gen.outputs["schema"]
+
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema)
+    gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+
+    transform = tfx.components.Transform(
+        examples=examples, schema=schema, module_file=str(PREPROCESSING_MODULE),
+        custom_config=cfg.transform_custom_config(),
+        splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=list(cfg.split_buckets)))
+    transform.add_upstream_node(gate)
+
+    trainer = tfx.components.Trainer(
+        module_file=str(TRAINING_MODULE),
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema,
+        train_args=tfx.proto.TrainArgs(num_steps=cfg.training.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=cfg.training.eval_steps),
+        custom_config=cfg.trainer_custom_config())
+
+    baseline = tfx.dsl.Resolver(
+        strategy_class=PreviousBlessedModelStrategy,
+        **{MODEL: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+           BLESSING: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+           CANDIDATE: trainer.outputs["model"]},
+    ).with_id("baseline_model_resolver")
+
+    blessing_split, *report_splits = cfg.evaluation.splits
+    evaluator = tfx.components.Evaluator(
+        examples=examples, model=trainer.outputs["model"],
+        baseline_model=baseline.outputs[MODEL],
+        eval_config=eval_config(cfg), example_splits=[blessing_split]).with_id(EVALUATOR_ID)
+    reports = [
+        tfx.components.Evaluator(
+            examples=examples, model=trainer.outputs["model"],
+            eval_config=eval_config(cfg, with_thresholds=False), example_splits=[split],
+        ).with_id(f"{EVALUATOR_ID}_{split}")
+        for split in report_splits
+    ]
+
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=str(cfg.pushed_dir("serving")))))
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=cfg.name,
+        pipeline_root=str(cfg.pipeline_root),
+        components=[example_gen, statistics_gen, schema_gen, example_validator, gate, transform,
+                    trainer, baseline, evaluator, *reports, pusher],
+        enable_cache=True,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(cfg.metadata_path)),
+        beam_pipeline_args=list(cfg.runner.beam_args),
+    )

@@ -1,0 +1,122 @@
+"""Run a pipeline with the configured orchestrator, showing per-component progress.
+
+Both runners log "Component X is running/finished" (LocalDagRunner) or
+"node X is running/finished" (BeamDagRunner) through absl; a logging handler
+turns those into progress lines. Full logs go to ``<output_dir>/logs/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from pipeline.config import ENGINES, PipelineConfig, RunnerConfig
+
+_EVENT = re.compile(r"^(?:Component|node) (\S+) is (running|finished)\.$")
+
+
+@dataclass
+class Progress(logging.Handler):
+    total: int
+    out: TextIO = sys.stdout
+    started: dict[str, float] = field(default_factory=dict)
+    finished: dict[str, float] = field(default_factory=dict)
+    t0: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        logging.Handler.__init__(self, logging.INFO)
+
+    def __hash__(self) -> int:  # logging keeps handlers in sets/dicts
+        return id(self)
+
+    @property
+    def running(self) -> list[str]:
+        return [n for n in self.started if n not in self.finished]
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = _EVENT.match(record.getMessage())
+        if not match:
+            return
+        node, event = match.groups()
+        now = time.monotonic()
+        stamp = f"[{now - self.t0:7.1f}s]"
+        if event == "running":
+            self.started[node] = now
+            print(f"{stamp} ({len(self.started)}/{self.total}) {node} started", file=self.out, flush=True)
+        else:
+            self.finished[node] = now - self.started.get(node, now)
+            print(f"{stamp} ({len(self.finished)}/{self.total}) {node} finished in "
+                  f"{self.finished[node]:.1f}s", file=self.out, flush=True)
+
+
+class PipelineFailed(RuntimeError):
+    def __init__(self, component: str | None, cause: BaseException, log_file: Path):
+        self.component, self.cause, self.log_file = component, cause, log_file
+        where = f"at {component}" if component else "before any component ran"
+        super().__init__(f"pipeline failed {where}: {cause}\n(full log: {log_file})")
+
+
+def with_runner(cfg: PipelineConfig, engine: str | None = None,
+                beam_args: list[str] | None = None) -> PipelineConfig:
+    """The config with CLI overrides of the runner applied."""
+    if engine is not None and engine not in ENGINES:
+        raise ValueError(f"--engine must be one of {', '.join(ENGINES)}")
+    runner = RunnerConfig(engine or cfg.runner.engine,
+                          tuple(beam_args) if beam_args else cfg.runner.beam_args)
+    return replace(cfg, runner=runner)
+
+
+def _configure_logging(log_file: Path) -> list[logging.Handler]:
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.INFO)
+    absl_logging.use_python_logging(quiet=True)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.FileHandler(log_file)
+    file_handler.setLevel(logging.INFO)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    # Library chatter goes to the log file; the console shows progress and errors.
+    for h in list(root.handlers):
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+            h.setLevel(logging.ERROR)
+    root.addHandler(file_handler)
+    return [file_handler]
+
+
+def run(cfg: PipelineConfig, out: TextIO = sys.stdout) -> Path:
+    """Run the pipeline; return the log file. Raises PipelineFailed naming the component."""
+    from pipeline.pipeline_def import create_pipeline
+
+    log_file = cfg.output_dir / "logs" / f"run-{datetime.now():%Y%m%d-%H%M%S}.log"
+    handlers = _configure_logging(log_file)
+    pipeline = create_pipeline(cfg)
+    progress = Progress(total=len(pipeline.components), out=out)
+    logging.getLogger().addHandler(progress)
+    print(f"Running pipeline '{cfg.name}' with the {cfg.runner.engine} runner "
+          f"({' '.join(cfg.runner.beam_args)}); outputs in {cfg.output_dir}", file=out, flush=True)
+    try:
+        if cfg.runner.engine == "beam":
+            from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+            BeamDagRunner().run(pipeline)
+        else:
+            from tfx import v1 as tfx
+
+            tfx.orchestration.LocalDagRunner().run(pipeline)
+    except Exception as exc:
+        logging.getLogger(__name__).exception("pipeline failed")
+        running = progress.running
+        raise PipelineFailed(running[-1] if running else None, exc, log_file) from exc
+    finally:
+        for h in (progress, *handlers):
+            logging.getLogger().removeHandler(h)
+            h.close()
+    return log_file

@@ -1,0 +1,125 @@
+"""What a run did, read back from ML Metadata: component states and times,
+evaluation metrics per split, the blessing and the pushed model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import ml_metadata as mlmd
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline.config import PipelineConfig
+
+STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+
+
+@dataclass
+class NodeRun:
+    node_id: str
+    state: str
+    seconds: float
+    execution_id: int
+
+
+@dataclass
+class RunSummary:
+    pipeline: str
+    nodes: list[NodeRun] = field(default_factory=list)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> metric -> value
+    blessed: bool | None = None
+    pushed: bool | None = None
+    pushed_path: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+
+def open_store(cfg: PipelineConfig) -> mlmd.MetadataStore:
+    conn = metadata_store_pb2.ConnectionConfig()
+    conn.sqlite.filename_uri = str(cfg.metadata_path)
+    conn.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return mlmd.MetadataStore(conn)
+
+
+def latest_execution(store: mlmd.MetadataStore, pipeline: str, node_id: str
+                     ) -> metadata_store_pb2.Execution | None:
+    ctx = store.get_context_by_type_and_name("node", f"{pipeline}.{node_id}")
+    if ctx is None:
+        return None
+    executions = store.get_executions_by_context(ctx.id)
+    return max(executions, key=lambda e: e.id) if executions else None
+
+
+def output_artifacts(store: mlmd.MetadataStore, execution_id: int) -> list[metadata_store_pb2.Artifact]:
+    events = store.get_events_by_execution_ids([execution_id])
+    ids = [e.artifact_id for e in events if e.type in (metadata_store_pb2.Event.OUTPUT,
+                                                        metadata_store_pb2.Event.DECLARED_OUTPUT)]
+    return store.get_artifacts_by_id(ids) if ids else []
+
+
+def _custom(artifact: metadata_store_pb2.Artifact, key: str) -> Any:
+    if key not in artifact.custom_properties:
+        return None
+    value = artifact.custom_properties[key]
+    return getattr(value, value.WhichOneof("value"))
+
+
+def overall_metrics(evaluation_uri: str) -> dict[str, float]:
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(evaluation_uri)
+    for slice_key, metrics in result.slicing_metrics:
+        if slice_key == ():
+            flat = {}
+            for sub in metrics.values():
+                for values in sub.values():
+                    for name, value in values.items():
+                        if "doubleValue" in value:
+                            flat[name] = float(value["doubleValue"])
+            return flat
+    return {}
+
+
+def summarize(cfg: PipelineConfig, node_ids: list[str]) -> RunSummary:
+    from pipeline.pipeline_def import EVALUATOR_ID
+
+    store = open_store(cfg)
+    summary = RunSummary(cfg.name)
+    splits = list(cfg.evaluation.splits)
+    for node_id in node_ids:
+        execution = latest_execution(store, cfg.name, node_id)
+        if execution is None:
+            continue
+        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
+        summary.nodes.append(NodeRun(node_id, STATES[execution.last_known_state], seconds, execution.id))
+        if not node_id.startswith(EVALUATOR_ID) and node_id != "Pusher":
+            continue
+        for artifact in output_artifacts(store, execution.id):
+            type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
+            if type_name == "ModelEvaluation":
+                split = splits[0] if node_id == EVALUATOR_ID else node_id[len(EVALUATOR_ID) + 1:]
+                summary.metrics[split] = overall_metrics(artifact.uri)
+            elif type_name == "ModelBlessing" and node_id == EVALUATOR_ID:
+                summary.blessed = _custom(artifact, "blessed") == 1
+            elif type_name == "PushedModel":
+                summary.pushed = _custom(artifact, "pushed") == 1
+                summary.pushed_path = _custom(artifact, "pushed_destination")
+    return summary
+
+
+def format_summary(summary: RunSummary) -> str:
+    lines = [f"Pipeline '{summary.pipeline}':"]
+    for node in summary.nodes:
+        lines.append(f"  {node.node_id:<28} {node.state:<9} {node.seconds:7.1f}s")
+    if summary.metrics:
+        names = sorted({m for split in summary.metrics.values() for m in split})
+        splits = list(summary.metrics)
+        lines.append("  metrics        " + "".join(f"{s:>12}" for s in splits))
+        for name in names:
+            row = "".join(f"{summary.metrics[s].get(name, float('nan')):12.4f}" for s in splits)
+            lines.append(f"  {name:<15}{row}")
+    lines.append(f"  blessed: {summary.blessed}")
+    lines.append(f"  pushed:  {summary.pushed_path if summary.pushed else 'no'}")
+    return "\n".join(lines)
