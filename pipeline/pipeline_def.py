@@ -40,7 +40,11 @@ def eval_config(cfg: PipelineConfig, with_thresholds: bool = True) -> tfma.EvalC
                 threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
                     direction=tfma.MetricDirection.HIGHER_IS_BETTER,
                     absolute={"value": -th.max_decrease}))
-        metrics.append(tfma.MetricConfig(class_name=class_name, threshold=threshold))
+        # Thresholds gate the overall slice only: small slices (a rare payment type) are
+        # reported, not used to block a model.
+        per_slice = [] if threshold is None else [config_pb2.PerSliceMetricThreshold(
+            slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
+        metrics.append(tfma.MetricConfig(class_name=class_name, per_slice_thresholds=per_slice))
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(
             signature_name="serving_default", label_key=cfg.label.name,
@@ -48,7 +52,7 @@ def eval_config(cfg: PipelineConfig, with_thresholds: bool = True) -> tfma.EvalC
         # Unweighted only: the data has no example weights, and TFMA's weighted variant
         # of a metric without weights is meaningless (AUC 0.5).
         metrics_specs=[tfma.MetricsSpec(
-            metrics=metrics, example_weights=tfma.ExampleWeightOptions(unweighted=True))],
+            metrics=metrics, example_weights=config_pb2.ExampleWeightOptions(unweighted=True))],
         # Only the metrics above: not the Keras model's compiled ones again.
         options=config_pb2.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False)),
         slicing_specs=[tfma.SlicingSpec()] + [
@@ -62,6 +66,9 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         for name, buckets in cfg.split_buckets.items()])
     example_gen = tfx.components.CsvExampleGen(
         input_base=str(cfg.data_dir),
+        # Only the CSVs: a data folder also holds its PROVENANCE note.
+        input_config=example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name="single_split", pattern="*.csv")]),
         output_config=example_gen_pb2.Output(split_config=split_config))
     examples = example_gen.outputs["examples"]
 

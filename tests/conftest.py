@@ -1,0 +1,67 @@
+"""Shared fixtures: real taxi rows and pipeline configs derived from the shipped one."""
+
+from __future__ import annotations
+
+import csv
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
+
+ROOT = Path(__file__).resolve().parent.parent
+TAXI_CONFIG = ROOT / "pipeline" / "configs" / "taxi" / "pipeline.yaml"
+TAXI_CSV = ROOT / "data" / "taxi" / "data.csv"
+
+
+def read_taxi_rows() -> tuple[list[str], list[dict[str, str]]]:
+    with TAXI_CSV.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def write_csv(path: Path, header: list[str], rows: list[dict[str, str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def sample_rows(n: int, seed: int = 7) -> tuple[list[str], list[dict[str, str]]]:
+    header, rows = read_taxi_rows()
+    return header, random.Random(seed).sample(rows, n)
+
+
+def derived_config(tmp: Path, csv_dir: Path, **overrides) -> Path:
+    """The shipped taxi config with absolute paths, small budgets and ``overrides`` merged in."""
+    cfg = yaml.safe_load(TAXI_CONFIG.read_text())
+    cfg["data"]["csv_dir"] = str(csv_dir)
+    cfg["schema"] = str(TAXI_CONFIG.parent / cfg["schema"])
+    cfg["training"] = {"train_steps": 150, "eval_steps": 10, "epochs": 2, "early_stopping_patience": 1}
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key].update(value)
+        else:
+            cfg[key] = value
+    path = tmp / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def run_cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def taxi_sample_dir(tmp_path_factory) -> Path:
+    header, rows = sample_rows(4000)
+    d = tmp_path_factory.mktemp("taxi_sample")
+    write_csv(d / "data.csv", header, rows)
+    return d

@@ -1,0 +1,116 @@
+"""Config validation: the shipped config loads; every bad config names file, key and problem."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from modules import feature_steps
+from pipeline.config import ConfigError, load_config
+from tests.conftest import TAXI_CONFIG, ROOT
+
+
+def test_shipped_config_loads():
+    cfg = load_config(TAXI_CONFIG)
+    assert cfg.name == "taxi"
+    assert cfg.label.name == "big_tipper"
+    assert cfg.schema_path.exists()
+    assert cfg.data_dir == (ROOT / "data" / "taxi").resolve()
+    assert cfg.split_buckets == {"train": 8, "eval": 1, "test": 1}
+    assert {f.name for f in cfg.features} >= {"fare", "company", "trip_start_hour"}
+    assert cfg.serving_excluded_columns == ("tips",)  # label-only column, never asked at serving
+    assert cfg.output_dir == (ROOT / "outputs" / "taxi").resolve() or cfg.output_dir.name == "taxi"
+    company = next(f for f in cfg.features if f.name == "company")
+    assert company.output == feature_steps.OutputSpec("categorical", 105)
+    fare = next(f for f in cfg.features if f.name == "fare")
+    assert fare.output.kind == "numeric"
+
+
+def _write(tmp_path, mutate):
+    cfg = yaml.safe_load(TAXI_CONFIG.read_text())
+    cfg["data"]["csv_dir"] = str(ROOT / "data" / "taxi")
+    cfg["schema"] = str(TAXI_CONFIG.parent / "schema.pbtxt")
+    mutate(cfg)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _feature(cfg, name):
+    return next(f for f in cfg["features"] if f["name"] == name)
+
+
+BAD = {
+    "unknown top-level key": (lambda c: c.update(modle={}), ["<top level>", "unknown key 'modle'"]),
+    "missing name": (lambda c: c.pop("name"), ["name", "missing required key"]),
+    "bad split bucket": (lambda c: c["data"]["splits"].update(train=0), ["data.splits.train", "> 0"]),
+    "missing data dir": (lambda c: c["data"].update(csv_dir="/nonexistent/dir"),
+                         ["data.csv_dir", "does not exist"]),
+    "unknown step": (lambda c: _feature(c, "fare")["steps"].append("zscore"),
+                     ["features[1] (fare)", "unknown step", "z_score"]),
+    "unknown step argument": (lambda c: _feature(c, "company")["steps"][1]["vocabulary"].update(topk=3),
+                              ["(company)", "unknown argument 'topk'"]),
+    "missing step argument": (lambda c: _feature(c, "pickup_latitude")["steps"].__setitem__(1, {"bucketize": {}}),
+                              ["(pickup_latitude)", "missing required argument 'num_buckets'"]),
+    "bad argument type": (lambda c: _feature(c, "company")["steps"][1]["vocabulary"].update(top_k="ten"),
+                          ["(company)", "'top_k' must be int"]),
+    "string feature without encoding": (lambda c: _feature(c, "company").update(steps=[]),
+                                        ["(company)", "must end in a categorical step"]),
+    "numeric step on a string": (lambda c: _feature(c, "company")["steps"].insert(1, "z_score"),
+                                 ["(company)", "expects a numeric column"]),
+    "mean of a string": (lambda c: _feature(c, "company")["steps"].__setitem__(0, {"impute": {"strategy": "mean"}}),
+                         ["(company)", "needs a numeric column"]),
+    "bad type": (lambda c: _feature(c, "fare").update(type="double"), ["features[1].type", "float, int, string"]),
+    "feature not in data": (lambda c: c["features"].append({"name": "surge", "type": "float"}),
+                            ["features (surge)", "column 'surge' is not in the data"]),
+    "label column not in data": (lambda c: c["label"].update(column="tip_amount"),
+                                 ["label.column", "'tip_amount' is not in the data"]),
+    "duplicate feature": (lambda c: c["features"].append(dict(_feature(c, "fare"))), ["feature 'fare' is listed twice"]),
+    "unknown metric": (lambda c: c["evaluation"]["thresholds"].append({"metric": "aucc", "lower_bound": 0.5}),
+                       ["evaluation.thresholds[2].metric", "unknown metric"]),
+    "threshold without bound": (lambda c: c["evaluation"]["thresholds"].append({"metric": "auc"}),
+                                ["evaluation.thresholds[2]", "lower_bound"]),
+    "slice on unknown feature": (lambda c: c["evaluation"].update(slices=["hour"]),
+                                 ["evaluation.slices[0]", "'hour' is not a feature"]),
+    "bad engine": (lambda c: c["runner"].update(engine="spark"), ["runner.engine", "local, beam"]),
+    "bad beam arg": (lambda c: c["runner"].update(beam_args=["direct_num_workers=2"]), ["runner.beam_args"]),
+    "steps fewer than epochs": (lambda c: c["training"].update(train_steps=2, epochs=5), ["training.train_steps"]),
+    "both label rules": (lambda c: c["label"]["positive_when"].update(greater_than=1.0),
+                         ["label.positive_when", "exactly one"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_config_names_the_key(tmp_path, case):
+    mutate, expected = BAD[case]
+    path = _write(tmp_path, mutate)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert message.startswith(str(path)), message
+    for part in expected:
+        assert part in message, f"{part!r} not in {message!r}"
+
+
+def test_not_yaml(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_cli_reports_config_errors_without_traceback(tmp_path):
+    from tests.conftest import run_cli
+
+    path = _write(tmp_path, lambda c: _feature(c, "fare")["steps"].append("zscore"))
+    proc = run_cli("validate", "--config", str(path))
+    assert proc.returncode == 2
+    assert "config error:" in proc.stderr and "unknown step" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    ok = run_cli("validate", "--config", str(TAXI_CONFIG))
+    assert ok.returncode == 0 and "OK (14 features" in ok.stdout
