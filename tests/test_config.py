@@ -7,7 +7,7 @@ import yaml
 
 from modules import feature_steps
 from pipeline.config import ConfigError, load_config
-from tests.conftest import TAXI_CONFIG, ROOT
+from tests.conftest import ROOT, TAXI_CONFIG
 
 
 def test_shipped_config_loads():
@@ -65,7 +65,8 @@ BAD = {
                             ["features (surge)", "column 'surge' is not in the data"]),
     "label column not in data": (lambda c: c["label"].update(column="tip_amount"),
                                  ["label.column", "'tip_amount' is not in the data"]),
-    "duplicate feature": (lambda c: c["features"].append(dict(_feature(c, "fare"))), ["feature 'fare' is listed twice"]),
+    "duplicate feature": (lambda c: c["features"].append(dict(_feature(c, "fare"))),
+                          ["feature 'fare' is listed twice"]),
     "unknown metric": (lambda c: c["evaluation"]["thresholds"].append({"metric": "aucc", "lower_bound": 0.5}),
                        ["evaluation.thresholds[2].metric", "unknown metric"]),
     "threshold without bound": (lambda c: c["evaluation"]["thresholds"].append({"metric": "auc"}),
