@@ -38,7 +38,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = cfg.output_dir / "report"
     report.mkdir(parents=True, exist_ok=True)
     (report / "summary.json").write_text(result.to_json())
+    pictures = summary.write_pictures(cfg, report)
     print("\n" + summary.format_summary(result))
+    for picture in pictures:
+        print(f"  plot:    {picture}")
     print(f"  report:  {report}")
     return 0
 

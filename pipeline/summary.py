@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ml_metadata as mlmd
@@ -123,3 +124,29 @@ def format_summary(summary: RunSummary) -> str:
     lines.append(f"  blessed: {summary.blessed}")
     lines.append(f"  pushed:  {summary.pushed_path if summary.pushed else 'no'}")
     return "\n".join(lines)
+
+
+def _latest_output_uri(store: mlmd.MetadataStore, pipeline: str, node_id: str, type_name: str) -> str | None:
+    execution = latest_execution(store, pipeline, node_id)
+    if execution is None:
+        return None
+    for artifact in output_artifacts(store, execution.id):
+        if store.get_artifact_types_by_id([artifact.type_id])[0].name == type_name:
+            return artifact.uri
+    return None
+
+
+def write_pictures(cfg: PipelineConfig, report_dir: Path) -> list[Path]:
+    """Training curves and AUC per slice of the latest run, as PNGs in the report folder."""
+    from pipeline import report
+    from pipeline.pipeline_def import EVALUATOR_ID
+
+    store = open_store(cfg)
+    pictures = []
+    run_dir = _latest_output_uri(store, cfg.name, "Trainer", "ModelRun")
+    if run_dir and (Path(run_dir) / "training.json").exists():
+        pictures.append(report.training_curves(Path(run_dir) / "training.json", report_dir / "training.png"))
+    evaluation = _latest_output_uri(store, cfg.name, EVALUATOR_ID, "ModelEvaluation")
+    if evaluation and cfg.evaluation.slices:
+        pictures.append(report.slice_metrics(evaluation, "auc", report_dir / "slices_auc.png"))
+    return pictures

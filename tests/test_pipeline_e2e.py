@@ -67,6 +67,9 @@ def test_every_component_completes_and_model_is_pushed(first_run):
             assert 0.0 <= metrics[name] <= 1.0 and not math.isnan(metrics[name])
     report = json.loads((cfg.output_dir / "report" / "summary.json").read_text())
     assert report["pushed_path"] == summary.pushed_path
+    for picture in ("training.png", "slices_auc.png"):  # the run report's plots
+        assert (cfg.output_dir / "report" / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"plot:    {cfg.output_dir / 'report' / picture}" in proc.stdout
     # Everything lives under outputs/<pipeline>/.
     assert cfg.metadata_path.exists() and cfg.pipeline_root.is_dir()
 

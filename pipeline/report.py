@@ -1,0 +1,64 @@
+"""The run report's pictures: training curves and metrics per slice (PNG, matplotlib)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+
+
+def training_curves(training_json: Path, out: Path) -> Path:
+    history = json.loads(training_json.read_text())["history"]
+    metrics = [m for m in ("loss", "auc", "binary_accuracy") if m in history]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4))
+    for ax, metric in zip(axes, metrics, strict=True):
+        epochs = range(1, len(history[metric]) + 1)
+        ax.plot(epochs, history[metric], marker="o", label="train")
+        if f"val_{metric}" in history:
+            ax.plot(epochs, history[f"val_{metric}"], marker="o", label="eval")
+        ax.set_title(metric)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("Trainer: training curves")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def slice_metrics(evaluation_uri: str, metric: str, out: Path, min_examples: int = 20) -> Path:
+    """One bar chart per slicing column: the metric per value, with the overall value as a line."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(evaluation_uri)
+    overall, by_column = None, {}
+    for key, metrics in result.slicing_metrics:
+        flat = {name: v.get("doubleValue") for sub in metrics.values() for vals in sub.values()
+                for name, v in vals.items()}
+        if key == ():
+            overall = flat.get(metric)
+        elif len(key) == 1 and (flat.get("example_count") or 0) >= min_examples and flat.get(metric) is not None:
+            column, value = key[0]
+            by_column.setdefault(column, []).append((str(value), flat[metric], int(flat["example_count"])))
+    columns = sorted(by_column)
+    fig, axes = plt.subplots(len(columns) or 1, 1, figsize=(9, 2.8 * max(1, len(columns))), squeeze=False)
+    for ax, column in zip(axes[:, 0], columns, strict=False):
+        rows = sorted(by_column[column], key=lambda r: (len(r[0]), r[0]))
+        ax.bar([r[0] for r in rows], [r[1] for r in rows], color="#4878a8")
+        if overall is not None:
+            ax.axhline(overall, color="#c44e52", linestyle="--", label=f"overall {overall:.3f}")
+            ax.legend(loc="lower right")
+        ax.set_title(f"{metric} by {column} (slices with >= {min_examples} examples)")
+        ax.set_ylim(min(0.5, *(r[1] for r in rows)) if rows else 0, 1.0)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
