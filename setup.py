@@ -14,6 +14,7 @@ setup(
         "tensorboard",  # TF 2.21 no longer pulls it; Keras' TensorBoard callback needs it
         "pyyaml",
         "matplotlib",
+        "scikit-learn",  # feature scoring (mutual information) in FeatureSelector
     ],
     extras_require={"dev": ["pytest", "ruff"]},
     entry_points={"console_scripts": ["tfx-pipeline=pipeline.cli:main"]},

@@ -84,6 +84,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_pipeline_"))
+    for stale in ("upstream", "ours"):  # every run starts from an empty pipeline root and MLMD
+        shutil.rmtree(work / stale, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     data = work / "data"
     data.mkdir(exist_ok=True)

@@ -88,7 +88,8 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
     transform = tfx.components.Transform(
         examples=examples, schema=schema, module_file=str(PREPROCESSING_MODULE),
         custom_config=cfg.transform_custom_config(),
-        splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=list(cfg.split_buckets)))
+        # Fit on train only; materialize only what Trainer reads (Evaluator reads raw examples).
+        splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "eval"]))
     transform.add_upstream_node(gate)
 
     trainer = tfx.components.Trainer(
