@@ -1,7 +1,9 @@
 """Transform's module file: ``preprocessing_fn`` built from the pipeline config.
 
 The feature list and each feature's steps arrive in ``custom_config`` (written by
-``pipeline.config``); nothing about the data is hard-coded here.
+``pipeline.config``); nothing about the data is hard-coded here. A configured
+feature whose source columns are not in the schema Transform received (dropped
+by DataCleaner or not selected by FeatureSelector) is skipped.
 """
 
 from __future__ import annotations
@@ -15,27 +17,45 @@ keras_env.apply()  # before TensorFlow is imported in this process
 import tensorflow as tf  # noqa: E402
 
 from modules import feature_steps  # noqa: E402
+from modules.feature_steps import FeatureDef  # noqa: E402
+
+
+def value_type_of(tensor: Any) -> str:
+    """The config value type of a raw input tensor."""
+    if tensor.dtype == tf.string:
+        return "string"
+    return "int" if tensor.dtype.is_integer else "float"
+
+
+def active_features(custom_config: dict, available: set[str] | dict) -> list[FeatureDef]:
+    """Configured features whose source columns are all available."""
+    features = [FeatureDef.from_json(f) for f in custom_config["features"]]
+    return [f for f in features if all(c in available for c in f.source_columns)]
 
 
 def label_fn(inputs: dict[str, Any], label: dict[str, Any]) -> tf.Tensor:
     """0/1 label; a row whose label inputs are missing counts as negative (as upstream TFX)."""
-    value = feature_steps.to_dense(inputs[label["column"]], "float", float("nan"))
+    value = feature_steps.to_raw(inputs[label["column"]], "float")
     if label.get("greater_than_column"):
-        other = feature_steps.to_dense(inputs[label["greater_than_column"]], "float", float("nan"))
-        positive = value > other * label.get("factor", 1.0)
-        known = ~(tf.math.is_nan(value) | tf.math.is_nan(other))
+        other = feature_steps.to_raw(inputs[label["greater_than_column"]], "float")
+        positive = value.values > other.values * label.get("factor", 1.0)
+        known = value.present & other.present
     else:
-        positive = value > label["greater_than"]
-        known = ~tf.math.is_nan(value)
+        positive = value.values > label["greater_than"]
+        known = value.present
     return tf.cast(positive & known, tf.int64)
 
 
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, Any]:
     outputs = {}
-    for feature in custom_config["features"]:
-        name = feature["name"]
-        steps = [(step, dict(args)) for step, args in feature["steps"]]
-        outputs[f"{name}_xf"] = feature_steps.apply_steps(inputs[name], feature["type"], steps, name)
+    types = {name: value_type_of(t) for name, t in inputs.items()}
+    for feature in active_features(custom_config, inputs):
+        if feature.cyclical:
+            outputs.update(feature_steps.cyclical_features(feature, inputs))
+            continue
+        raw = (feature_steps.derived_raw(feature, inputs, types) if feature.ratio or feature.cross
+               else inputs[feature.name])
+        outputs.update(feature_steps.apply_steps(raw, feature.type, list(feature.steps), feature.name))
     label = custom_config["label"]
     outputs[label["name"]] = label_fn(inputs, label)
     return outputs

@@ -2,8 +2,8 @@
 
 * ``serving_default``: serialized ``tf.Example`` in, probabilities out (TF Serving
   predict/classify clients, TFMA).
-* ``serving_raw``: one named tensor per raw feature in (numbers as floats with NaN
-  for missing, strings with "" for missing), probabilities out.
+* ``serving_raw``: one named tensor per raw column the features use (numbers as
+  floats with NaN for missing, strings with "" for missing), probabilities out.
 * ``transform_features``: serialized ``tf.Example`` in, transformed features and
   label out (TFMA's preprocessing function for the label).
 
@@ -25,6 +25,22 @@ def raw_input_dtype(value_type: str) -> tf.DType:
     return {"float": tf.float32, "int": tf.float64, "string": tf.string}[value_type]
 
 
+def spec_value_type(spec: Any) -> str:
+    if spec.dtype == tf.string:
+        return "string"
+    return "int" if spec.dtype.is_integer else "float"
+
+
+def serving_columns(custom_config: dict, raw_spec: dict) -> list[str]:
+    """Raw columns the served model needs: the sources of every active feature, in config order."""
+    from modules.preprocessing import active_features
+
+    columns: list[str] = []
+    for feature in active_features(custom_config, raw_spec):
+        columns += [c for c in feature.source_columns if c not in columns]
+    return columns
+
+
 def _dense_to_raw(value: tf.Tensor, spec: Any) -> Any:
     """A dense [batch] column with NaN/"" for missing -> the raw spec's tensor form."""
     if value.dtype == tf.string:
@@ -41,38 +57,36 @@ def _dense_to_raw(value: tf.Tensor, spec: Any) -> Any:
     return tf.reshape(tf.cast(value, spec.dtype), [-1, *spec.shape])
 
 
-def _model_inputs(transformed: dict[str, tf.Tensor], features: list[dict]) -> dict[str, tf.Tensor]:
-    return {f"{f['name']}_xf": tf.reshape(transformed[f"{f['name']}_xf"], [-1, 1]) for f in features}
+def model_inputs(transformed: dict[str, tf.Tensor], outputs: list) -> dict[str, tf.Tensor]:
+    """Transformed columns shaped as the model's inputs ([batch, 1], or [batch, size] for vectors)."""
+    return {o.name: tf.reshape(transformed[o.name], [-1, o.size if o.kind == "vector" else 1]) for o in outputs}
 
 
-def build_signatures(model: Any, tf_transform_output: Any, custom_config: dict) -> dict:
-    features = custom_config["features"]
+def build_signatures(model: Any, tf_transform_output: Any, custom_config: dict, outputs: list) -> dict:
     label_name = custom_config["label"]["name"]
     excluded = set(custom_config.get("serving_excluded_columns", []))
     raw_spec = tf_transform_output.raw_feature_spec()
     serving_spec = {k: v for k, v in raw_spec.items() if k not in excluded}
+    columns = serving_columns(custom_config, raw_spec)
     # Keep the layer on the model so its resources are tracked by the SavedModel.
     model.tft_layer = tf_transform_output.transform_features_layer()
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(serialized):
         parsed = tf.io.parse_example(serialized, serving_spec)
-        transformed = model.tft_layer(parsed)
-        return {OUTPUT_KEY: model(_model_inputs(transformed, features))}
+        return {OUTPUT_KEY: model(model_inputs(model.tft_layer(parsed), outputs))}
 
-    raw_specs = [tf.TensorSpec([None], raw_input_dtype(f["type"]), name=f["name"]) for f in features]
+    raw_specs = [tf.TensorSpec([None], raw_input_dtype(spec_value_type(raw_spec[c])), name=c) for c in columns]
 
     @tf.function(input_signature=raw_specs)
-    def serve_raw(*columns):
-        raw = {f["name"]: _dense_to_raw(col, raw_spec[f["name"]]) for f, col in zip(features, columns, strict=True)}
-        transformed = model.tft_layer(raw)
-        return {OUTPUT_KEY: model(_model_inputs(transformed, features))}
+    def serve_raw(*values):
+        raw = {c: _dense_to_raw(v, raw_spec[c]) for c, v in zip(columns, values, strict=True)}
+        return {OUTPUT_KEY: model(model_inputs(model.tft_layer(raw), outputs))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(serialized):
-        parsed = tf.io.parse_example(serialized, raw_spec)
-        transformed = model.tft_layer(parsed)
-        out = _model_inputs(transformed, features)
+        transformed = model.tft_layer(tf.io.parse_example(serialized, raw_spec))
+        out = model_inputs(transformed, outputs)
         out[label_name] = tf.reshape(transformed[label_name], [-1, 1])
         return out
 
@@ -83,6 +97,6 @@ def build_signatures(model: Any, tf_transform_output: Any, custom_config: dict) 
     }
 
 
-def export(model: Any, tf_transform_output: Any, custom_config: dict, path: str) -> None:
-    signatures = build_signatures(model, tf_transform_output, custom_config)
+def export(model: Any, tf_transform_output: Any, custom_config: dict, outputs: list, path: str) -> None:
+    signatures = build_signatures(model, tf_transform_output, custom_config, outputs)
     model.save(path, save_format="tf", signatures=signatures)

@@ -24,6 +24,7 @@ from absl import logging  # noqa: E402
 from tfx_bsl.public.tfxio import TensorFlowDatasetOptions  # noqa: E402
 
 from modules import feature_steps, signatures  # noqa: E402
+from modules.feature_steps import FeatureDef  # noqa: E402
 
 
 def hyperparameters_from(custom_config: dict, overrides: dict | None = None) -> dict[str, Any]:
@@ -33,20 +34,26 @@ def hyperparameters_from(custom_config: dict, overrides: dict | None = None) -> 
     return hp
 
 
-def build_model(custom_config: dict, hp: dict[str, Any]) -> keras.Model:
+def model_outputs(custom_config: dict, tf_transform_output: Any) -> list[feature_steps.OutputSpec]:
+    """The transformed columns the model takes: those of the configured features that Transform
+    produced (features dropped by cleaning or feature selection are absent)."""
+    produced = tf_transform_output.transformed_feature_spec()
+    specs = [o for f in custom_config["features"] for o in FeatureDef.from_json(f).outputs()]
+    return [o for o in specs if o.name in produced]
+
+
+def build_model(outputs: list[feature_steps.OutputSpec], hp: dict[str, Any]) -> keras.Model:
     inputs, parts = {}, []
-    for feature in custom_config["features"]:
-        name = f"{feature['name']}_xf"
-        out = feature_steps.output_spec(feature["type"], [(s, a) for s, a in feature["steps"]])
+    for out in outputs:
         if out.kind == feature_steps.CATEGORICAL:
-            inp = keras.Input(shape=(1,), dtype=tf.int64, name=name)
-            emb = keras.layers.Embedding(out.cardinality, hp["embedding_dim"], name=f"{name}_embedding")(inp)
-            parts.append(keras.layers.Flatten(name=f"{name}_flat")(emb))
+            inp = keras.Input(shape=(1,), dtype=tf.int64, name=out.name)
+            emb = keras.layers.Embedding(out.size, hp["embedding_dim"], name=f"{out.name}_embedding")(inp)
+            parts.append(keras.layers.Flatten(name=f"{out.name}_flat")(emb))
         else:
-            inp = keras.Input(shape=(1,), dtype=tf.float32, name=name)
+            inp = keras.Input(shape=(out.size,), dtype=tf.float32, name=out.name)
             parts.append(inp)
-        inputs[name] = inp
-    x = keras.layers.Concatenate(name="features")(parts)
+        inputs[out.name] = inp
+    x = keras.layers.Concatenate(name="features")(parts) if len(parts) > 1 else parts[0]
     for i, units in enumerate(hp["hidden_units"]):
         x = keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")(x)
         if hp.get("dropout"):
@@ -62,13 +69,11 @@ def build_model(custom_config: dict, hp: dict[str, Any]) -> keras.Model:
 
 
 def input_fn(files: list[str], data_accessor: Any, tf_transform_output: Any, label: str,
-             batch_size: int) -> tf.data.Dataset:
+             batch_size: int, outputs: list[feature_steps.OutputSpec]) -> tf.data.Dataset:
     dataset = data_accessor.tf_dataset_factory(
         files, TensorFlowDatasetOptions(batch_size=batch_size, label_key=label),
         tf_transform_output.transformed_metadata.schema)
-    return dataset.map(
-        lambda f, y: ({k: tf.reshape(v, [-1, 1]) for k, v in f.items()}, tf.reshape(y, [-1, 1]))
-    ).repeat()
+    return dataset.map(lambda f, y: (signatures.model_inputs(f, outputs), tf.reshape(y, [-1, 1]))).repeat()
 
 
 def run_fn(fn_args: Any) -> None:
@@ -77,10 +82,13 @@ def run_fn(fn_args: Any) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     label = config["label"]["name"]
     keras.utils.set_random_seed(42)
-    train = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output, label, hp["batch_size"])
-    evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, label, hp["batch_size"])
+    outputs = model_outputs(config, tf_transform_output)
+    train = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output, label, hp["batch_size"],
+                     outputs)
+    evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, label,
+                          hp["batch_size"], outputs)
 
-    model = build_model(config, hp)
+    model = build_model(outputs, hp)
     model.summary(print_fn=logging.info)
     epochs = config["training"]["epochs"]
     callbacks = [
@@ -93,7 +101,7 @@ def run_fn(fn_args: Any) -> None:
         validation_data=evaluation, validation_steps=fn_args.eval_steps,
         callbacks=callbacks, verbose=2,
     )
-    signatures.export(model, tf_transform_output, config, fn_args.serving_model_dir)
+    signatures.export(model, tf_transform_output, config, outputs, fn_args.serving_model_dir)
     # The hyperparameters and training curve travel with the model.
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training.json"), "w") as fh:
         json.dump({"hyperparameters": hp,

@@ -8,13 +8,16 @@ resolved against the directory of the config file.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from modules import feature_steps
+from modules.feature_steps import FeatureDef
 
 ENGINES = ("local", "beam")
 TASKS = ("binary_classification",)
@@ -35,19 +38,7 @@ class ConfigError(ValueError):
     """A config file is malformed; the message names the file and key."""
 
 
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    type: str
-    steps: tuple[tuple[str, dict], ...]
-
-    @property
-    def transformed_name(self) -> str:
-        return f"{self.name}_xf"
-
-    @property
-    def output(self) -> feature_steps.OutputSpec:
-        return feature_steps.output_spec(self.type, list(self.steps))
+Feature = feature_steps.FeatureDef  # one definition, shared with the module files
 
 
 @dataclass(frozen=True)
@@ -98,6 +89,55 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True)
+class OutlierRule:
+    column: str
+    method: str  # quantile | iqr | z_score
+    lower: float = 0.01
+    upper: float = 0.99
+    k: float = 1.5
+
+
+@dataclass(frozen=True)
+class CleaningConfig:
+    """Row and column deletion, run by the DataCleaner component (fitted on train)."""
+
+    drop_columns_missing_fraction: float | None = None
+    drop_rows_missing: tuple[str, ...] = ()
+    max_missing_per_row: int | None = None
+    max_missing_columns: tuple[str, ...] = ()
+    remove_outliers: tuple[OutlierRule, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.drop_columns_missing_fraction is not None or self.drop_rows_missing
+                    or self.max_missing_per_row is not None or self.remove_outliers)
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    method: str = "mutual_information"  # or correlation
+    top_k: int | None = None
+    threshold: float | None = None
+    always_keep: tuple[str, ...] = ()
+    sample_size: int = 50000
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How ExampleGen splits: by hash of the row (default), of a partition column, or by time."""
+
+    buckets: dict[str, int]
+    partition_column: str | None = None
+    timestamp_column: str | None = None
+    eval_from: str | None = None  # ISO date: rows at or after it go to eval...
+    test_from: str | None = None  # ...and at or after this one to test
+
+    @property
+    def temporal(self) -> bool:
+        return self.timestamp_column is not None
+
+
+@dataclass(frozen=True)
 class RunnerConfig:
     engine: str = "local"
     beam_args: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
@@ -108,7 +148,7 @@ class PipelineConfig:
     path: Path
     name: str
     data_dir: Path
-    split_buckets: dict[str, int]
+    split: SplitConfig
     schema_path: Path
     label: Label
     features: tuple[Feature, ...]
@@ -116,6 +156,8 @@ class PipelineConfig:
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     runner: RunnerConfig = RunnerConfig()
+    cleaning: CleaningConfig = CleaningConfig()
+    selection: SelectionConfig | None = None
     output_root: Path = Path("outputs")
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -137,10 +179,51 @@ class PipelineConfig:
         return self.output_dir / "pushed" / target
 
     @property
+    def split_buckets(self) -> dict[str, int]:
+        return self.split.buckets
+
+    @property
+    def label_columns(self) -> tuple[str, ...]:
+        cols = (self.label.column,)
+        return cols + ((self.label.greater_than_column,) if self.label.greater_than_column else ())
+
+    @property
     def serving_excluded_columns(self) -> tuple[str, ...]:
         """Raw columns that only define the label: never required at serving time."""
-        feature_names = {f.name for f in self.features}
-        return tuple(c for c in self.label.source_columns if c not in feature_names)
+        used = {c for f in self.features for c in f.source_columns}
+        return tuple(c for c in self.label.source_columns if c not in used)
+
+    def cleaning_rules(self) -> dict[str, Any]:
+        """DataCleaner's rules JSON; label columns are protected from column deletion."""
+        c = self.cleaning
+        rules: dict[str, Any] = {"protected_columns": list(self.label_columns)}
+        if c.drop_columns_missing_fraction is not None:
+            rules["drop_columns_missing_fraction"] = c.drop_columns_missing_fraction
+        if c.drop_rows_missing:
+            rules["drop_rows_missing"] = list(c.drop_rows_missing)
+        if c.max_missing_per_row is not None:
+            rules["max_missing_per_row"] = {"columns": list(c.max_missing_columns), "max": c.max_missing_per_row}
+        if c.remove_outliers:
+            rules["remove_outliers"] = [
+                {"column": r.column, "method": r.method,
+                 **({"lower": r.lower, "upper": r.upper} if r.method == "quantile" else {"k": r.k})}
+                for r in c.remove_outliers]
+        return rules
+
+    def selection_config(self) -> dict[str, Any]:
+        """FeatureSelector's config JSON: raw (non-derived) features are the candidates."""
+        sel = self.selection
+        assert sel is not None
+        derived_sources = {c for f in self.features if f.ratio or f.cross or f.cyclical for c in f.source_columns}
+        return {
+            "method": sel.method, "top_k": sel.top_k, "threshold": sel.threshold,
+            "candidates": [{"name": f.name, "type": f.type} for f in self.features
+                           if not (f.ratio or f.cross or f.cyclical)],
+            "label": {"column": self.label.column, "greater_than_column": self.label.greater_than_column,
+                      "factor": self.label.factor, "greater_than": self.label.greater_than},
+            "always_keep": sorted(set(sel.always_keep) | derived_sources),
+            "sample_size": sel.sample_size, "seed": 0,
+        }
 
     def transform_custom_config(self) -> dict[str, Any]:
         """The JSON-able slice of the config that module files read (via custom_config)."""
@@ -152,10 +235,7 @@ class PipelineConfig:
                 "factor": self.label.factor,
                 "greater_than": self.label.greater_than,
             },
-            "features": [
-                {"name": f.name, "type": f.type, "steps": [[n, a] for n, a in f.steps]}
-                for f in self.features
-            ],
+            "features": [f.to_json() for f in self.features],
             "serving_excluded_columns": list(self.serving_excluded_columns),
         }
 
@@ -246,20 +326,16 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     base = source.resolve().parent
     top = _Reader(source, raw)
     top.mapping({"name", "description", "data", "schema", "label", "features", "model",
-                 "training", "evaluation", "runner", "output_root"})
+                 "training", "evaluation", "runner", "output_root", "cleaning", "feature_selection"})
     name = top.get("name", (str,), check=lambda v: None if v.replace("_", "").replace("-", "").isalnum()
                    else "use letters, digits, '-' and '_' only")
 
     data = top.child("data")
-    data.mapping({"csv_dir", "splits"})
+    data.mapping({"csv_dir", "splits", "split_by"})
     data_dir = (base / data.get("csv_dir", (str,))).resolve()
     if not data_dir.is_dir():
         raise data.fail(f"directory {data_dir} does not exist", "csv_dir")
-    splits = data.child("splits") if "splits" in data.data else None
-    buckets = {"train": 8, "eval": 1, "test": 1}
-    if splits is not None:
-        splits.mapping(set(SPLIT_NAMES))
-        buckets = {s: splits.get(s, (int,), check=_positive) for s in SPLIT_NAMES}
+    split = _split_config(data)
 
     schema_path = (base / top.get("schema", (str,))).resolve()
 
@@ -289,7 +365,7 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     features = []
     for i in range(len(feats_r.data)):
         f = feats_r.child(i)
-        f.mapping({"name", "type", "steps"})
+        f.mapping({"name", "type", "steps", "ratio", "cross", "cyclical"})
         fname = f.get("name", (str,))
         ftype = f.get("type", (str,), check=lambda v: None if v in feature_steps.VALUE_TYPES
                       else f"must be one of {', '.join(feature_steps.VALUE_TYPES)}")
@@ -307,16 +383,21 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
                 steps.append((sname, dict(sargs)))
             else:
                 raise f.fail("a step is a name or a one-key mapping {name: {args}}", f"steps[{j}]")
-        problems = feature_steps.check_steps(ftype, steps)
+        ratio, cross, cyclical = _derivation(f, ftype)
+        problems = [] if cyclical else feature_steps.check_steps(ftype, steps)
+        if cyclical and steps:
+            problems.append("a cyclical feature has fixed sin/cos outputs: remove its steps")
         if problems:
             raise ConfigError(f"{source}: features[{i}] ({fname}): {problems[0]}")
-        features.append(Feature(fname, ftype, tuple(steps)))
+        features.append(FeatureDef(fname, ftype, tuple(steps), ratio, cross, cyclical))
     names = [f.name for f in features]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise top.fail(f"feature '{dupes[0]}' is listed twice", "features")
     if label.name in names:
         raise label_r.fail(f"label name '{label.name}' collides with a feature name", "name")
+    cleaning = _cleaning_config(top) if "cleaning" in top.data else CleaningConfig()
+    selection = _selection_config(top, names) if "feature_selection" in top.data else None
 
     model = ModelConfig()
     if "model" in top.data:
@@ -395,20 +476,199 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
         output_root = base / top.data["output_root"] if "output_root" in top.data else Path("outputs")
 
     config = PipelineConfig(
-        path=source, name=name, data_dir=data_dir, split_buckets=buckets,
+        path=source, name=name, data_dir=data_dir, split=split, cleaning=cleaning, selection=selection,
         schema_path=schema_path, label=label, features=tuple(features), model=model,
         training=training, evaluation=evaluation, runner=runner,
         output_root=Path(output_root).resolve(),
         description=top.get("description", (str,), ""),
     )
     if check_data:
-        header = _csv_header(data_dir, source)
-        needed = [(f"features ({f.name})", f.name) for f in features]
-        needed.append(("label.column", label.column))
-        if label.greater_than_column:
-            needed.append(("label.positive_when.greater_than_column", label.greater_than_column))
-        for key, col in needed:
-            if col not in header:
-                raise ConfigError(f"{source}: {key}: column '{col}' is not in the data "
-                                  f"({data_dir}); columns: {', '.join(header)}")
+        _check_against_data(config, source)
     return config
+
+
+def _split_config(data: _Reader) -> SplitConfig:
+    buckets = {"train": 8, "eval": 1, "test": 1}
+    if "splits" in data.data:
+        splits = data.child("splits")
+        splits.mapping(set(SPLIT_NAMES))
+        buckets = {s: splits.get(s, (int,), check=_positive) for s in SPLIT_NAMES}
+    if "split_by" not in data.data:
+        return SplitConfig(buckets)
+    by = data.child("split_by")
+    by.mapping({"column", "timestamp_column", "eval_from", "test_from"})
+    if "column" in by.data:
+        if "timestamp_column" in by.data:
+            raise by.fail("give either column (hash of a partition column) or timestamp_column (temporal)")
+        return SplitConfig(buckets, partition_column=by.get("column", (str,)))
+    ts = by.get("timestamp_column", (str,))
+    dates = {}
+    for key in ("eval_from", "test_from"):
+        value = by.get(key, (str, date))
+        try:
+            dates[key] = value if isinstance(value, date) else date.fromisoformat(value)
+        except ValueError:
+            raise by.fail(f"must be an ISO date like 2016-01-01, got {value!r}", key) from None
+    if dates["eval_from"] >= dates["test_from"]:
+        raise by.fail("must be after eval_from", "test_from")
+    return SplitConfig(buckets, timestamp_column=ts, eval_from=dates["eval_from"].isoformat(),
+                       test_from=dates["test_from"].isoformat())
+
+
+def _derivation(f: _Reader, ftype: str) -> tuple[tuple | None, tuple | None, dict | None]:
+    given = [k for k in ("ratio", "cross", "cyclical") if k in f.data]
+    if len(given) > 1:
+        raise f.fail(f"give at most one of ratio, cross, cyclical (got {', '.join(given)})")
+    if not given:
+        return None, None, None
+    key = given[0]
+    if key == "cyclical":
+        cyc = f.child("cyclical")
+        cyc.mapping({"column", "parts"})
+        parts = cyc.get("parts", (list,), list(feature_steps.CYCLICAL_PARTS))
+        bad = [p for p in parts if p not in feature_steps.CYCLICAL_PARTS]
+        if not parts or bad:
+            raise cyc.fail(f"parts are among {', '.join(feature_steps.CYCLICAL_PARTS)}; got {parts}", "parts")
+        return None, None, {"column": cyc.get("column", (str,)), "parts": parts}
+    cols = f.get(key, (list,))
+    if not all(isinstance(c, str) for c in cols) or (key == "ratio" and len(cols) != 2) or len(cols) < 2:
+        need = "[numerator, denominator]" if key == "ratio" else "a list of two or more columns"
+        raise f.fail(f"must be {need}", key)
+    if key == "ratio" and ftype != "float":
+        raise f.fail("a ratio is a float feature", "type")
+    if key == "cross" and ftype != "string":
+        raise f.fail("a cross is a string feature (then hash or vocabulary it)", "type")
+    return (tuple(cols), None, None) if key == "ratio" else (None, tuple(cols), None)
+
+
+def _cleaning_config(top: _Reader) -> CleaningConfig:
+    c = top.child("cleaning")
+    c.mapping({"drop_columns_missing_fraction", "drop_rows_missing", "max_missing_per_row", "remove_outliers"})
+    frac = c.get("drop_columns_missing_fraction", (int, float), None,
+                 lambda v: None if 0 < v <= 1 else "must be in (0, 1]")
+    rows = c.get("drop_rows_missing", (list,), [])
+    max_missing, max_cols = None, ()
+    if "max_missing_per_row" in c.data:
+        mm = c.child("max_missing_per_row")
+        mm.mapping({"columns", "max"})
+        max_missing = mm.get("max", (int,), check=lambda v: None if v >= 0 else "must be >= 0")
+        max_cols = tuple(mm.get("columns", (list,)))
+    rules = []
+    outliers = c.get("remove_outliers", (list,), [])
+    for k in range(len(outliers)):
+        r = c.child("remove_outliers").child(k)
+        r.mapping({"column", "method", "lower", "upper", "k"})
+        method = r.get("method", (str,), check=lambda v: None if v in feature_steps.CLIP_METHODS
+                       else f"must be one of {', '.join(feature_steps.CLIP_METHODS)}")
+        lower = float(r.get("lower", (int, float), 0.01, feature_steps._fraction))
+        upper = float(r.get("upper", (int, float), 0.99, feature_steps._fraction))
+        if lower >= upper:
+            raise r.fail("must be > lower", "upper")
+        rules.append(OutlierRule(r.get("column", (str,)), method, lower, upper,
+                                 float(r.get("k", (int, float), 1.5, _positive))))
+    return CleaningConfig(None if frac is None else float(frac), tuple(rows), max_missing, max_cols, tuple(rules))
+
+
+def _selection_config(top: _Reader, feature_names: list[str]) -> SelectionConfig:
+    s = top.child("feature_selection")
+    s.mapping({"method", "top_k", "threshold", "always_keep", "sample_size"})
+    method = s.get("method", (str,), "mutual_information",
+                   lambda v: None if v in ("mutual_information", "correlation")
+                   else "must be mutual_information or correlation")
+    top_k = s.get("top_k", (int,), None, _positive)
+    threshold = s.get("threshold", (int, float), None)
+    if (top_k is None) == (threshold is None):
+        raise s.fail("give exactly one of top_k or threshold")
+    keep = s.get("always_keep", (list,), [])
+    for k in keep:
+        if k not in feature_names:
+            raise s.fail(f"'{k}' is not a feature", "always_keep")
+    return SelectionConfig(method, top_k, None if threshold is None else float(threshold), tuple(keep),
+                           s.get("sample_size", (int,), 50000, _positive))
+
+
+def _check_against_data(config: PipelineConfig, source: Path) -> None:
+    """Columns the config names must be in the CSV header; steps that need positive values
+    (log, Box-Cox) or values above -1 (log1p) must get them."""
+    header = _csv_header(config.data_dir, source)
+    needed = []
+    for i, f in enumerate(config.features):
+        if f.name in header and (f.ratio or f.cross or f.cyclical):
+            needed_key = f"features[{i}] ({f.name})"
+            raise ConfigError(f"{source}: {needed_key}: a derived feature cannot reuse the column name '{f.name}'")
+        needed += [(f"features ({f.name})", c) for c in f.source_columns]
+    needed.append(("label.column", config.label.column))
+    if config.label.greater_than_column:
+        needed.append(("label.positive_when.greater_than_column", config.label.greater_than_column))
+    c = config.cleaning
+    needed += [("cleaning.drop_rows_missing", col) for col in c.drop_rows_missing]
+    needed += [("cleaning.max_missing_per_row.columns", col) for col in c.max_missing_columns]
+    needed += [(f"cleaning.remove_outliers ({r.column})", r.column) for r in c.remove_outliers]
+    if config.split.partition_column:
+        needed.append(("data.split_by.column", config.split.partition_column))
+    if config.split.timestamp_column:
+        needed.append(("data.split_by.timestamp_column", config.split.timestamp_column))
+    for key, col in needed:
+        if col not in header:
+            raise ConfigError(f"{source}: {key}: column '{col}' is not in the data "
+                              f"({config.data_dir}); columns: {', '.join(header)}")
+    domains = {}
+    for i, f in enumerate(config.features):
+        requirement = None if f.cyclical else feature_steps.domain_requirement(list(f.steps))
+        if requirement:
+            domains[i] = requirement
+    if not domains:
+        return
+    columns = {c for i in domains for c in config.features[i].source_columns}
+    minima = _column_minima(config.data_dir, columns)
+    for i, (step, bound) in domains.items():
+        f = config.features[i]
+        low = _ratio_minimum(config.data_dir, *f.ratio) if f.ratio else minima.get(f.name)
+        # What a missing value becomes: 0 without impute, the constant, or a train statistic
+        # (mean/median/most frequent), which stays in the data's domain.
+        impute = next((a for s, a in f.steps if s == "impute"), None)
+        if impute is None:
+            fill = 0.0
+        elif impute.get("strategy", "constant") == "constant":
+            fill = float(impute.get("value", 0.0))
+        else:
+            fill = None
+        if low is not None and low <= bound:
+            raise ConfigError(f"{source}: features[{i}] ({f.name}): step '{step}' needs values > {bound:g}, "
+                              f"but the data has {low:g}")
+        if fill is not None and fill <= bound:
+            raise ConfigError(f"{source}: features[{i}] ({f.name}): step '{step}' needs values > {bound:g}, "
+                              f"but missing values are filled with {fill:g}: add an impute step")
+
+
+def _read_columns(data_dir: Path, columns: set[str]) -> Iterator[dict[str, str]]:
+    for path in sorted(data_dir.glob("*.csv")):
+        with path.open(newline="") as fh:
+            yield from csv.DictReader(fh)
+
+
+def _column_minima(data_dir: Path, columns: set[str]) -> dict[str, float]:
+    minima: dict[str, float] = {}
+    for row in _read_columns(data_dir, columns):
+        for c in columns:
+            v = row.get(c, "")
+            if v != "":
+                try:
+                    x = float(v)
+                except ValueError:
+                    continue  # a type problem: the schema check of ExampleValidator reports it
+                if c not in minima or x < minima[c]:
+                    minima[c] = x
+    return minima
+
+
+def _ratio_minimum(data_dir: Path, num: str, den: str) -> float | None:
+    low = None
+    for row in _read_columns(data_dir, {num, den}):
+        try:
+            n, d = float(row[num]), float(row[den])
+        except (ValueError, KeyError):
+            continue
+        if d != 0:
+            low = n / d if low is None else min(low, n / d)
+    return low
