@@ -208,7 +208,7 @@ def clean_splits(splits: Mapping[str, beam.PCollection], rules: Rules, columns: 
                           | f"ZBounds[{i}]" >> beam.Map(z_score_bounds, rule))
             else:
                 # Exact quantiles (= np.quantile): one column's present train values are gathered on one
-                # worker; 8 bytes a value, so tens of MB for millions of rows.
+                # worker, a Python float each: some tens of MB per million rows, fine for one numeric column.
                 fitted = (values | f"Gather[{i}]" >> beam.combiners.ToList()
                           | f"QBounds[{i}]" >> beam.Map(quantile_bounds, rule))
             items.append(fitted | f"ItemFitted[{i}]" >> beam.Map(lambda b, i=i: ("fitted", i, b)))

@@ -1,0 +1,3 @@
+from components.temporal_split.component import TemporalCsvExampleGen
+
+__all__ = ["TemporalCsvExampleGen"]
