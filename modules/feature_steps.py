@@ -199,13 +199,14 @@ def check_steps(value_type: str, steps: list[tuple[str, dict]]) -> list[str]:
         if spec is None:
             problems.append(f"{where}: unknown step; known steps: {', '.join(sorted(STEPS))}")
             return problems
+        if name == "impute" and i != 0:
+            problems.append(f"{where}: impute must be the first step")
+            continue
         if kind == RAW and RAW not in spec.accepts:
             kind = dense_kind(value_type)  # implicit constant imputation (0 or "")
         if kind not in spec.accepts:
             problems.append(f"{where}: expects a {' or '.join(sorted(spec.accepts - {RAW}))} column, "
                             f"but the column is {kind} at this point")
-        if name == "impute" and i != 0:
-            problems.append(f"{where}: impute must be the first step")
         for key, value in args.items():
             arg = spec.args.get(key)
             if arg is None:
@@ -590,5 +591,6 @@ def cyclical_features(feature: FeatureDef, inputs: dict[str, Any]) -> dict[str, 
     for part in feature.cyclical["parts"]:
         angle = 2.0 * math.pi * values[part] / CYCLICAL_PARTS[part]
         for fn, op in (("sin", tf.sin), ("cos", tf.cos)):
-            out[f"{feature.name}_{part}_{fn}_xf"] = tf.cast(tf.where(raw.present, op(angle), tf.zeros_like(angle)), tf.float32)
+            value = tf.where(raw.present, op(angle), tf.zeros_like(angle))
+            out[f"{feature.name}_{part}_{fn}_xf"] = tf.cast(value, tf.float32)
     return out

@@ -78,6 +78,55 @@ BAD = {
     "steps fewer than epochs": (lambda c: c["training"].update(train_steps=2, epochs=5), ["training.train_steps"]),
     "both label rules": (lambda c: c["label"]["positive_when"].update(greater_than=1.0),
                          ["label.positive_when", "exactly one"]),
+    # issue 3: data-dependent step checks, derived features, cleaning, selection, splitting
+    "box-cox on non-positive data": (lambda c: _feature(c, "fare").update(
+        steps=[{"impute": {"strategy": "mean"}}, "box_cox"]),
+                                     ["features[1] (fare)", "'box_cox' needs values > 0", "the data has 0"]),
+    "log of a column filled with 0": (lambda c: _feature(c, "dropoff_latitude").update(steps=["log"]),
+                                      ["(dropoff_latitude)", "'log' needs values > 0", "filled with 0"]),
+    "log after a scaling step": (lambda c: _feature(c, "trip_miles").update(steps=["z_score", "log1p"]),
+                                 ["(trip_miles)", "log1p", "put it before z_score"]),
+    "numeric step after encoding": (lambda c: _feature(c, "company")["steps"].append("z_score"),
+                                    ["(company)", "steps[2] (z_score)", "expects a numeric column"]),
+    "impute not first": (lambda c: _feature(c, "fare")["steps"].append({"impute": {"strategy": "mean"}}),
+                         ["(fare)", "impute must be the first step"]),
+    "ratio of three columns": (lambda c: c["features"].append({"name": "r", "type": "float",
+                                                                "ratio": ["fare", "tips", "trip_miles"]}),
+                               ["features[14].ratio", "[numerator, denominator]"]),
+    "cross typed float": (lambda c: c["features"].append({"name": "x", "type": "float",
+                                                           "cross": ["company", "payment_type"]}),
+                          ["features[14].type", "a cross is a string feature"]),
+    "cyclical unknown part": (lambda c: c["features"].append({"name": "t", "type": "int", "cyclical": {
+        "column": "trip_start_timestamp", "parts": ["minute"]}}), ["features[14].cyclical.parts", "hour"]),
+    "derived reuses a column name": (lambda c: c["features"].append({"name": "tips", "type": "float",
+                                                                      "ratio": ["tips", "fare"]}),
+                                     ["(tips)", "cannot reuse the column name"]),
+    "derived source not in data": (lambda c: c["features"].append({"name": "r", "type": "float",
+                                                                    "ratio": ["fare", "distance"]}),
+                                   ["features (r)", "column 'distance' is not in the data"]),
+    "cleaning unknown column": (lambda c: c.update(cleaning={"drop_rows_missing": ["fares"]}),
+                                ["cleaning.drop_rows_missing", "'fares' is not in the data"]),
+    "cleaning bad method": (lambda c: c.update(cleaning={"remove_outliers": [{"column": "fare", "method": "mad"}]}),
+                            ["cleaning.remove_outliers[0].method", "quantile, iqr, z_score"]),
+    "cleaning bounds reversed": (lambda c: c.update(cleaning={"remove_outliers": [
+        {"column": "fare", "method": "quantile", "lower": 0.9, "upper": 0.1}]}),
+        ["cleaning.remove_outliers[0].upper", "must be > lower"]),
+    "selection both modes": (lambda c: c.update(feature_selection={"top_k": 3, "threshold": 0.1}),
+                             ["feature_selection", "exactly one of top_k or threshold"]),
+    "selection keeps unknown": (lambda c: c.update(feature_selection={"top_k": 3, "always_keep": ["tip"]}),
+                                ["feature_selection.always_keep", "'tip' is not a feature"]),
+    "split by two things": (lambda c: c["data"].update(split_by={"column": "company",
+                                                                 "timestamp_column": "trip_start_timestamp"}),
+                            ["data.split_by", "either column"]),
+    "split date not ISO": (lambda c: c["data"].update(split_by={"timestamp_column": "trip_start_timestamp",
+                                                                "eval_from": "Jan 2016", "test_from": "2016-07-01"}),
+                           ["data.split_by.eval_from", "ISO date"]),
+    "split dates reversed": (lambda c: c["data"].update(split_by={"timestamp_column": "trip_start_timestamp",
+                                                                  "eval_from": "2016-07-01",
+                                                                  "test_from": "2016-01-01"}),
+                             ["data.split_by.test_from", "after eval_from"]),
+    "split column not in data": (lambda c: c["data"].update(split_by={"column": "driver"}),
+                                 ["data.split_by.column", "'driver' is not in the data"]),
 }
 
 
@@ -115,3 +164,35 @@ def test_cli_reports_config_errors_without_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
     ok = run_cli("validate", "--config", str(TAXI_CONFIG))
     assert ok.returncode == 0 and "OK (14 features" in ok.stdout
+
+
+def test_full_issue3_config_loads_and_feeds_components(tmp_path):
+    def mutate(c):
+        c["features"] += [
+            {"name": "fare_per_mile", "type": "float", "ratio": ["fare", "trip_miles"],
+             "steps": [{"impute": {"strategy": "median"}}, "log1p", "z_score"]},
+            {"name": "pay_x_hour", "type": "string", "cross": ["payment_type", "trip_start_hour"],
+             "steps": [{"hash": {"buckets": 64}}]},
+            {"name": "start", "type": "int", "cyclical": {"column": "trip_start_timestamp"}},
+        ]
+        _feature(c, "trip_miles")["steps"] = [{"clip": {"method": "quantile", "upper": 0.999}}, "log1p", "robust"]
+        c["cleaning"] = {"drop_rows_missing": ["fare"], "drop_columns_missing_fraction": 0.9,
+                         "max_missing_per_row": {"columns": ["pickup_latitude", "dropoff_latitude"], "max": 1},
+                         "remove_outliers": [{"column": "fare", "method": "iqr", "k": 3}]}
+        c["feature_selection"] = {"method": "mutual_information", "top_k": 8}
+        c["data"]["split_by"] = {"timestamp_column": "trip_start_timestamp", "eval_from": "2016-01-01",
+                                 "test_from": "2016-07-01"}
+
+    cfg = load_config(_write(tmp_path, mutate))
+    assert cfg.split.temporal and cfg.split.eval_from == "2016-01-01"
+    start = next(f for f in cfg.features if f.name == "start")
+    assert [o.name for o in start.outputs()][:2] == ["start_hour_sin_xf", "start_hour_cos_xf"]
+    assert len(start.outputs()) == 6
+    rules = cfg.cleaning_rules()
+    assert rules["protected_columns"] == ["tips", "fare"]
+    assert rules["remove_outliers"] == [{"column": "fare", "method": "iqr", "k": 3.0}]
+    assert rules["max_missing_per_row"] == {"columns": ["pickup_latitude", "dropoff_latitude"], "max": 1}
+    sel = cfg.selection_config()
+    assert sel["top_k"] == 8 and {"name": "company", "type": "string"} in sel["candidates"]
+    assert "fare_per_mile" not in {c["name"] for c in sel["candidates"]}  # derived: not a raw column
+    assert {"fare", "trip_miles", "payment_type", "trip_start_hour", "trip_start_timestamp"} <= set(sel["always_keep"])
