@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import tensorflow_model_analysis as tfma
@@ -11,6 +12,9 @@ from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2, transform_pb2
 
 from components.anomaly_gate import AnomalyGate
+from components.data_cleaner import DataCleaner
+from components.feature_selector import FeatureSelector
+from components.temporal_split import TemporalCsvExampleGen
 from pipeline.baseline import BLESSING, CANDIDATE, MODEL, PreviousBlessedModelStrategy
 from pipeline.config import METRICS, PipelineConfig
 
@@ -60,17 +64,28 @@ def eval_config(cfg: PipelineConfig, with_thresholds: bool = True) -> tfma.EvalC
     )
 
 
-def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
+def example_gen(cfg: PipelineConfig) -> tfx.dsl.components.base.base_component.BaseComponent:
+    """ExampleGen for the configured split: hash of the row, of a partition column, or by time."""
+    if cfg.split.temporal:
+        return TemporalCsvExampleGen(str(cfg.data_dir), cfg.split.timestamp_column, cfg.split.eval_from,
+                                     cfg.split.test_from)
     split_config = example_gen_pb2.SplitConfig(splits=[
         example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
         for name, buckets in cfg.split_buckets.items()])
-    example_gen = tfx.components.CsvExampleGen(
+    if cfg.split.partition_column:
+        # Rows sharing the column's value land in the same split (no leakage across groups).
+        split_config.partition_feature_name = cfg.split.partition_column
+    return tfx.components.CsvExampleGen(
         input_base=str(cfg.data_dir),
         # Only the CSVs: a data folder also holds its PROVENANCE note.
         input_config=example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name="single_split", pattern="*.csv")]),
         output_config=example_gen_pb2.Output(split_config=split_config))
-    examples = example_gen.outputs["examples"]
+
+
+def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
+    gen = example_gen(cfg)
+    examples = gen.outputs["examples"]
 
     statistics_gen = tfx.components.StatisticsGen(examples=examples)
     if cfg.schema_path.exists():
@@ -84,9 +99,25 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema)
     gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+    components = [gen, statistics_gen, schema_gen, example_validator, gate]
+
+    # Row/column deletion, then feature selection: each hands on examples and a narrower schema.
+    model_examples, model_schema, after_gate = examples, schema, []
+    if cfg.cleaning.enabled:
+        cleaner = DataCleaner(examples=examples, schema=schema, rules=json.dumps(cfg.cleaning_rules()))
+        cleaner.add_upstream_node(gate)
+        model_examples, model_schema = cleaner.outputs["cleaned_examples"], cleaner.outputs["cleaned_schema"]
+        after_gate.append(cleaner)
+    if cfg.selection is not None:
+        selector = FeatureSelector(examples=model_examples, schema=model_schema,
+                                   config=json.dumps(cfg.selection_config()))
+        selector.add_upstream_node(gate)
+        model_schema = selector.outputs["selected_schema"]
+        after_gate.append(selector)
+    components += after_gate
 
     transform = tfx.components.Transform(
-        examples=examples, schema=schema, module_file=str(PREPROCESSING_MODULE),
+        examples=model_examples, schema=model_schema, module_file=str(PREPROCESSING_MODULE),
         custom_config=cfg.transform_custom_config(),
         # Fit on train only; materialize only what Trainer reads (Evaluator reads raw examples).
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "eval"]))
@@ -96,7 +127,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         module_file=str(TRAINING_MODULE),
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=schema,
+        schema=model_schema,
         train_args=tfx.proto.TrainArgs(num_steps=cfg.training.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=cfg.training.eval_steps),
         custom_config=cfg.trainer_custom_config())
@@ -110,12 +141,12 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
 
     blessing_split, *report_splits = cfg.evaluation.splits
     evaluator = tfx.components.Evaluator(
-        examples=examples, model=trainer.outputs["model"],
+        examples=model_examples, model=trainer.outputs["model"],
         baseline_model=baseline.outputs[MODEL],
         eval_config=eval_config(cfg), example_splits=[blessing_split]).with_id(EVALUATOR_ID)
     reports = [
         tfx.components.Evaluator(
-            examples=examples, model=trainer.outputs["model"],
+            examples=model_examples, model=trainer.outputs["model"],
             eval_config=eval_config(cfg, with_thresholds=False), example_splits=[split],
         ).with_id(f"{EVALUATOR_ID}_{split}")
         for split in report_splits
@@ -130,8 +161,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.name,
         pipeline_root=str(cfg.pipeline_root),
-        components=[example_gen, statistics_gen, schema_gen, example_validator, gate, transform,
-                    trainer, baseline, evaluator, *reports, pusher],
+        components=[*components, transform, trainer, baseline, evaluator, *reports, pusher],
         enable_cache=True,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             str(cfg.metadata_path)),

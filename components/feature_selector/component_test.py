@@ -100,9 +100,10 @@ def run(tmp_path_factory) -> SimpleNamespace:
 
 # ------------------------------------------------------------ helpers (independent of the executor) --
 def split_records(examples_uri: str, split: str) -> list[bytes]:
-    """The split's serialized examples in the component's canonical order (sorted bytes)."""
+    """The split's examples in the component's canonical order: deterministic serialization, sorted."""
     files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
-    return sorted(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
+    return sorted(example_pb2.Example.FromString(r).SerializeToString(deterministic=True)
+                  for r in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
 
 
 def to_frame(records: list[bytes]) -> pd.DataFrame:
@@ -193,9 +194,9 @@ def test_selected_schema_drops_exactly_the_unselected_candidates(run):
         assert {"tips", "fare", "trip_start_timestamp", "dropoff_latitude"} <= {f.name for f in out.schema.feature}
         for feature in out.schema.feature:  # kept features are unchanged
             assert feature == next(f for f in schema.feature if f.name == feature.name)
-    # company was dropped: its string domain goes with it; payment_type's stays.
-    assert "company" in {r["feature"] for r in run.top_k.table if not r["selected"]}
-    assert {d.name for d in run.top_k.schema.string_domain} == {d.name for d in schema.string_domain} - {"company"}
+        # A dropped feature's string domain goes with it; the others stay.
+        dropped_domains = {f.domain for f in schema.feature if f.name in unselected and f.HasField("domain")}
+        assert {d.name for d in out.schema.string_domain} == {d.name for d in schema.string_domain} - dropped_domains
 
 
 def test_top_k_selects_what_the_table_says(run):
@@ -309,6 +310,10 @@ def test_unselected_label_source_column_stays_in_the_schema(run, tmp_path):
     kept = {f.name for f in selection.schema.feature}
     assert {"fare", "tips", "company"} <= kept
     assert not kept & {n for n, _ in CANDIDATES if n not in ("fare", "company")}
+    # payment_type is dropped with its string domain; company keeps its own.
+    assert {"company", "payment_type"} <= {d.name for d in read_schema(run).string_domain}
+    assert "company" in {d.name for d in selection.schema.string_domain}
+    assert "payment_type" not in {d.name for d in selection.schema.string_domain}
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

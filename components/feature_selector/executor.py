@@ -128,7 +128,16 @@ def _label(raw: Any) -> LabelRule:
 
 
 def parse_config(text: str) -> SelectorConfig:
-    """The component's ``config`` parameter (JSON), validated; errors name the key."""
+    """The component's ``config`` parameter (JSON), validated; errors name the key::
+
+        {"method": "mutual_information" | "correlation",       (default mutual_information)
+         "top_k": int >= 1 | null, "threshold": number | null,  (exactly one of them)
+         "candidates": [{"name": str, "type": "float" | "int" | "string"}, ...],
+         "label": {"column": str, "greater_than_column": str | null, "factor": number (1.0),
+                   "greater_than": number | null},              (exactly one of the two)
+         "always_keep": [str, ...],   (kept whatever their score; non-candidates are kept anyway)
+         "sample_size": int >= 4 (50000), "seed": int (0)}
+    """
     try:
         raw = json.loads(text)
     except (TypeError, json.JSONDecodeError) as exc:
@@ -213,15 +222,20 @@ def _unlist(sample: list[bytes]) -> list[bytes]:
 
 
 def sample_records(pipeline: beam.Pipeline, split_uri: str, sample_size: int, staging_dir: str) -> list[bytes]:
-    """A uniform sample of at most ``sample_size`` serialized examples of one split, sorted.
+    """A uniform sample of at most ``sample_size`` examples of one split, in canonical order.
 
     The sample is gathered to one place on purpose: mutual information is estimated from
     the joint sample (k-nearest neighbours across all rows), which cannot be computed from
     per-worker partial results; Beam does the part that scales (reading every row, uniform
-    reservoir sampling). Sorting the serialized records makes the scores independent of the
-    order Beam happens to emit them in.
+    reservoir sampling).
+
+    Canonical order: the examples re-serialized deterministically (map keys sorted), then
+    sorted. The MI estimator's tie-breaking jitter is assigned by row position, so the order
+    must depend on the rows' values only: neither on the order Beam emits them in nor on the
+    (unspecified) map order ExampleGen serialized them with.
     """
     import tensorflow as tf
+    from tensorflow.core.example import example_pb2
 
     pattern = os.path.join(split_uri, "*")
     if not fileio.glob(pattern):
@@ -235,7 +249,8 @@ def sample_records(pipeline: beam.Pipeline, split_uri: str, sample_size: int, st
              | "Stage" >> beam.io.WriteToTFRecord(prefix, file_name_suffix=".gz"))
     files = sorted(fileio.glob(prefix + "*"))
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    return sorted(dataset.as_numpy_iterator())
+    return sorted(example_pb2.Example.FromString(r).SerializeToString(deterministic=True)
+                  for r in dataset.as_numpy_iterator())
 
 
 def parse_records(records: Sequence[bytes], columns: Sequence[str]) -> dict[str, list[Any]]:
