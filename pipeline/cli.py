@@ -28,12 +28,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.pipeline_def import create_pipeline
 
     cfg = runners.with_runner(_load(args), args.engine, args.beam_arg)
+    ids = [c.id for c in create_pipeline(cfg).components]
+    if args.until is not None and args.until not in ids:
+        print(f"error: --until {args.until}: no such component; components: {', '.join(ids)}", file=sys.stderr)
+        return 2
     try:
-        runners.run(cfg)
+        runners.run(cfg, until=args.until)
     except runners.PipelineFailed as exc:
         print(f"\nERROR: {exc}", file=sys.stderr)
         return 1
-    node_ids = [c.id for c in create_pipeline(cfg).components]
+    node_ids = [c.id for c in create_pipeline(cfg, args.until).components]
     result = summary.summarize(cfg, node_ids)
     report = cfg.output_dir / "report"
     report.mkdir(parents=True, exist_ok=True)
@@ -77,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="orchestrator (default: the config's runner.engine)")
     p.add_argument("--beam-arg", action="append", default=None, metavar="--FLAG=VALUE",
                    help="Beam pipeline argument; repeat for several (replaces the config's)")
+    p.add_argument("--until", default=None, metavar="COMPONENT",
+                   help="run only the components up to this one (e.g. Transform)")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("validate", parents=[common], help="check a config and its data columns")
     p.set_defaults(fn=cmd_validate)

@@ -83,7 +83,8 @@ def example_gen(cfg: PipelineConfig) -> tfx.dsl.components.base.base_component.B
         output_config=example_gen_pb2.Output(split_config=split_config))
 
 
-def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
+def create_pipeline(cfg: PipelineConfig, until: str | None = None) -> tfx.dsl.Pipeline:
+    """The whole pipeline, or (``until``) its components up to and including that node id."""
     gen = example_gen(cfg)
     examples = gen.outputs["examples"]
 
@@ -158,10 +159,16 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=str(cfg.pushed_dir("serving")))))
 
+    components += [transform, trainer, baseline, evaluator, *reports, pusher]
+    if until is not None:
+        ids = [c.id for c in components]
+        if until not in ids:
+            raise ValueError(f"no component '{until}' in pipeline '{cfg.name}': {', '.join(ids)}")
+        components = components[: ids.index(until) + 1]  # the list is in topological order
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.name,
         pipeline_root=str(cfg.pipeline_root),
-        components=[*components, transform, trainer, baseline, evaluator, *reports, pusher],
+        components=components,
         enable_cache=True,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             str(cfg.metadata_path)),

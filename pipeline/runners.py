@@ -91,13 +91,13 @@ def _configure_logging(log_file: Path) -> list[logging.Handler]:
     return [file_handler]
 
 
-def run(cfg: PipelineConfig, out: TextIO = sys.stdout) -> Path:
-    """Run the pipeline; return the log file. Raises PipelineFailed naming the component."""
+def run(cfg: PipelineConfig, out: TextIO = sys.stdout, until: str | None = None) -> Path:
+    """Run the pipeline (up to ``until``); return the log file. Raises PipelineFailed naming the component."""
     from pipeline.pipeline_def import create_pipeline
 
     log_file = cfg.output_dir / "logs" / f"run-{datetime.now():%Y%m%d-%H%M%S}.log"
     handlers = _configure_logging(log_file)
-    pipeline = create_pipeline(cfg)
+    pipeline = create_pipeline(cfg, until)
     progress = Progress(total=len(pipeline.components), out=out)
     logging.getLogger().addHandler(progress)
     print(f"Running pipeline '{cfg.name}' with the {cfg.runner.engine} runner "

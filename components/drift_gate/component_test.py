@@ -29,10 +29,13 @@ ROOT = Path(__file__).resolve().parents[2]
 TAXI_CSV = ROOT / "data" / "taxi" / "data.csv"
 SCHEMA_FILE = ROOT / "pipeline" / "configs" / "taxi" / "schema.pbtxt"
 SPAN_ROWS = 1500
-# Between random draws from the same months TFDV measures up to 0.12 (dropoff_census_tract:
-# a few hundred integer codes) and below 0.09 elsewhere; fare x3 measures 0.23 and up.
+# Between two random draws from the same months TFDV measures at most 0.07 (L-infinity 0.03),
+# except on trip_miles and trip_seconds (0.14): a few very long trips stretch the equal-width
+# buckets of the standard histogram. On quantile buckets those two measure 0.03, and fare x3
+# 0.47 (0.27 on standard buckets).
+QUANTILES = ("fare", "trip_miles", "trip_seconds")
 THRESHOLDS = {"split": "train", "categorical_linf": 0.1, "numeric_js": 0.15,
-              "features": {"dropoff_census_tract": {"numeric_js": 0.25}}, "skip": ["tips"]}
+              "features": {name: {"numeric_histogram": "quantiles"} for name in QUANTILES}, "skip": ["tips"]}
 EXCEEDED = re.compile(r"^  - (drift vs previous span|skew vs training data): column '(\w+)': "
                       r"(L-infinity distance|Jensen-Shannon divergence) ([\d.]+) > ([\d.]+)$", re.M)
 
@@ -47,9 +50,8 @@ def _spans(out: Path) -> dict[str, Path]:
     random.Random(2014).shuffle(year)
     parts = {name: year[i * SPAN_ROWS:(i + 1) * SPAN_ROWS] for i, name in enumerate(("training", "new"))}
     swap = {"Cash": "Credit Card", "Credit Card": "Cash"}
-    parts["moved"] = [{**r, "fare": f"{float(r['fare']) * 3:.2f}", "payment_type": swap.get(r["payment_type"],
-                                                                                           r["payment_type"])}
-                      for r in parts["new"]]
+    parts["moved"] = [{**r, "fare": f"{float(r['fare']) * 3:.2f}",
+                       "payment_type": swap.get(r["payment_type"], r["payment_type"])} for r in parts["new"]]
     dirs = {}
     for name, part in parts.items():
         dirs[name] = out / "spans" / name
@@ -65,8 +67,7 @@ def _metadata(root: Path):
     return tfx.orchestration.metadata.sqlite_metadata_connection_config(str(root / "metadata.sqlite"))
 
 
-def _run(root: Path, span: Path, previous: str | None = None, training: str | None = None,
-         thresholds: dict | None = None) -> None:
+def _run(root: Path, span: Path, previous: str | None = None, training: str | None = None) -> None:
     """One run over a new span: its statistics, the reviewed schema, and the gate."""
     example_gen = tfx.components.CsvExampleGen(
         input_base=str(span),
@@ -84,7 +85,7 @@ def _run(root: Path, span: Path, previous: str | None = None, training: str | No
             components.append(importer)
             baselines[key] = importer.outputs["result"]
     gate = DriftSkewGate(statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
-                         thresholds=json.dumps(thresholds or THRESHOLDS), **baselines)
+                         thresholds=json.dumps(THRESHOLDS), **baselines)
     tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
         pipeline_name="drift_gate_test", pipeline_root=str(root / "pipeline_root"),
         components=[*components, gate], enable_cache=False, metadata_connection_config=_metadata(root),
@@ -145,18 +146,18 @@ def test_span_from_the_same_months_passes(runs):
     for feature, result in drift.items():
         if feature == "pickup_census_tract":  # empty in the taxi data: no numbers to compare
             assert result["measured"] is None and not result["exceeded"]
-            assert "string_stats for this numeric feature" in result["note"]
+            assert result["note"] == "not measured: the column has no values in the new span"
             continue
         assert result["measured"] is not None and 0 <= result["measured"] <= result["threshold"], (feature, result)
         assert not result["exceeded"]
     assert drift["company"] == {"kind": "categorical", "metric": "infinity_norm", "threshold": 0.1, "exceeded": False,
                                 "measured": drift["company"]["measured"]}
     assert {k: drift["fare"][k] for k in ("kind", "metric", "histogram", "threshold")} == {
-        "kind": "numeric", "metric": "jensen_shannon_divergence", "histogram": "standard", "threshold": 0.15}
-    assert drift["dropoff_census_tract"]["threshold"] == 0.25  # the per-feature override
+        "kind": "numeric", "metric": "jensen_shannon_divergence", "histogram": "quantiles", "threshold": 0.15}
+    assert drift["pickup_latitude"]["histogram"] == "standard"
     markdown = (Path(runs["new_report"]) / executor.REPORT_MD).read_text()
     assert "**PASSED**" in markdown
-    assert "| fare | numeric | jensen_shannon_divergence (standard histogram) |" in markdown
+    assert "| fare | numeric | jensen_shannon_divergence (quantiles histogram) |" in markdown
 
 
 def _kept_report_dir(message: str) -> Path:
@@ -192,7 +193,7 @@ def test_moved_span_stops_the_run_naming_columns_and_distances(runs):
         "components.drift_gate.component.DriftSkewGate"]
 
 
-def _tfdv_distances(runs: dict, stats: str, previous: str, histogram: int) -> tuple[dict, dict]:
+def _tfdv_distances(runs: dict, stats: str, previous: str, quantiles: tuple[str, ...]) -> tuple[dict, dict]:
     """TFDV's own drift and skew measurements, with comparators set here by hand on the reviewed schema."""
 
     def load(name: str):
@@ -207,7 +208,9 @@ def _tfdv_distances(runs: dict, stats: str, previous: str, histogram: int) -> tu
                 comparator.infinity_norm.threshold = 1.0
             else:
                 comparator.jensen_shannon_divergence.threshold = 1.0
-                comparator.jensen_shannon_divergence.source.type = histogram
+                comparator.jensen_shannon_divergence.source.type = (
+                    schema_pb2.HistogramSelection.QUANTILES if feature.name in quantiles
+                    else schema_pb2.HistogramSelection.STANDARD)
     anomalies = tfdv.validate_statistics(load(stats), schema, previous_statistics=load(previous),
                                          serving_statistics=load("training"))
     return ({i.path.step[0]: i.drift_measurements[0].value for i in anomalies.drift_skew_info},
@@ -221,20 +224,21 @@ def _measured(report: dict, name: str) -> dict:
 @pytest.mark.parametrize(("stats", "previous"), [("new", "training"), ("moved", "new")])
 def test_measured_distances_are_tfdvs(runs, stats, previous):
     """The report's numbers are what TFDV itself reports on the same statistics and schema."""
-    drift, skew = _tfdv_distances(runs, stats, previous, schema_pb2.HistogramSelection.STANDARD)
-    assert len(drift) == len(skew) == 16 and "pickup_census_tract" not in drift  # 18 columns, tips skipped
+    drift, skew = _tfdv_distances(runs, stats, previous, QUANTILES)
+    columns = {f.name for f in tfdv.load_schema_text(str(SCHEMA_FILE)).feature}
+    assert set(drift) == set(skew) == columns - {"tips", "pickup_census_tract"}  # skipped; empty in the taxi data
     # The pipeline's report (for the moved span, the copy kept after the failure).
     report = _report(runs["new_report"]) if stats == "new" else _report(str(_kept_report_dir(runs["moved_error"])))
     assert _measured(report, "drift") == drift and _measured(report, "skew") == skew
 
-    # The executor run directly, on quantile histograms.
-    drift, skew = _tfdv_distances(runs, stats, previous, schema_pb2.HistogramSelection.QUANTILES)
+    # The executor run directly, on standard histograms only (TFDV's default).
+    drift, skew = _tfdv_distances(runs, stats, previous, ())
     report = executor.check(
         executor.StatsSource(runs[stats], ["train"]), runs["schema"], str(runs["root"] / f"direct_{stats}"),
-        json.dumps({"categorical_linf": 1.0, "numeric_js": 1.0, "numeric_histogram": "quantiles", "skip": ["tips"]}),
+        json.dumps({"categorical_linf": 1.0, "numeric_js": 1.0, "skip": ["tips"]}),
         previous=executor.StatsSource(runs[previous]), training=executor.StatsSource(runs["training"]))
     assert _measured(report, "drift") == drift and _measured(report, "skew") == skew
-    assert report["comparisons"]["drift"]["features"]["fare"]["histogram"] == "quantiles"
+    assert report["comparisons"]["drift"]["features"]["fare"]["histogram"] == "standard"
 
 
 def test_per_feature_override_and_skip(runs, tmp_path):
@@ -265,6 +269,29 @@ def test_per_feature_override_and_skip(runs, tmp_path):
     assert float(measured) > 0 and float(threshold) == 0
     assert _report(str(tmp_path / "tight"))["comparisons"]["drift"]["features"]["company"]["measured"] == 0
     assert (tmp_path / "tight.failed" / executor.REPORT_JSON).exists()
+
+
+def test_categorical_int_without_categorical_statistics_is_not_measured(runs, tmp_path):
+    """An INT feature marked categorical needs statistics computed with the schema (string_stats);
+    on plain numeric statistics TFDV's L-infinity would be a meaningless 0."""
+    schema = tfdv.load_schema_text(str(SCHEMA_FILE))
+    next(f for f in schema.feature if f.name == "trip_start_hour").int_domain.is_categorical = True
+    (tmp_path / "schema").mkdir()
+    tfdv.write_schema_text(schema, str(tmp_path / "schema" / executor.SCHEMA_FILE))
+    report = executor.check(executor.StatsSource(runs["new"], ["train"]), str(tmp_path / "schema"),
+                            str(tmp_path / "report"), json.dumps(THRESHOLDS),
+                            previous=executor.StatsSource(runs["training"], ["train"]))
+    hour = report["comparisons"]["drift"]["features"]["trip_start_hour"]
+    assert hour["kind"] == "categorical" and hour["measured"] is None and not hour["exceeded"]
+    assert hour["note"] == ("not measured: the new span statistics hold num_stats for this categorical feature, "
+                            "not string_stats (compute statistics with the schema)")
+
+
+def test_missing_split_is_named(runs, tmp_path):
+    with pytest.raises(ValueError, match=r"the new span's statistics \(.+\) have no split 'eval' \(splits: train\); "
+                                         r'set "split" in the thresholds'):
+        executor.check(executor.StatsSource(runs["new"], ["train"]), runs["schema"], str(tmp_path),
+                       json.dumps({**THRESHOLDS, "split": "eval"}))
 
 
 @pytest.mark.parametrize(("thresholds", "message"), [

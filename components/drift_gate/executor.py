@@ -143,24 +143,31 @@ def schema_with_comparators(schema: schema_pb2.Schema, limits: dict[str, Limit],
     return out
 
 
-def _stats_kinds(stats: statistics_pb2.DatasetFeatureStatisticsList) -> dict[str, str | None]:
-    """Which statistics (num_stats, string_stats, ...) the default slice holds for each feature."""
+def _feature_stats(stats: statistics_pb2.DatasetFeatureStatisticsList,
+                   ) -> dict[str, statistics_pb2.FeatureNameStatistics]:
+    """The default slice's statistics of each feature, by name."""
     import tensorflow_data_validation as tfdv
 
     dataset = tfdv.DatasetListView(stats).get_default_slice_or_die().proto()
-    return {(f.name or ".".join(f.path.step)): f.WhichOneof("stats") for f in dataset.features}
+    return {(f.name or ".".join(f.path.step)): f for f in dataset.features}
 
 
 def _unmeasurable(limits: dict[str, Limit], datasets: dict[str, statistics_pb2.DatasetFeatureStatisticsList],
                   ) -> dict[str, str]:
-    """Features whose statistics are not of their kind's (a categorical INT feature whose statistics
-    were computed without the schema, for instance): TFDV would report a meaningless 0 for them."""
-    notes = {}
+    """Features whose statistics are not of their kind's: a column without any value (typed as a
+    string when read from CSV), or a categorical INT feature whose statistics were computed without
+    the schema. TFDV would measure nothing, or a meaningless 0, for them."""
+    notes: dict[str, str] = {}
     for what, stats in datasets.items():
-        kinds = _stats_kinds(stats)
+        features = _feature_stats(stats)
         for name, limit in limits.items():
-            found = kinds.get(name)
-            if found is not None and found != _STATS_ONEOF[limit.kind] and name not in notes:
+            feature = features.get(name)
+            found = feature.WhichOneof("stats") if feature is not None else None
+            if found is None or name in notes:  # absent: TFDV reports it (control/treatment data missing)
+                continue
+            if getattr(feature, found).common_stats.num_non_missing == 0:
+                notes[name] = f"not measured: the column has no values in the {what}"
+            elif found != _STATS_ONEOF[limit.kind]:
                 notes[name] = (f"not measured: the {what} statistics hold {found} for this {limit.kind} feature, "
                                f"not {_STATS_ONEOF[limit.kind]} (compute statistics with the schema)")
     return notes

@@ -36,7 +36,8 @@ def FeatureSelector(
 ) -> None:
     """Keeps the top_k candidates (or those scoring >= threshold) by mutual information or |r|
     with the label, computed on a sample of ``fit_split``; see executor.parse_config for the
-    JSON ``config``. ``selected_schema`` is ``schema`` minus the unselected candidates."""
+    JSON ``config``. ``selected_schema`` is ``schema`` minus the unselected candidates (a label
+    source column stays even when unselected as a feature: the label needs it)."""
     selection = executor.run(beam_pipeline if beam_pipeline is not None else beam.Pipeline(), examples,
                              schema.uri, selected_schema.uri, scores.uri, config, fit_split)
     scores.set_string_custom_property("method", selection.config.method)
