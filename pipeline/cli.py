@@ -69,6 +69,32 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_spans(args: argparse.Namespace) -> int:
+    """Split a CSV into monthly span folders for incremental runs (data.span_pattern)."""
+    from pipeline.datasets import write_monthly_spans
+
+    try:
+        folders = write_monthly_spans(args.csv, args.out, args.timestamp_column)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(folders)} spans to {args.out} ({folders[0].name} .. {folders[-1].name})")
+    return 0
+
+
+def cmd_resample(args: argparse.Namespace) -> int:
+    """Write a bigger (or smaller) taxi-like CSV by resampling real rows with noise."""
+    from pipeline.datasets import resample
+
+    try:
+        path = resample(args.csv, args.out, args.factor, seed=args.seed)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +115,17 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("schema", parents=[common], help="save the inferred schema as the reviewed one")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(fn=cmd_schema)
+    p = sub.add_parser("spans", help="split a CSV into monthly span-YYYYMM/ folders")
+    p.add_argument("--csv", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--timestamp-column", default="trip_start_timestamp")
+    p.set_defaults(fn=cmd_spans)
+    p = sub.add_parser("resample", help="resample a CSV to FACTOR times its rows (with noise)")
+    p.add_argument("--csv", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--factor", type=float, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=cmd_resample)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,8 @@ class SplitConfig:
     eval_from: str | None = None  # ISO date: rows at or after it go to eval...
     test_from: str | None = None  # ...and at or after this one to test
 
+    span_pattern: str | None = None  # e.g. "span-{SPAN}/*.csv": each run ingests the latest span
+
     @property
     def temporal(self) -> bool:
         return self.timestamp_column is not None
@@ -158,6 +160,7 @@ class PipelineConfig:
     runner: RunnerConfig = RunnerConfig()
     cleaning: CleaningConfig = CleaningConfig()
     selection: SelectionConfig | None = None
+    drift: dict[str, Any] | None = None  # DriftSkewGate thresholds (JSON-able), with data.span_pattern
     output_root: Path = Path("outputs")
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -298,10 +301,14 @@ def _positive(v: Any) -> str | None:
     return None if v > 0 else "must be > 0"
 
 
-def _csv_header(data_dir: Path, source: Path) -> list[str]:
-    files = sorted(data_dir.glob("*.csv"))
+def _csv_files(data_dir: Path, span_pattern: str | None) -> list[Path]:
+    return sorted(data_dir.glob(span_pattern.replace("{SPAN}", "*") if span_pattern else "*.csv"))
+
+
+def _csv_header(data_dir: Path, source: Path, span_pattern: str | None = None) -> list[str]:
+    files = _csv_files(data_dir, span_pattern)
     if not files:
-        raise ConfigError(f"{source}: data.csv_dir: no *.csv file in {data_dir}")
+        raise ConfigError(f"{source}: data.csv_dir: no {span_pattern or '*.csv'} file in {data_dir}")
     with files[0].open(newline="") as fh:
         header = next(csv.reader(fh), None)
     if not header:
@@ -326,16 +333,22 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     base = source.resolve().parent
     top = _Reader(source, raw)
     top.mapping({"name", "description", "data", "schema", "label", "features", "model",
-                 "training", "evaluation", "runner", "output_root", "cleaning", "feature_selection"})
+                 "training", "evaluation", "runner", "output_root", "cleaning", "feature_selection", "drift"})
     name = top.get("name", (str,), check=lambda v: None if v.replace("_", "").replace("-", "").isalnum()
                    else "use letters, digits, '-' and '_' only")
 
     data = top.child("data")
-    data.mapping({"csv_dir", "splits", "split_by"})
+    data.mapping({"csv_dir", "splits", "split_by", "span_pattern"})
     data_dir = (base / data.get("csv_dir", (str,))).resolve()
     if not data_dir.is_dir():
         raise data.fail(f"directory {data_dir} does not exist", "csv_dir")
     split = _split_config(data)
+    if "span_pattern" in data.data:
+        pattern = data.get("span_pattern", (str,), check=lambda v: None if "{SPAN}" in v
+                           else "must contain {SPAN}, e.g. span-{SPAN}/*.csv")
+        if split.temporal:
+            raise data.fail("spans go with hash or column splits, not split_by.timestamp_column", "span_pattern")
+        split = replace(split, span_pattern=pattern)
 
     schema_path = (base / top.get("schema", (str,))).resolve()
 
@@ -398,6 +411,7 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
         raise label_r.fail(f"label name '{label.name}' collides with a feature name", "name")
     cleaning = _cleaning_config(top) if "cleaning" in top.data else CleaningConfig()
     selection = _selection_config(top, names) if "feature_selection" in top.data else None
+    drift = _drift_config(top, split) if "drift" in top.data else None
 
     model = ModelConfig()
     if "model" in top.data:
@@ -477,6 +491,7 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
 
     config = PipelineConfig(
         path=source, name=name, data_dir=data_dir, split=split, cleaning=cleaning, selection=selection,
+        drift=drift,
         schema_path=schema_path, label=label, features=tuple(features), model=model,
         training=training, evaluation=evaluation, runner=runner,
         output_root=Path(output_root).resolve(),
@@ -590,7 +605,7 @@ def _selection_config(top: _Reader, feature_names: list[str]) -> SelectionConfig
 def _check_against_data(config: PipelineConfig, source: Path) -> None:
     """Columns the config names must be in the CSV header; steps that need positive values
     (log, Box-Cox) or values above -1 (log1p) must get them."""
-    header = _csv_header(config.data_dir, source)
+    header = _csv_header(config.data_dir, source, config.split.span_pattern)
     needed = []
     for i, f in enumerate(config.features):
         if f.name in header and (f.ratio or f.cross or f.cyclical):
@@ -620,10 +635,11 @@ def _check_against_data(config: PipelineConfig, source: Path) -> None:
     if not domains:
         return
     columns = {c for i in domains for c in config.features[i].source_columns}
-    minima = _column_minima(config.data_dir, columns)
+    files = _csv_files(config.data_dir, config.split.span_pattern)
+    minima = _column_minima(files, columns)
     for i, (step, bound) in domains.items():
         f = config.features[i]
-        low = _ratio_minimum(config.data_dir, *f.ratio) if f.ratio else minima.get(f.name)
+        low = _ratio_minimum(files, *f.ratio) if f.ratio else minima.get(f.name)
         # What a missing value becomes: 0 without impute, the constant, or a train statistic
         # (mean/median/most frequent), which stays in the data's domain.
         impute = next((a for s, a in f.steps if s == "impute"), None)
@@ -641,15 +657,15 @@ def _check_against_data(config: PipelineConfig, source: Path) -> None:
                               f"but missing values are filled with {fill:g}: add an impute step")
 
 
-def _read_columns(data_dir: Path, columns: set[str]) -> Iterator[dict[str, str]]:
-    for path in sorted(data_dir.glob("*.csv")):
+def _read_rows(files: list[Path]) -> Iterator[dict[str, str]]:
+    for path in files:
         with path.open(newline="") as fh:
             yield from csv.DictReader(fh)
 
 
-def _column_minima(data_dir: Path, columns: set[str]) -> dict[str, float]:
+def _column_minima(files: list[Path], columns: set[str]) -> dict[str, float]:
     minima: dict[str, float] = {}
-    for row in _read_columns(data_dir, columns):
+    for row in _read_rows(files):
         for c in columns:
             v = row.get(c, "")
             if v != "":
@@ -662,9 +678,9 @@ def _column_minima(data_dir: Path, columns: set[str]) -> dict[str, float]:
     return minima
 
 
-def _ratio_minimum(data_dir: Path, num: str, den: str) -> float | None:
+def _ratio_minimum(files: list[Path], num: str, den: str) -> float | None:
     low = None
-    for row in _read_columns(data_dir, {num, den}):
+    for row in _read_rows(files):
         try:
             n, d = float(row[num]), float(row[den])
         except (ValueError, KeyError):
@@ -672,3 +688,32 @@ def _ratio_minimum(data_dir: Path, num: str, den: str) -> float | None:
         if d != 0:
             low = n / d if low is None else min(low, n / d)
     return low
+
+
+def _drift_config(top: _Reader, split: SplitConfig) -> dict[str, Any]:
+    """Thresholds for DriftSkewGate (see components/drift_gate/thresholds.py for the full form)."""
+    from components.drift_gate.thresholds import DEFAULTS, FEATURE_KEYS, HISTOGRAMS
+
+    d = top.child("drift")
+    d.mapping({*DEFAULTS, "features", "skip"})
+    if split.span_pattern is None:
+        raise top.fail("drift compares spans: set data.span_pattern (e.g. span-{SPAN}/*.csv)", "drift")
+    out: dict[str, Any] = {}
+    for key in ("categorical_linf", "numeric_js"):
+        if key in d.data:
+            out[key] = float(d.get(key, (int, float), check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"))
+    if "numeric_histogram" in d.data:
+        out["numeric_histogram"] = d.get("numeric_histogram", (str,), check=lambda v: None if v in HISTOGRAMS
+                                         else f"must be one of {', '.join(HISTOGRAMS)}")
+    if "split" in d.data:
+        out["split"] = d.get("split", (str,), check=lambda v: None if v in SPLIT_NAMES else "unknown split")
+    features = d.get("features", (dict,), {})
+    for name, limits in features.items():
+        if not isinstance(limits, dict) or set(limits) - set(FEATURE_KEYS):
+            raise d.fail(f"'{name}': a mapping of {', '.join(FEATURE_KEYS)}", "features")
+    if features:
+        out["features"] = features
+    skip = d.get("skip", (list,), [])
+    if skip:
+        out["skip"] = skip
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import tensorflow_model_analysis as tfma
 from google.protobuf import wrappers_pb2
@@ -13,8 +14,10 @@ from tfx.proto import example_gen_pb2, transform_pb2
 
 from components.anomaly_gate import AnomalyGate
 from components.data_cleaner import DataCleaner
+from components.drift_gate import DriftSkewGate
 from components.feature_selector import FeatureSelector
 from components.temporal_split import TemporalCsvExampleGen
+from pipeline import span_resolvers
 from pipeline.baseline import BLESSING, CANDIDATE, MODEL, PreviousBlessedModelStrategy
 from pipeline.config import METRICS, PipelineConfig
 
@@ -75,12 +78,39 @@ def example_gen(cfg: PipelineConfig) -> tfx.dsl.components.base.base_component.B
     if cfg.split.partition_column:
         # Rows sharing the column's value land in the same split (no leakage across groups).
         split_config.partition_feature_name = cfg.split.partition_column
+    # Only the CSVs (a data folder also holds its PROVENANCE note); with spans, the latest span.
+    pattern = cfg.split.span_pattern or "*.csv"
     return tfx.components.CsvExampleGen(
         input_base=str(cfg.data_dir),
-        # Only the CSVs: a data folder also holds its PROVENANCE note.
         input_config=example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name="single_split", pattern="*.csv")]),
+            example_gen_pb2.Input.Split(name="single_split", pattern=pattern)]),
         output_config=example_gen_pb2.Output(split_config=split_config))
+
+
+def _after(node: Any, gates: list[Any]) -> None:
+    for gate in gates:
+        node.add_upstream_node(gate)
+
+
+def drift_gate(cfg: PipelineConfig, statistics: Any, schema: Any, components: list) -> Any:
+    """The new span's statistics vs the previous span's (drift) and the training data's (skew)."""
+    artifacts = tfx.types.standard_artifacts
+    previous = tfx.dsl.Resolver(
+        strategy_class=span_resolvers.PreviousSpanStatistics,
+        **{span_resolvers.STATISTICS: tfx.dsl.Channel(type=artifacts.ExampleStatistics),
+           span_resolvers.CURRENT: statistics},
+    ).with_id("previous_span_statistics_resolver")
+    training = tfx.dsl.Resolver(
+        strategy_class=span_resolvers.TrainingStatistics,
+        **{span_resolvers.STATISTICS: tfx.dsl.Channel(type=artifacts.ExampleStatistics),
+           span_resolvers.MODEL: tfx.dsl.Channel(type=artifacts.Model),
+           span_resolvers.BLESSING: tfx.dsl.Channel(type=artifacts.ModelBlessing)},
+    ).with_id("training_statistics_resolver")
+    gate = DriftSkewGate(statistics=statistics, schema=schema, thresholds=json.dumps(cfg.drift),
+                         previous_statistics=previous.outputs[span_resolvers.STATISTICS],
+                         training_statistics=training.outputs[span_resolvers.STATISTICS])
+    components += [previous, training, gate]
+    return gate
 
 
 def create_pipeline(cfg: PipelineConfig, until: str | None = None) -> tfx.dsl.Pipeline:
@@ -101,18 +131,21 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None) -> tfx.dsl.Pi
         statistics=statistics_gen.outputs["statistics"], schema=schema)
     gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
     components = [gen, statistics_gen, schema_gen, example_validator, gate]
+    gates = [gate]
+    if cfg.drift is not None:
+        gates.append(drift_gate(cfg, statistics_gen.outputs["statistics"], schema, components))
 
     # Row/column deletion, then feature selection: each hands on examples and a narrower schema.
     model_examples, model_schema, after_gate = examples, schema, []
     if cfg.cleaning.enabled:
         cleaner = DataCleaner(examples=examples, schema=schema, rules=json.dumps(cfg.cleaning_rules()))
-        cleaner.add_upstream_node(gate)
+        _after(cleaner, gates)
         model_examples, model_schema = cleaner.outputs["cleaned_examples"], cleaner.outputs["cleaned_schema"]
         after_gate.append(cleaner)
     if cfg.selection is not None:
         selector = FeatureSelector(examples=model_examples, schema=model_schema,
                                    config=json.dumps(cfg.selection_config()))
-        selector.add_upstream_node(gate)
+        _after(selector, gates)
         model_schema = selector.outputs["selected_schema"]
         after_gate.append(selector)
     components += after_gate
@@ -122,7 +155,7 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None) -> tfx.dsl.Pi
         custom_config=cfg.transform_custom_config(),
         # Fit on train only; materialize only what Trainer reads (Evaluator reads raw examples).
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "eval"]))
-    transform.add_upstream_node(gate)
+    _after(transform, gates)
 
     trainer = tfx.components.Trainer(
         module_file=str(TRAINING_MODULE),

@@ -45,7 +45,9 @@ def derived_config(tmp: Path, csv_dir: Path, **overrides) -> Path:
     cfg["schema"] = str(TAXI_CONFIG.parent / cfg["schema"])
     cfg["training"] = {"train_steps": 150, "eval_steps": 10, "epochs": 2, "early_stopping_patience": 1}
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+        if value is None:
+            cfg.pop(key, None)
+        elif isinstance(value, dict) and isinstance(cfg.get(key), dict):
             cfg[key].update(value)
         else:
             cfg[key] = value
