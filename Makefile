@@ -33,6 +33,7 @@ test: setup lint
 
 bench: setup
 	$(PY) benchmarks/bench_pipeline.py
+	$(PY) benchmarks/bench_preprocessing.py
 
 # Regenerate constraints.txt from the current venv (after changing setup.py).
 lock: setup

@@ -13,8 +13,6 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from modules.signatures import raw_input_dtype
-
 Row = dict[str, str]
 
 
@@ -44,15 +42,16 @@ def tf_examples(rows: Sequence[Row], raw_spec: dict[str, Any], exclude: Sequence
     return out
 
 
-def raw_columns(rows: Sequence[Row], features: Sequence[Any]) -> dict[str, tf.Tensor]:
-    """Inputs of the ``serving_raw`` signature: one dense tensor per configured feature."""
+def raw_columns(rows: Sequence[Row], signature: Any) -> dict[str, tf.Tensor]:
+    """Inputs of a model's ``serving_raw`` signature, built from CSV rows: one dense tensor per
+    input the signature declares (NaN / "" for missing)."""
     cols = {}
-    for f in features:
-        values = [row.get(f.name, "") for row in rows]
-        if f.type == "string":
-            cols[f.name] = tf.constant(values, tf.string)
+    for name, spec in signature.structured_input_signature[1].items():
+        values = [row.get(name, "") for row in rows]
+        if spec.dtype == tf.string:
+            cols[name] = tf.constant(values, tf.string)
         else:
-            cols[f.name] = tf.constant([float(v) if v != "" else np.nan for v in values], raw_input_dtype(f.type))
+            cols[name] = tf.constant([float(v) if v != "" else np.nan for v in values], spec.dtype)
     return cols
 
 

@@ -32,6 +32,9 @@ class RunSummary:
     blessed: bool | None = None
     pushed: bool | None = None
     pushed_path: str | None = None
+    cleaning: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> rows_in / rows_out
+    dropped_columns: list[str] = field(default_factory=list)
+    dropped_features: list[str] = field(default_factory=list)  # not selected by FeatureSelector
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
@@ -95,6 +98,9 @@ def summarize(cfg: PipelineConfig, node_ids: list[str]) -> RunSummary:
             continue
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
         summary.nodes.append(NodeRun(node_id, STATES[execution.last_known_state], seconds, execution.id))
+        if node_id in ("DataCleaner", "FeatureSelector"):
+            _read_preprocessing_reports(store, execution.id, summary)
+            continue
         if not node_id.startswith(EVALUATOR_ID) and node_id != "Pusher":
             continue
         for artifact in output_artifacts(store, execution.id):
@@ -110,6 +116,18 @@ def summarize(cfg: PipelineConfig, node_ids: list[str]) -> RunSummary:
     return summary
 
 
+def _read_preprocessing_reports(store: mlmd.MetadataStore, execution_id: int, summary: RunSummary) -> None:
+    for artifact in output_artifacts(store, execution_id):
+        type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
+        if type_name == "CleaningReport":
+            report = json.loads((Path(artifact.uri) / "report.json").read_text())
+            summary.cleaning = report["totals"]
+            summary.dropped_columns = report["dropped_columns"]
+        elif type_name == "FeatureScores":
+            scores = json.loads((Path(artifact.uri) / "scores.json").read_text())
+            summary.dropped_features = [s["feature"] for s in scores if not s["selected"]]
+
+
 def format_summary(summary: RunSummary) -> str:
     lines = [f"Pipeline '{summary.pipeline}':"]
     for node in summary.nodes:
@@ -121,6 +139,11 @@ def format_summary(summary: RunSummary) -> str:
         for name in names:
             row = "".join(f"{summary.metrics[s].get(name, float('nan')):12.4f}" for s in splits)
             lines.append(f"  {name:<15}{row}")
+    if summary.cleaning:
+        rows = ", ".join(f"{split} {c['rows_in']:,} -> {c['rows_out']:,}" for split, c in summary.cleaning.items())
+        lines.append(f"  cleaning: rows {rows}; columns dropped: {', '.join(summary.dropped_columns) or 'none'}")
+    if summary.dropped_features:
+        lines.append(f"  feature selection dropped: {', '.join(summary.dropped_features)}")
     lines.append(f"  blessed: {summary.blessed}")
     lines.append(f"  pushed:  {summary.pushed_path if summary.pushed else 'no'}")
     return "\n".join(lines)

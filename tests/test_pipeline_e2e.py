@@ -12,6 +12,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
 
+from modules import signatures
+from modules.training import model_outputs
 from pipeline import raw_inputs
 from pipeline.config import load_config
 from pipeline.pipeline_def import create_pipeline
@@ -70,6 +72,14 @@ def test_every_component_completes_and_model_is_pushed(first_run):
     for picture in ("training.png", "slices_auc.png"):  # the run report's plots
         assert (cfg.output_dir / "report" / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"plot:    {cfg.output_dir / 'report' / picture}" in proc.stdout
+    # DataCleaner and FeatureSelector ran and the served model asks only for what is used.
+    assert all(c["rows_out"] <= c["rows_in"] for c in summary.cleaning.values())
+    assert sum(c["rows_in"] - c["rows_out"] for c in summary.cleaning.values()) > 0
+    assert "cleaning: rows train" in proc.stdout
+    raw_inputs_served = set(tf.saved_model.load(summary.pushed_path).signatures["serving_raw"]
+                            .structured_input_signature[1])
+    assert summary.dropped_features and not raw_inputs_served & set(summary.dropped_features)
+    assert "trip_start_timestamp" in raw_inputs_served  # the cyclical feature's source column
     # Everything lives under outputs/<pipeline>/.
     assert cfg.metadata_path.exists() and cfg.pipeline_root.is_dir()
 
@@ -96,12 +106,13 @@ def test_pushed_model_matches_trainer_model_after_transform(first_run):
     transformed = transform_output.transform_raw_features(raw_inputs.sparse_features(rows, raw_spec))
     trainer_model = tf_keras.models.load_model(
         Path(_artifact_uri(cfg, "Trainer", "Model")) / "Format-Serving")
-    expected = trainer_model({f.transformed_name: tf.reshape(transformed[f.transformed_name], [-1, 1])
-                              for f in cfg.features}).numpy().ravel()
+    expected = trainer_model(signatures.model_inputs(transformed, model_outputs(
+        cfg.trainer_custom_config(), transform_output))).numpy().ravel()
 
     summary = summarize(cfg, _node_ids(cfg))
     pushed = tf.saved_model.load(summary.pushed_path)
-    from_raw = pushed.signatures["serving_raw"](**raw_inputs.raw_columns(rows, cfg.features))
+    serving_raw = pushed.signatures["serving_raw"]
+    from_raw = serving_raw(**raw_inputs.raw_columns(rows, serving_raw))
     examples = raw_inputs.tf_examples(rows, raw_spec, exclude=cfg.serving_excluded_columns)
     from_examples = pushed.signatures["serving_default"](examples=tf.constant(examples))
     np.testing.assert_allclose(from_raw["probabilities"].numpy().ravel(), expected, rtol=0, atol=1e-6)
@@ -115,7 +126,7 @@ def test_serving_imputes_missing_values(first_run):
     _, rows = read_taxi_rows()
     row = dict(rows[0])
     blank = {k: "" for k in row}
-    cols = raw_inputs.raw_columns([row, blank], cfg.features)
+    cols = raw_inputs.raw_columns([row, blank], pushed.signatures["serving_raw"])
     out = pushed.signatures["serving_raw"](**cols)["probabilities"].numpy().ravel()
     assert out.shape == (2,) and np.all(np.isfinite(out))
 
