@@ -50,7 +50,7 @@ BAD = {
                      ["features[1] (fare)", "unknown step", "z_score"]),
     "unknown step argument": (lambda c: _feature(c, "company")["steps"][1]["vocabulary"].update(topk=3),
                               ["(company)", "unknown argument 'topk'"]),
-    "missing step argument": (lambda c: _feature(c, "pickup_latitude")["steps"].__setitem__(1, {"bucketize": {}}),
+    "missing step argument": (lambda c: _feature(c, "pickup_latitude").update(steps=[{"bucketize": {}}]),
                               ["(pickup_latitude)", "missing required argument 'num_buckets'"]),
     "bad argument type": (lambda c: _feature(c, "company")["steps"][1]["vocabulary"].update(top_k="ten"),
                           ["(company)", "'top_k' must be int"]),
@@ -92,12 +92,12 @@ BAD = {
                          ["(fare)", "impute must be the first step"]),
     "ratio of three columns": (lambda c: c["features"].append({"name": "r", "type": "float",
                                                                 "ratio": ["fare", "tips", "trip_miles"]}),
-                               ["features[14].ratio", "[numerator, denominator]"]),
+                               ["features[17].ratio", "[numerator, denominator]"]),
     "cross typed float": (lambda c: c["features"].append({"name": "x", "type": "float",
                                                            "cross": ["company", "payment_type"]}),
-                          ["features[14].type", "a cross is a string feature"]),
+                          ["features[17].type", "a cross is a string feature"]),
     "cyclical unknown part": (lambda c: c["features"].append({"name": "t", "type": "int", "cyclical": {
-        "column": "trip_start_timestamp", "parts": ["minute"]}}), ["features[14].cyclical.parts", "hour"]),
+        "column": "trip_start_timestamp", "parts": ["minute"]}}), ["features[17].cyclical.parts", "hour"]),
     "derived reuses a column name": (lambda c: c["features"].append({"name": "tips", "type": "float",
                                                                       "ratio": ["tips", "fare"]}),
                                      ["(tips)", "cannot reuse the column name"]),
@@ -163,17 +163,17 @@ def test_cli_reports_config_errors_without_traceback(tmp_path):
     assert "config error:" in proc.stderr and "unknown step" in proc.stderr
     assert "Traceback" not in proc.stderr
     ok = run_cli("validate", "--config", str(TAXI_CONFIG))
-    assert ok.returncode == 0 and "OK (14 features" in ok.stdout
+    assert ok.returncode == 0 and "OK (17 features" in ok.stdout
 
 
 def test_full_issue3_config_loads_and_feeds_components(tmp_path):
     def mutate(c):
         c["features"] += [
-            {"name": "fare_per_mile", "type": "float", "ratio": ["fare", "trip_miles"],
+            {"name": "miles_per_fare", "type": "float", "ratio": ["trip_miles", "fare"],
              "steps": [{"impute": {"strategy": "median"}}, "log1p", "z_score"]},
-            {"name": "pay_x_hour", "type": "string", "cross": ["payment_type", "trip_start_hour"],
+            {"name": "pay_x_day", "type": "string", "cross": ["payment_type", "trip_start_day"],
              "steps": [{"hash": {"buckets": 64}}]},
-            {"name": "start", "type": "int", "cyclical": {"column": "trip_start_timestamp"}},
+            {"name": "start", "type": "int", "cyclical": {"column": "trip_start_timestamp"}},  # all parts
         ]
         _feature(c, "trip_miles")["steps"] = [{"clip": {"method": "quantile", "upper": 0.999}}, "log1p", "robust"]
         c["cleaning"] = {"drop_rows_missing": ["fare"], "drop_columns_missing_fraction": 0.9,
@@ -194,5 +194,5 @@ def test_full_issue3_config_loads_and_feeds_components(tmp_path):
     assert rules["max_missing_per_row"] == {"columns": ["pickup_latitude", "dropoff_latitude"], "max": 1}
     sel = cfg.selection_config()
     assert sel["top_k"] == 8 and {"name": "company", "type": "string"} in sel["candidates"]
-    assert "fare_per_mile" not in {c["name"] for c in sel["candidates"]}  # derived: not a raw column
-    assert {"fare", "trip_miles", "payment_type", "trip_start_hour", "trip_start_timestamp"} <= set(sel["always_keep"])
+    assert "miles_per_fare" not in {c["name"] for c in sel["candidates"]}  # derived: not a raw column
+    assert {"fare", "trip_miles", "payment_type", "trip_start_day", "trip_start_timestamp"} <= set(sel["always_keep"])
