@@ -339,5 +339,6 @@ def test_fitted_on_train_only(rows):
     a, _, _ = tft_harness.run(feats, train, other)
     b, (b_other,), _ = tft_harness.run(feats, train, shifted)
     for key in a:
-        np.testing.assert_array_equal(a[key], b[key])
+        # Beam combines partial sums in no fixed order: float32 rounding may differ, nothing more.
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-6, err_msg=key)
     assert np.all(b_other["company_xf"] == 5)  # unseen company -> OOV, not a new vocabulary entry
