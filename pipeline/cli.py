@@ -28,7 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.pipeline_def import create_pipeline
 
     cfg = runners.with_runner(_load(args), args.engine, args.beam_arg)
-    ids = [c.id for c in create_pipeline(cfg).components]
+    ids = [c.id for c in create_pipeline(cfg).components]  # topological order
     if args.until is not None and args.until not in ids:
         print(f"error: --until {args.until}: no such component; components: {', '.join(ids)}", file=sys.stderr)
         return 2
@@ -37,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except runners.PipelineFailed as exc:
         print(f"\nERROR: {exc}", file=sys.stderr)
         return 1
-    node_ids = [c.id for c in create_pipeline(cfg, args.until).components]
+    node_ids = ids[: ids.index(args.until) + 1] if args.until else ids
     result = summary.summarize(cfg, node_ids)
     report = cfg.output_dir / "report"
     report.mkdir(parents=True, exist_ok=True)
