@@ -38,9 +38,6 @@ class ConfigError(ValueError):
     """A config file is malformed; the message names the file and key."""
 
 
-Feature = feature_steps.FeatureDef  # one definition, shared with the module files
-
-
 @dataclass(frozen=True)
 class Label:
     name: str
@@ -53,7 +50,8 @@ class Label:
 
     @property
     def source_columns(self) -> tuple[str, ...]:
-        return (self.column,)
+        """Every raw column the label is computed from."""
+        return (self.column,) + ((self.greater_than_column,) if self.greater_than_column else ())
 
 
 @dataclass(frozen=True)
@@ -153,7 +151,7 @@ class PipelineConfig:
     split: SplitConfig
     schema_path: Path
     label: Label
-    features: tuple[Feature, ...]
+    features: tuple[FeatureDef, ...]
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
@@ -186,11 +184,6 @@ class PipelineConfig:
         return self.split.buckets
 
     @property
-    def label_columns(self) -> tuple[str, ...]:
-        cols = (self.label.column,)
-        return cols + ((self.label.greater_than_column,) if self.label.greater_than_column else ())
-
-    @property
     def serving_excluded_columns(self) -> tuple[str, ...]:
         """Raw columns that only define the label: never required at serving time."""
         used = {c for f in self.features for c in f.source_columns}
@@ -199,7 +192,7 @@ class PipelineConfig:
     def cleaning_rules(self) -> dict[str, Any]:
         """DataCleaner's rules JSON; label columns are protected from column deletion."""
         c = self.cleaning
-        rules: dict[str, Any] = {"protected_columns": list(self.label_columns)}
+        rules: dict[str, Any] = {"protected_columns": list(self.label.source_columns)}
         if c.drop_columns_missing_fraction is not None:
             rules["drop_columns_missing_fraction"] = c.drop_columns_missing_fraction
         if c.drop_rows_missing:
