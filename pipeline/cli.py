@@ -95,6 +95,20 @@ def cmd_resample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """TF Serving-compatible model server; the flags are tensorflow_model_server's."""
+    from pipeline.serving.server import serve
+
+    return serve(args.flags)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from pipeline.serving.client import predict_command
+
+    return predict_command(args.csv, args.server, args.grpc, args.model_name, args.signature, args.batch_size,
+                           args.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -126,6 +140,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--factor", type=float, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn=cmd_resample)
+    # Serving: flags are passed through untouched (tensorflow_model_server's --flag=value style).
+    p = sub.add_parser("serve", add_help=False, prefix_chars="+",
+                       help="TF Serving-compatible model server (tensorflow_model_server's flags; serve --help)")
+    p.add_argument("flags", nargs=argparse.REMAINDER)
+    p.set_defaults(fn=cmd_serve)
+    p = sub.add_parser("predict", help="predict CSV rows with a running model server (REST, or --grpc)")
+    p.add_argument("--csv", type=Path, required=True)
+    p.add_argument("--server", required=True, metavar="HOST:PORT", help="REST port, or gRPC port with --grpc")
+    p.add_argument("--grpc", action="store_true", help="use gRPC (tensorflow-serving-api) instead of REST")
+    p.add_argument("--model_name", default="default")
+    p.add_argument("--signature", default="serving_raw", help="a signature with one input per CSV column")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--out", type=Path, default=None, help="write predictions here instead of stdout")
+    p.set_defaults(fn=cmd_predict)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
