@@ -8,7 +8,13 @@ Trainer's ``Format-Serving`` directory is exactly what Pusher copies to ``pushed
 from __future__ import annotations
 
 import functools
+import http.client as http_client
+import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,3 +56,84 @@ def publish(model: TrainedModel, base: Path, version: int) -> Path:
     shutil.copytree(model.saved_model, tmp)
     tmp.rename(target)  # atomic: a polling server never sees a half-copied version
     return target
+
+
+class ServerProcess:
+    """``python -m pipeline serve`` as a child process on free ports, stopped by its pid."""
+
+    def __init__(self, flags: list[str], log: Path, timeout: float = 120.0):
+        from pipeline.serving.client import free_port
+
+        self.grpc_port, self.rest_port = free_port(), free_port()
+        while self.rest_port == self.grpc_port:
+            self.rest_port = free_port()
+        self.log = log
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        with log.open("wb") as fh:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pipeline", "serve", f"--port={self.grpc_port}",
+                 f"--rest_api_port={self.rest_port}", *flags],
+                stdout=fh, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while "Exporting HTTP/REST API at" not in log.read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"model server did not start:\n{log.read_text(errors='replace')[-5000:]}")
+            time.sleep(0.2)
+        self.grpc = f"127.0.0.1:{self.grpc_port}"
+        self.rest = f"127.0.0.1:{self.rest_port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def http(server: str, method: str, path: str, body: object = None,
+         raw: bytes | None = None) -> tuple[int, object]:
+    """A plain HTTP call: (status, parsed JSON or text)."""
+    host, port = server.split(":")
+    conn = http_client.HTTPConnection(host, int(port), timeout=120)
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    try:
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        text = response.read().decode()
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(text)
+    except json.JSONDecodeError:
+        return response.status, text
+
+
+def wrap_for_classify_and_regress(saved_model: Path, target: Path) -> None:
+    """The model re-exported with TF Serving's classify and regress signatures on top of its
+    serving_default: classify -> classes ["0", "1"] and scores [1 - p, p]; regress -> p."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    module = tf.saved_model.load(str(saved_model))
+    predict = module.signatures["serving_default"]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def classify(inputs):
+        p = predict(examples=inputs)["probabilities"]
+        classes = tf.tile(tf.constant([[b"0", b"1"]]), [tf.shape(p)[0], 1])
+        return {"classes": classes, "scores": tf.concat([1.0 - p, p], axis=1)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def regress(inputs):
+        return {"outputs": predict(examples=inputs)["probabilities"]}
+
+    module.classify_fn, module.regress_fn = classify, regress
+    tf.saved_model.save(module, str(target), signatures={"classify": classify, "regress": regress})
+    # The method names TF's classification/regression signature builders set.
+    proto = saved_model_pb2.SavedModel.FromString((target / "saved_model.pb").read_bytes())
+    for name, method in (("classify", "tensorflow/serving/classify"), ("regress", "tensorflow/serving/regress")):
+        proto.meta_graphs[0].signature_def[name].method_name = method
+    (target / "saved_model.pb").write_bytes(proto.SerializeToString())

@@ -142,6 +142,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.read(length)
         elif length:
             self.close_connection = True
+            self._drain(length)
+
+    def _drain(self, length: int, cap: int = 64 << 20) -> None:
+        left = min(length, cap)
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 20))
+            if not chunk:
+                return
+            left -= len(chunk)
 
     def _read_json(self) -> dict:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -153,7 +162,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise invalid("missing or invalid Content-Length header")
         if length > self.max_body:
-            self.close_connection = True  # the unread body cannot be skipped safely
+            self.close_connection = True
+            self._drain(length)  # read (a bounded amount) so the client gets the 413, not a reset
             raise _TooLarge(f"Request body of {length} bytes exceeds the limit of {self.max_body} bytes "
                             "(--rest_api_max_body_bytes)")
         raw = self.rfile.read(length)

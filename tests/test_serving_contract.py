@@ -1,0 +1,370 @@
+"""TF Serving's contract, end to end: `python -m pipeline serve` on a real trained model, called with
+the real tensorflow-serving-api gRPC stubs and plain HTTP; every answer is compared with the same
+SavedModel called in this process."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+from pipeline import raw_inputs
+from pipeline.serving import options
+from tests.serving_fixtures import ServerProcess, http, publish, session_model, wrap_for_classify_and_regress
+
+ROWS = 24
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> dict:
+    """One server with two models from a --model_config_file: `taxi` (versions 1 and 2, labels
+    stable/canary) and `wrapped` (classify/regress signatures), Prometheus metrics on."""
+    model = session_model(tmp_path_factory)
+    root = tmp_path_factory.mktemp("serving_contract")
+    publish(model, root / "taxi", 1)
+    publish(model, root / "taxi", 2)
+    wrap_for_classify_and_regress(model.saved_model, root / "wrapped" / "1")
+    config = root / "models.pbtxt"
+    config.write_text(f"""
+model_config_list {{
+  config {{
+    name: "taxi" base_path: "{root / 'taxi'}" model_platform: "tensorflow"
+    model_version_policy {{ specific {{ versions: 1 versions: 2 }} }}
+    version_labels {{ key: "stable" value: 1 }}
+    version_labels {{ key: "canary" value: 2 }}
+  }}
+  config {{ name: "wrapped" base_path: "{root / 'wrapped'}" }}
+}}
+""")
+    monitoring = root / "monitoring.pbtxt"
+    monitoring.write_text('prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n')
+    server = ServerProcess([f"--model_config_file={config}", f"--monitoring_config_file={monitoring}"],
+                           root / "server.log")
+    local = tf.saved_model.load(str(model.saved_model))
+    wrapped = tf.saved_model.load(str(root / "wrapped" / "1"))
+    rows = list(model.rows[:ROWS])
+    raw_spec = {name: tf.io.VarLenFeature(_example_dtype(spec.dtype))
+                for name, spec in local.signatures["serving_raw"].structured_input_signature[1].items()}
+    examples = raw_inputs.tf_examples(rows, raw_spec)
+    channel = grpc.insecure_channel(server.grpc)
+    yield {
+        "server": server, "root": root, "rows": rows, "examples": examples, "local": local, "wrapped": wrapped,
+        "predict": prediction_service_pb2_grpc.PredictionServiceStub(channel),
+        "models": model_service_pb2_grpc.ModelServiceStub(channel),
+    }
+    channel.close()
+    server.stop()
+
+
+def _example_dtype(serving_dtype: tf.DType) -> tf.DType:
+    # serving_raw takes ints as float64 (NaN = missing); in tf.Examples they are int64.
+    return {tf.float64: tf.int64}.get(serving_dtype, serving_dtype)
+
+
+def _expected(env: dict) -> np.ndarray:
+    out = env["local"].signatures["serving_default"](examples=tf.constant(env["examples"]))
+    return out["probabilities"].numpy()
+
+
+def _raw_json_rows(env: dict) -> list[dict]:
+    cols = raw_inputs.raw_columns(env["rows"], env["local"].signatures["serving_raw"])
+    as_lists = {k: [x.decode() if isinstance(x, bytes) else x for x in v.numpy().tolist()] for k, v in cols.items()}
+    return [{k: as_lists[k][i] for k in as_lists} for i in range(len(env["rows"]))]
+
+
+def _b64_instances(env: dict) -> list[dict]:
+    return [{"b64": base64.b64encode(e).decode()} for e in env["examples"]]
+
+
+# -- status and metadata --------------------------------------------------------------------
+def test_model_status_rest_and_grpc(env):
+    server = env["server"]
+    status, body = http(server.rest, "GET", "/v1/models/taxi")
+    assert status == 200
+    assert body == {"model_version_status": [
+        {"version": v, "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}} for v in ("2", "1")]}
+    assert http(server.rest, "GET", "/v1/models/taxi/versions/1")[1]["model_version_status"][0]["version"] == "1"
+    assert http(server.rest, "GET", "/v1/models/taxi/labels/canary")[1]["model_version_status"][0]["version"] == "2"
+
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = "taxi"
+    response = env["models"].GetModelStatus(request)
+    assert [(s.version, s.state) for s in response.model_version_status] == [
+        (2, get_model_status_pb2.ModelVersionStatus.AVAILABLE), (1, get_model_status_pb2.ModelVersionStatus.AVAILABLE)]
+    request.model_spec.version_label = "stable"
+    assert [s.version for s in env["models"].GetModelStatus(request).model_version_status] == [1]
+
+
+def test_metadata_rest_and_grpc_are_the_saved_models_signature_defs(env):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    pb = saved_model_pb2.SavedModel.FromString((env["root"] / "taxi" / "2" / "saved_model.pb").read_bytes())
+    expected = pb.meta_graphs[0].signature_def
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    request.model_spec.name = "taxi"
+    response = env["predict"].GetModelMetadata(request)
+    assert response.model_spec.version.value == 2
+    defs = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(defs)
+    assert dict(defs.signature_def) == dict(expected)
+
+    status, body = http(env["server"].rest, "GET", "/v1/models/taxi/versions/1/metadata")
+    assert status == 200 and body["model_spec"] == {"name": "taxi", "signature_name": "", "version": "1"}
+    rest_defs = body["metadata"]["signature_def"]["signature_def"]
+    assert set(rest_defs) == set(expected)
+    assert rest_defs["serving_default"]["inputs"]["examples"]["dtype"] == "DT_STRING"
+    assert set(rest_defs["serving_raw"]["inputs"]) == set(expected["serving_raw"].inputs)
+
+
+# -- predict --------------------------------------------------------------------------------
+def test_rest_predict_row_and_columnar_equal_in_process(env):
+    rest, expected = env["server"].rest, _expected(env)
+    status, body = http(rest, "POST", "/v1/models/taxi:predict", {"instances": _b64_instances(env)})
+    assert status == 200
+    np.testing.assert_allclose(np.array(body["predictions"], np.float32), expected, rtol=1e-6)
+    # Named instances of serving_raw (NaN / "" for missing) and the columnar form, on a label.
+    rows = _raw_json_rows(env)
+    status, body = http(rest, "POST", "/v1/models/taxi/labels/stable:predict",
+                        {"signature_name": "serving_raw", "instances": rows})
+    assert status == 200, body
+    np.testing.assert_allclose(np.array(body["predictions"], np.float32), expected, rtol=1e-6)
+    columns = {k: [r[k] for r in rows] for k in rows[0]}
+    status, body = http(rest, "POST", "/v1/models/taxi/versions/1:predict",
+                        {"signature_name": "serving_raw", "inputs": columns})
+    assert status == 200, body
+    np.testing.assert_allclose(np.array(body["outputs"], np.float32), expected, rtol=1e-6)
+    # A signature with several outputs answers one object per row.
+    status, body = http(rest, "POST", "/v1/models/taxi:predict",
+                        {"signature_name": "transform_features", "instances": _b64_instances(env)[:2]})
+    assert status == 200 and len(body["predictions"]) == 2 and "big_tipper" in body["predictions"][0]
+
+
+def test_grpc_predict_equal_in_process(env):
+    expected = _expected(env)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "taxi"
+    request.inputs["examples"].CopyFrom(tf.make_tensor_proto(env["examples"]))
+    response = env["predict"].Predict(request)
+    assert response.model_spec.version.value == 2 and response.model_spec.signature_name == "serving_default"
+    np.testing.assert_array_equal(tf.make_ndarray(response.outputs["probabilities"]), expected)
+
+    raw = raw_inputs.raw_columns(env["rows"], env["local"].signatures["serving_raw"])
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name, request.model_spec.signature_name = "taxi", "serving_raw"
+    request.model_spec.version.value = 1
+    for name, tensor in raw.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(tensor.numpy()))
+    request.output_filter.append("probabilities")
+    response = env["predict"].Predict(request)
+    assert response.model_spec.version.value == 1
+    np.testing.assert_array_equal(tf.make_ndarray(response.outputs["probabilities"]), expected)
+
+
+# -- classify and regress -------------------------------------------------------------------
+def test_classify_and_regress_rest_and_grpc(env):
+    p = _expected(env)[:, 0]
+    inputs = tf.constant(env["examples"])
+    local_scores = env["wrapped"].signatures["classify"](inputs=inputs)["scores"].numpy()
+    np.testing.assert_allclose(local_scores[:, 1], p, rtol=1e-6)
+
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name, request.model_spec.signature_name = "wrapped", "classify"
+    request.input.example_list.examples.extend(tf.train.Example.FromString(e) for e in env["examples"])
+    result = env["predict"].Classify(request).result
+    assert [[c.label for c in row.classes] for row in result.classifications] == [["0", "1"]] * ROWS
+    np.testing.assert_array_equal([[c.score for c in row.classes] for row in result.classifications], local_scores)
+
+    request = regression_pb2.RegressionRequest()
+    request.model_spec.name, request.model_spec.signature_name = "wrapped", "regress"
+    request.input.example_list.examples.extend(tf.train.Example.FromString(e) for e in env["examples"])
+    values = [r.value for r in env["predict"].Regress(request).result.regressions]
+    np.testing.assert_array_equal(np.array(values, np.float32), p)
+
+    # REST: tf.Examples as JSON objects (numbers, strings), with a shared context.
+    rows = env["rows"][:3]
+    objs = [{"fare": float(r["fare"]), "trip_miles": float(r["trip_miles"]), "payment_type": r["payment_type"]}
+            for r in rows]
+    status, body = http(env["server"].rest, "POST", "/v1/models/wrapped:classify",
+                        {"signature_name": "classify", "context": {"company": "Flash Cab"}, "examples": objs})
+    assert status == 200, body
+    examples = [tf.train.Example(features=tf.train.Features(feature={
+        "fare": tf.train.Feature(float_list=tf.train.FloatList(value=[o["fare"]])),
+        "trip_miles": tf.train.Feature(float_list=tf.train.FloatList(value=[o["trip_miles"]])),
+        "payment_type": tf.train.Feature(bytes_list=tf.train.BytesList(value=[o["payment_type"].encode()])),
+        "company": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"Flash Cab"])),
+    })).SerializeToString() for o in objs]
+    scores = env["wrapped"].signatures["classify"](inputs=tf.constant(examples))["scores"].numpy()
+    assert [[c[0] for c in row] for row in body["results"]] == [["0", "1"]] * 3
+    np.testing.assert_allclose([[c[1] for c in row] for row in body["results"]], scores, rtol=1e-6)
+    status, body = http(env["server"].rest, "POST", "/v1/models/wrapped:regress",
+                        {"signature_name": "regress", "context": {"company": "Flash Cab"}, "examples": objs})
+    assert status == 200
+    np.testing.assert_allclose(body["results"], scores[:, 1], rtol=1e-6)
+
+
+# -- bad input ------------------------------------------------------------------------------
+BAD_REST = [
+    # (method, path, body or raw bytes, status, words the error names)
+    ("POST", "/v1/models/taxi:predict", b"{not json", 400, ["JSON Parse error"]),
+    ("POST", "/v1/models/taxi:predict", b"[1, 2]", 400, ["JSON object"]),
+    ("POST", "/v1/models/taxi:predict", {"instances": []}, 400, ["instances"]),
+    ("POST", "/v1/models/taxi:predict", {"instances": [1], "inputs": [1]}, 400, ["exactly one of"]),
+    ("POST", "/v1/models/nope:predict", {"instances": [{"b64": ""}]}, 404, ["nope"]),
+    ("POST", "/v1/models/taxi/versions/7:predict", {"instances": [{"b64": ""}]}, 404, ["taxi", "7"]),
+    ("POST", "/v1/models/taxi/labels/gold:predict", {"instances": [{"b64": ""}]}, 404, ["gold"]),
+    ("POST", "/v1/models/taxi:predict", {"signature_name": "nope", "instances": [1]}, 404, ["nope"]),
+    ("POST", "/v1/models/taxi:predict", {"signature_name": "serving_raw", "instances": [{"fare": 1.0}]}, 400,
+     ["missing input(s)", "trip_miles"]),
+    ("POST", "/v1/models/taxi:predict", {"instances": [{"b64": "!!!"}]}, 400, ["base64", "examples"]),
+    ("POST", "/v1/models/taxi:predict", {"instances": [3.5]}, 400, ["examples", "string"]),
+    ("POST", "/v1/models/taxi:predict", {"instances": [[{"b64": ""}]]}, 400, ["examples", "shape"]),
+    ("POST", "/v1/models/taxi:frobnicate", {}, 404, ["Malformed request"]),
+    ("GET", "/v1/models/nope", None, 404, ["nope"]),
+    ("GET", "/v1/models/taxi/versions/x", None, 400, ["version"]),
+    ("GET", "/v2/anything", None, 404, ["Malformed request"]),
+    ("POST", "/v1/models/taxi:classify", {"examples": [{"fare": 1.0}]}, 400, ["classes", "scores"]),
+    ("POST", "/v1/models/wrapped:regress", {"signature_name": "regress", "examples": [{"fare": [1, "a"]}]}, 400,
+     ["fare"]),
+    ("POST", "/v1/models/wrapped:classify", {"signature_name": "classify", "examples": [3]}, 400, ["examples[0]"]),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "words"), BAD_REST,
+                         ids=[f"{m} {p} {i}" for i, (m, p, *_) in enumerate(BAD_REST)])
+def test_bad_rest_requests_get_named_errors(env, method, path, body, status, words):
+    raw = body if isinstance(body, bytes) else None
+    got, answer = http(env["server"].rest, method, path, None if raw else body, raw=raw)
+    assert got == status, answer
+    assert isinstance(answer, dict) and set(answer) == {"error"}, answer
+    for word in words:
+        assert word in answer["error"], answer
+
+
+def test_mistyped_feature_in_a_tf_example_is_named(env):
+    example = tf.train.Example(features=tf.train.Features(feature={
+        "fare": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"ten dollars"]))}))
+    status, body = http(env["server"].rest, "POST", "/v1/models/taxi:predict",
+                        {"instances": [{"b64": base64.b64encode(example.SerializeToString()).decode()}]})
+    assert status == 400 and "fare" in body["error"], body
+
+
+def _grpc_error(call, request) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as err:
+        call(request)
+    return err.value
+
+
+def test_bad_grpc_requests_get_codes_and_named_errors(env):
+    stub = env["predict"]
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "nope"
+    assert _grpc_error(stub.Predict, request).code() == grpc.StatusCode.NOT_FOUND
+    request.model_spec.name = "taxi"
+    request.model_spec.version.value = 9
+    assert _grpc_error(stub.Predict, request).code() == grpc.StatusCode.NOT_FOUND
+    request.model_spec.ClearField("version")
+    request.model_spec.signature_name = "nope"
+    assert _grpc_error(stub.Predict, request).code() == grpc.StatusCode.NOT_FOUND
+    request.model_spec.signature_name = "serving_raw"
+    request.inputs["fare"].CopyFrom(tf.make_tensor_proto(np.array([1.0], np.float32)))
+    err = _grpc_error(stub.Predict, request)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "trip_miles" in err.details()
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "taxi"
+    request.inputs["examples"].CopyFrom(tf.make_tensor_proto(np.array([1.0], np.float32)))
+    err = _grpc_error(stub.Predict, request)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "examples" in err.details() and "float" in err.details()
+    request.inputs["examples"].CopyFrom(tf.make_tensor_proto(env["examples"][:1]))
+    request.output_filter.append("nope")
+    assert _grpc_error(stub.Predict, request).code() == grpc.StatusCode.INVALID_ARGUMENT
+    status_request = get_model_status_pb2.GetModelStatusRequest()
+    status_request.model_spec.name = "nope"
+    assert _grpc_error(env["models"].GetModelStatus, status_request).code() == grpc.StatusCode.NOT_FOUND
+    # Still serving after all of the above.
+    assert http(env["server"].rest, "GET", "/healthz") == (200, {"status": "SERVING"})
+
+
+# -- metrics, client, flags -----------------------------------------------------------------
+def test_prometheus_metrics_count_requests_errors_and_latency(env):
+    http(env["server"].rest, "POST", "/v1/models/taxi/versions/1:predict", {"instances": _b64_instances(env)[:1]})
+    http(env["server"].rest, "POST", "/v1/models/taxi:predict", {"instances": [3.5]})
+    status, text = http(env["server"].rest, "GET", "/monitoring/prometheus/metrics")
+    assert status == 200
+    assert ':tensorflow:serving:request_count{model_name="taxi",model_version="1",API="Predict",entrypoint="REST",' \
+           'status="OK"}' in text
+    assert ':tensorflow:serving:request_error_count{model_name="taxi",model_version="2",API="Predict",' \
+           'entrypoint="REST",status="INVALID_ARGUMENT"}' in text
+    assert ':tensorflow:serving:request_latency_bucket{model_name="taxi",model_version="1",API="Predict",' \
+           'entrypoint="REST",le="+Inf"}' in text
+    assert ':tensorflow:serving:model_load_count{model_name="taxi",model_version="2",status="ok"} 1' in text
+
+
+def test_predict_cli_rest_and_grpc(env, tmp_path):
+    header = list(env["rows"][0])
+    csv_path = tmp_path / "rows.csv"
+    csv_path.write_text(",".join(header) + "\n" + "\n".join(",".join(r[h] for h in header) for r in env["rows"]) + "\n")
+    expected = _expected(env)[:, 0]
+    for flags in ([f"--server={env['server'].rest}"], [f"--server={env['server'].grpc}", "--grpc"]):
+        proc = subprocess.run([sys.executable, "-m", "pipeline", "predict", "--csv", str(csv_path),
+                               "--model_name", "taxi", *flags], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        lines = proc.stdout.split()
+        assert lines[0] == "probabilities"
+        np.testing.assert_allclose(np.array(lines[1:], np.float32), expected, rtol=1e-5)
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "predict", "--csv", str(tmp_path / "missing.csv"),
+                           "--server", env["server"].rest], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "missing.csv" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_server_binds_loopback_by_default(env):
+    assert f"Running gRPC ModelServer at 127.0.0.1:{env['server'].grpc_port}" in env["server"].log.read_text()
+
+
+def test_bad_flags_and_config_files_are_named(tmp_path):
+    bad = tmp_path / "models.pbtxt"
+    bad.write_text('model_config_list { config { name: "a" base_path: "/x" bogus: 1 } }\n')
+    with pytest.raises(options.OptionsError, match=r"models\.pbtxt.*1:.*bogus"):
+        options.parse_options([f"--model_config_file={bad}"])
+    bad.write_text('model_config_list { config { name: "a" } }\n')
+    with pytest.raises(options.OptionsError, match=r"config\[0\] \(a\): base_path is required"):
+        options.parse_options([f"--model_config_file={bad}"])
+    batching = tmp_path / "batching.pbtxt"
+    batching.write_text("max_batch_size { value: 8 } allowed_batch_sizes: 4 allowed_batch_sizes: 16\n")
+    with pytest.raises(options.OptionsError, match=r"batching\.pbtxt.*allowed_batch_sizes"):
+        options.parse_options(["--model_base_path=/x", "--enable_batching", f"--batching_parameters_file={batching}"])
+    batching.write_text("max_batch_size { value: 8 } batch_timeout_micros { value: 500 }\n"
+                        "num_batch_threads { value: 2 }\n")
+    opts = options.parse_options(["--model_base_path=/x", "--enable_batching=true",
+                                  f"--batching_parameters_file={batching}"])
+    assert (opts.batching.max_batch_size, opts.batching.batch_timeout_micros, opts.batching.num_batch_threads,
+            opts.batching.max_enqueued_batches) == (8, 500, 2, 10)
+    with pytest.raises(options.OptionsError, match="--model_base_path"):
+        options.parse_options([])
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "serve", f"--model_config_file={tmp_path / 'no.pbtxt'}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "no.pbtxt" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_rest_response_is_tf_serving_json(env):
+    """NaN travels as TF Serving writes it (a bare NaN literal) and strings as UTF-8."""
+    status, body = http(env["server"].rest, "POST", "/v1/models/taxi:predict",
+                        {"signature_name": "serving_raw",
+                         "instances": [dict.fromkeys(_raw_json_rows(env)[0], float("nan")) | {
+                             "company": "", "payment_type": ""}]})
+    assert status == 200 and np.isfinite(body["predictions"][0][0])
+    assert json.dumps(body["predictions"])
