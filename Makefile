@@ -8,7 +8,7 @@ STAMP     := $(VENV)/.installed
 CONFIG    ?= pipeline/configs/taxi/pipeline.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint bench lock clean
+.PHONY: setup run test lint bench bench-serving lock clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ test: setup lint
 bench: setup
 	$(PY) benchmarks/bench_pipeline.py
 	$(PY) benchmarks/bench_preprocessing.py
+
+# Model server vs in-process SavedModel: latency and throughput, REST and gRPC, batching off/on.
+bench-serving: setup
+	$(PY) benchmarks/bench_serving.py
 
 # Regenerate constraints.txt from the current venv (after changing setup.py).
 lock: setup

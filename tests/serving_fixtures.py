@@ -35,7 +35,8 @@ class TrainedModel:
 def trained_model(root: Path) -> TrainedModel:
     header, rows = sample_rows(1500, seed=11)
     data = write_csv(root / "data" / "data.csv", header, rows).parent
-    config = derived_config(root, data, name="serving_model", training=TINY_TRAINING)
+    # Only what serving needs: no tuning, no model variants (their keys dropped if present).
+    config = derived_config(root, data, name="serving_model", training=TINY_TRAINING, tuning=None, optimization=None)
     proc = run_cli("run", "--config", str(config), "--output-root", str(root / "outputs"), "--until", "Trainer")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     pipeline_root = root / "outputs" / "serving_model" / "pipeline_root"

@@ -8,11 +8,13 @@ import base64
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -28,6 +30,7 @@ from pipeline.serving import options
 from tests.serving_fixtures import ServerProcess, http, publish, session_model, wrap_for_classify_and_regress
 
 ROWS = 24
+MANIFEST = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes" / "tf-serving.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -368,3 +371,17 @@ def test_rest_response_is_tf_serving_json(env):
                              "company": "", "payment_type": ""}]})
     assert status == 200 and np.isfinite(body["predictions"][0][0])
     assert json.dumps(body["predictions"])
+
+
+def test_kubernetes_manifest_runs_tf_serving_with_flags_and_configs_this_server_accepts(tmp_path):
+    """The production manifest and `python -m pipeline serve` are interchangeable: its
+    tensorflow_model_server arguments and ConfigMap files parse here unchanged."""
+    docs = {d["kind"]: d for d in yaml.safe_load_all(MANIFEST.read_text())}
+    for name, text in docs["ConfigMap"]["data"].items():
+        (tmp_path / name).write_text(text)
+    (container,) = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"].startswith("tensorflow/serving:")
+    opts = options.parse_options([a.replace("/config/", f"{tmp_path}/") for a in container["args"]])
+    assert [m.name for m in opts.models] == ["taxi"] and opts.models[0].base_path == "/models/taxi/serving"
+    assert opts.batching.max_batch_size == 32 and opts.metrics_path == "/monitoring/prometheus/metrics"
+    assert {p["port"] for p in docs["Service"]["spec"]["ports"]} == {opts.port, opts.rest_api_port}

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
 
 from pipeline.serving.status import invalid
 
@@ -214,4 +215,10 @@ def proto_to_array(name: str, proto: Any, spec: tf.TensorSpec) -> np.ndarray:
 
 
 def array_to_proto(array: np.ndarray) -> Any:
-    return tf.make_tensor_proto(array)
+    if array.dtype == object:
+        return tf.make_tensor_proto(array)
+    # Numeric arrays as raw tensor_content: what make_tensor_proto produces, without its checks' cost.
+    proto = tensor_pb2.TensorProto(dtype=tf.as_dtype(array.dtype).as_datatype_enum,
+                                   tensor_content=np.ascontiguousarray(array).tobytes())
+    proto.tensor_shape.dim.extend(tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in array.shape)
+    return proto

@@ -42,6 +42,7 @@ def _status_json(states: list) -> dict:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse one connection
+    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
     server_version = "pipeline-model-server"
     service: Service
     max_body: int

@@ -1,0 +1,219 @@
+"""Serving benchmark: `python -m pipeline serve` (REST and gRPC, batching off and on) against
+in-process SavedModel calls on the same inputs (the limit), at concurrency 1, 8 and 32.
+
+Every request is one taxi row as a serialized tf.Example to `serving_default`. Prints p50 / p99
+latency and throughput per setting, the ratios to in-process, and the two goals:
+gRPC p50 at concurrency 1 <= 1.5x in-process, and batching >= 2x throughput at concurrency 32.
+
+    python benchmarks/bench_serving.py [--model SAVED_MODEL_DIR] [--requests N]
+
+Without --model it uses the newest pushed taxi model (outputs/taxi/pushed/serving/<ver>), or
+trains a small one on a taxi sample first. Client and server share this machine's cores, as
+they would on one host. Clients: the blocking gRPC stub at concurrency 1, an asyncio gRPC channel
+and asyncio keep-alive HTTP connections otherwise (light clients, so the server is what is measured).
+"""
+
+from __future__ import annotations
+
+import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
+
+# isort: split
+import argparse
+import asyncio
+import base64
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.serving_fixtures import ServerProcess, trained_model  # noqa: E402
+
+CONCURRENCY = (1, 8, 32)
+BATCHING = "max_batch_size { value: 32 }\nbatch_timeout_micros { value: 1000 }\nnum_batch_threads { value: 2 }\n" \
+           "max_enqueued_batches { value: 1000 }\n"
+
+
+def find_model(arg: Path | None) -> tuple[Path, list[dict]]:
+    from tests.conftest import read_taxi_rows
+
+    _, rows = read_taxi_rows()
+    if arg is not None:
+        return arg, rows
+    pushed = ROOT / "outputs" / "taxi" / "pushed" / "serving"
+    versions = sorted((p for p in pushed.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
+    if versions:
+        return versions[-1], rows
+    print("no pushed taxi model: training a small one on a sample (about 2 minutes)...", flush=True)
+    return trained_model(ROOT / ".cache" / "bench_serving_model").saved_model, rows
+
+
+def _summary(latencies: list[float], total: int, elapsed: float) -> tuple[float, float, float]:
+    ms = np.array(latencies) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), total / elapsed
+
+
+def load_threads(fn: Callable[[int], object], concurrency: int, total: int) -> tuple[float, float, float]:
+    """In-process calls fn(i), i < total, on `concurrency` threads: (p50 ms, p99 ms, calls/s)."""
+    latencies: list[float] = []
+    lock, counter = threading.Lock(), iter(range(total))
+
+    def worker() -> None:
+        mine = []
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                break
+            t0 = time.perf_counter()
+            fn(i)
+            mine.append(time.perf_counter() - t0)
+        with lock:
+            latencies.extend(mine)
+
+    for i in range(min(20, total)):  # warm-up
+        fn(i)
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return _summary(latencies, total, time.perf_counter() - started)
+
+
+async def _drive(send: Callable[[int], Awaitable[object]], concurrency: int, total: int) -> tuple[float, float, float]:
+    # `concurrency` requests in flight from one event loop: a light client, so the server is measured.
+    for i in range(min(20, total)):  # warm-up (traces, connections)
+        await send(i)
+    counter, latencies = iter(range(total)), []
+
+    async def worker() -> None:
+        for i in counter:  # one thread: the shared iterator needs no lock
+            t0 = time.perf_counter()
+            await send(i)
+            latencies.append(time.perf_counter() - t0)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return _summary(latencies, total, time.perf_counter() - started)
+
+
+def load_grpc(target: str, requests: list[bytes], concurrency: int, total: int) -> tuple[float, float, float]:
+    if concurrency == 1:  # one caller: the blocking stub is the lighter client
+        with grpc.insecure_channel(target) as channel:
+            call = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")
+            return load_threads(lambda i: call(requests[i % len(requests)], timeout=60), 1, total)
+
+    async def run() -> tuple[float, float, float]:
+        async with grpc.aio.insecure_channel(target) as channel:
+            # Raw bytes in and out: the client does not spend time on (de)serialization.
+            call = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")
+            return await _drive(lambda i: call(requests[i % len(requests)], timeout=60), concurrency, total)
+    return asyncio.run(run())
+
+
+def load_rest(target: str, bodies: list[bytes], concurrency: int, total: int) -> tuple[float, float, float]:
+    host, port = target.split(":")
+
+    async def run() -> tuple[float, float, float]:
+        pool: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+        async def send(i: int) -> None:
+            reader, writer = pool.pop() if pool else await asyncio.open_connection(host, int(port))
+            body = bodies[i % len(bodies)]
+            writer.write(b"POST /v1/models/taxi:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            await reader.readexactly(length)
+            if status != 200:
+                raise RuntimeError(f"HTTP {status}")
+            pool.append((reader, writer))  # keep-alive
+
+        result = await _drive(send, concurrency, total)
+        for _, writer in pool:
+            writer.close()
+        return result
+    return asyncio.run(run())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=None, help="a SavedModel directory")
+    parser.add_argument("--requests", type=int, default=600, help="requests per setting")
+    args = parser.parse_args()
+    model_dir, rows = find_model(args.model)
+    print(f"model: {model_dir}")
+    local = tf.saved_model.load(str(model_dir))
+    serve = local.signatures["serving_default"]
+    specs = local.signatures["serving_raw"].structured_input_signature[1]
+    from pipeline import raw_inputs
+
+    raw_spec = {k: tf.io.VarLenFeature({tf.float64: tf.int64}.get(s.dtype, s.dtype)) for k, s in specs.items()}
+    examples = raw_inputs.tf_examples(rows[:1000], raw_spec)
+    n = len(examples)
+
+    work = Path(tempfile.mkdtemp(prefix="bench_serving_"))
+    shutil.copytree(model_dir, work / "taxi" / "1")
+    (work / "batching.pbtxt").write_text(BATCHING)
+    results: dict[tuple[str, str, int], tuple[float, float, float]] = {}
+
+    tensors = [tf.constant([e]) for e in examples]
+    for c in CONCURRENCY:
+        results[("in-process", "-", c)] = load_threads(lambda i: serve(examples=tensors[i % n]), c, args.requests)
+        print(f"  in-process c={c}: {results[('in-process', '-', c)]}", flush=True)
+
+    for batching in (False, True):
+        flags = [f"--model_base_path={work / 'taxi'}", "--model_name=taxi", "--file_system_poll_wait_seconds=0"]
+        if batching:
+            flags += ["--enable_batching", f"--batching_parameters_file={work / 'batching.pbtxt'}"]
+        server = ServerProcess(flags, work / f"server-{batching}.log")
+        mode = "batching" if batching else "no batching"
+        try:
+            requests = []
+            for e in examples:
+                r = predict_pb2.PredictRequest()
+                r.model_spec.name = "taxi"
+                r.inputs["examples"].CopyFrom(tf.make_tensor_proto([e]))
+                requests.append(r.SerializeToString())
+            bodies = [json.dumps({"instances": [{"b64": base64.b64encode(e).decode()}]}).encode() for e in examples]
+            for c in CONCURRENCY:
+                results[(mode, "gRPC", c)] = load_grpc(server.grpc, requests, c, args.requests)
+                results[(mode, "REST", c)] = load_rest(server.rest, bodies, c, args.requests)
+                print(f"  {mode} c={c}: gRPC {results[(mode, 'gRPC', c)]} REST {results[(mode, 'REST', c)]}",
+                      flush=True)
+        finally:
+            server.stop()
+    shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\n{'setting':<13}{'API':<6}{'conc':>5}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}"
+          f"{'p50 / in-proc':>15}{'req/s / in-proc':>17}")
+    for (mode, api, c), (p50, p99, rps) in results.items():
+        base = results[("in-process", "-", c)]
+        print(f"{mode:<13}{api:<6}{c:>5}{p50:>9.2f}{p99:>9.2f}{rps:>9.0f}"
+              f"{p50 / base[0]:>14.2f}x{rps / base[2]:>16.2f}x")
+    ratio = results[("no batching", "gRPC", 1)][0] / results[("in-process", "-", 1)][0]
+    print(f"\ngoal: gRPC p50 at concurrency 1 <= 1.5x in-process: {ratio:.2f}x "
+          f"({'met' if ratio <= 1.5 else 'NOT met'})")
+    for api in ("gRPC", "REST"):
+        gain = results[("batching", api, 32)][2] / results[("no batching", api, 32)][2]
+        print(f"goal: batching >= 2x throughput at concurrency 32 ({api}): {gain:.2f}x "
+              f"({'met' if gain >= 2 else 'NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
