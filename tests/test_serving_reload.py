@@ -101,7 +101,7 @@ def test_batched_predictions_equal_in_process(env):
 
 def test_hot_reload_under_concurrent_load_fails_no_request(env):
     """v2 is pushed while gRPC and REST clients keep sending requests: v2 takes over, v1 is unloaded,
-    no request fails. Then a broken v3 (no variables) is pushed: it is reported, v2 keeps serving."""
+    no request fails. Then a corrupt v3 is pushed: it is reported, v2 keeps serving."""
     stop, errors, versions, counts = threading.Event(), [], set(), [0, 0]
     examples = env["examples"][:4]
     body = {"instances": [{"b64": base64.b64encode(e).decode()} for e in examples]}
@@ -134,7 +134,7 @@ def test_hot_reload_under_concurrent_load_fails_no_request(env):
         _wait_for(lambda: counts[0] > before[0] + 10 and counts[1] > before[1] + 10, "requests after the swap")
         broken = env["root"] / "broken"
         shutil.copytree(env["model"].saved_model, broken)
-        shutil.rmtree(broken / "variables")
+        (broken / "saved_model.pb").write_bytes(b"\x0a\xff truncated")  # a corrupt push
         broken.rename(env["root"] / "taxi" / "3")
         _wait_for(lambda: _states(env).get("3") == "END", "the broken v3 to fail")
         before = list(counts)
@@ -147,7 +147,8 @@ def test_hot_reload_under_concurrent_load_fails_no_request(env):
     assert versions == {1, 2}
     body = http(env["server"].rest, "GET", "/v1/models/taxi/versions/3")[1]
     (v3,) = body["model_version_status"]
-    assert v3["state"] == "END" and v3["status"]["error_code"] != "OK" and "variables" in v3["status"]["error_message"]
+    assert v3["state"] == "END" and v3["status"]["error_code"] != "OK"
+    assert "3/saved_model.pb: not a SavedModel" in v3["status"]["error_message"]
     assert _states(env)["2"] == "AVAILABLE"
 
 

@@ -86,11 +86,14 @@ def load_servable(model: str, version: int, path: Path) -> Servable:
     if pb is None:
         raise FileNotFoundError(f"{path}: no saved_model.pb")
     proto = saved_model_pb2.SavedModel()
-    if pb.suffix == ".pbtxt":
-        from google.protobuf import text_format
-        text_format.Parse(pb.read_text(), proto)
-    else:
-        proto.ParseFromString(pb.read_bytes())
+    try:
+        if pb.suffix == ".pbtxt":
+            from google.protobuf import text_format
+            text_format.Parse(pb.read_text(), proto)
+        else:
+            proto.ParseFromString(pb.read_bytes())
+    except Exception as exc:  # DecodeError / ParseError say nothing about which file
+        raise ValueError(f"{pb}: not a SavedModel ({type(exc).__name__}: {exc})") from None
     metas = [m for m in proto.meta_graphs if "serve" in m.meta_info_def.tags]
     if not metas:
         raise ValueError(f"{path}: no MetaGraph with the tag 'serve'")
