@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -143,5 +143,3 @@ def input_to_examples(input_proto: Any) -> list[bytes]:
         return [ctx + e.SerializeToString() for e in input_proto.example_list_with_context.examples]
     raise invalid("Input is empty: set example_list or example_list_with_context")
 
-
-ServableFn = Callable[[], Servable]
