@@ -34,6 +34,7 @@ test: setup lint
 bench: setup
 	$(PY) benchmarks/bench_pipeline.py
 	$(PY) benchmarks/bench_preprocessing.py
+	$(PY) benchmarks/bench_optimization.py
 
 # Model server vs in-process SavedModel: latency and throughput, REST and gRPC, batching off/on.
 bench-serving: setup

@@ -15,6 +15,8 @@ setup(
         "pyyaml",
         "matplotlib",
         "scikit-learn",  # feature scoring (mutual information) in FeatureSelector
+        "tensorflow-model-optimization",  # Pruner, QuantizationAwareTrainer (tf_keras models only)
+        "ai-edge-litert",  # the TFLite interpreter (tf.lite.Interpreter is deprecated)
     ],
     extras_require={"dev": ["pytest", "ruff"]},
     entry_points={"console_scripts": ["tfx-pipeline=pipeline.cli:main"]},

@@ -112,7 +112,7 @@ def main() -> None:
     cfg["training"].update(train_steps=TRAIN_STEPS, eval_steps=EVAL_STEPS)
     cfg["evaluation"]["splits"] = ["eval"]  # upstream has one Evaluator
     cfg["features"] = UPSTREAM_FEATURES
-    for section in ("cleaning", "feature_selection"):  # components upstream does not have
+    for section in ("cleaning", "feature_selection", "tuning", "optimization"):  # not in upstream
         cfg.pop(section, None)
     cfg["runner"] = {"engine": "local", "beam_args": BEAM_ARGS}
     config_path = work / "bench_taxi.yaml"

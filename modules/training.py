@@ -23,15 +23,15 @@ import tf_keras as keras  # noqa: E402
 from absl import logging  # noqa: E402
 from tfx_bsl.public.tfxio import TensorFlowDatasetOptions  # noqa: E402
 
-from modules import feature_steps, signatures  # noqa: E402
+from modules import feature_steps, hyperparameters, signatures  # noqa: E402
 from modules.feature_steps import FeatureDef  # noqa: E402
 
 
-def hyperparameters_from(custom_config: dict, overrides: dict | None = None) -> dict[str, Any]:
-    """Model hyperparameters: config defaults, overridden by e.g. a Tuner's best values."""
-    hp = dict(custom_config["model"])
-    hp.update(overrides or {})
-    return hp
+def hyperparameters_from(custom_config: dict, tuned: dict | None = None) -> dict[str, Any]:
+    """Model hyperparameters: config defaults, or a Tuner's best (its HyperParameters config)."""
+    if not tuned:
+        return dict(custom_config["model"])
+    return hyperparameters.resolve(tuned["values"], custom_config["model"])
 
 
 def model_outputs(custom_config: dict, tf_transform_output: Any) -> list[feature_steps.OutputSpec]:
@@ -42,15 +42,17 @@ def model_outputs(custom_config: dict, tf_transform_output: Any) -> list[feature
     return [o for o in specs if o.name in produced]
 
 
-def build_model(outputs: list[feature_steps.OutputSpec], hp: dict[str, Any]) -> keras.Model:
+def build_model(outputs: list[feature_steps.OutputSpec], hp: dict[str, Any], keras: Any = keras) -> Any:
+    """The model on Transform's outputs. ``keras`` is tf_keras (Trainer, optimization) or Keras 3
+    (KerasTuner builds only Keras 3 models); the layers used exist alike in both."""
     inputs, parts = {}, []
     for out in outputs:
         if out.kind == feature_steps.CATEGORICAL:
-            inp = keras.Input(shape=(1,), dtype=tf.int64, name=out.name)
+            inp = keras.Input(shape=(1,), dtype="int64", name=out.name)
             emb = keras.layers.Embedding(out.size, hp["embedding_dim"], name=f"{out.name}_embedding")(inp)
             parts.append(keras.layers.Flatten(name=f"{out.name}_flat")(emb))
         else:
-            inp = keras.Input(shape=(out.size,), dtype=tf.float32, name=out.name)
+            inp = keras.Input(shape=(out.size,), dtype="float32", name=out.name)
             parts.append(inp)
         inputs[out.name] = inp
     x = keras.layers.Concatenate(name="features")(parts) if len(parts) > 1 else parts[0]
@@ -78,7 +80,7 @@ def input_fn(files: list[str], data_accessor: Any, tf_transform_output: Any, lab
 
 def run_fn(fn_args: Any) -> None:
     config = fn_args.custom_config
-    hp = hyperparameters_from(config, getattr(fn_args, "hyperparameters", None) or {})
+    hp = hyperparameters_from(config, fn_args.hyperparameters)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     label = config["label"]["name"]
     keras.utils.set_random_seed(42)

@@ -12,12 +12,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from modules import feature_steps
 from modules.feature_steps import FeatureDef
+
+if TYPE_CHECKING:
+    from pipeline.config_optimization import OptimizationConfig, TuningConfig
+    from pipeline.orchestration import AirflowSettings, MySQLSettings
 
 ENGINES = ("local", "beam")
 TASKS = ("binary_classification",)
@@ -141,6 +145,8 @@ class SplitConfig:
 class RunnerConfig:
     engine: str = "local"
     beam_args: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+    airflow: AirflowSettings | None = None  # runner.airflow: the DAG's schedule (pipeline/orchestration.py)
+    mysql: MySQLSettings | None = None  # runner.metadata.mysql; None: sqlite under outputs/<name>/
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,8 @@ class PipelineConfig:
     cleaning: CleaningConfig = CleaningConfig()
     selection: SelectionConfig | None = None
     drift: dict[str, Any] | None = None  # DriftSkewGate thresholds (JSON-able), with data.span_pattern
+    tuning: TuningConfig | None = None  # Tuner before Trainer
+    optimization: OptimizationConfig | None = None  # pruned / QAT / student variants
     output_root: Path = Path("outputs")
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -251,6 +259,16 @@ class PipelineConfig:
             },
         }
 
+    def tuner_custom_config(self) -> dict[str, Any]:
+        assert self.tuning is not None
+        return {**self.trainer_custom_config(), "tuning": self.tuning.to_json()}
+
+    def variant_config(self, variant: str) -> dict[str, Any]:
+        """The JSON parameter of the component that makes ``variant`` (Pruner, ...)."""
+        assert self.optimization is not None
+        params = self.optimization.variant(variant).params
+        return {**params, "batch_size": self.model.batch_size, "custom_config": self.trainer_custom_config()}
+
 
 # ------------------------------------------------------------------ loading --
 class _Reader:
@@ -290,6 +308,25 @@ class _Reader:
         return value
 
 
+def parse_thresholds(parent: _Reader, key: str) -> tuple[Threshold, ...]:
+    """A list of {metric, lower_bound?, upper_bound?, max_decrease?} under ``parent[key]``."""
+    if not isinstance(parent.data[key], list):
+        raise parent.fail("must be a list of {metric, lower_bound, upper_bound, max_decrease}", key)
+    thresholds = []
+    for k in range(len(parent.data[key])):
+        th = parent.child(key).child(k)
+        th.mapping({"metric", "lower_bound", "upper_bound", "max_decrease"})
+        metric = th.get("metric", (str,), check=lambda v: None if v in METRICS
+                        else f"unknown metric; known: {', '.join(METRICS)}")
+        lb = th.get("lower_bound", (int, float), None)
+        ub = th.get("upper_bound", (int, float), None)
+        md = th.get("max_decrease", (int, float), None)
+        if lb is None and ub is None and md is None:
+            raise th.fail("give lower_bound, upper_bound or max_decrease")
+        thresholds.append(Threshold(metric, lb, ub, md))
+    return tuple(thresholds)
+
+
 def _positive(v: Any) -> str | None:
     return None if v > 0 else "must be > 0"
 
@@ -326,7 +363,8 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     base = source.resolve().parent
     top = _Reader(source, raw)
     top.mapping({"name", "description", "data", "schema", "label", "features", "model",
-                 "training", "evaluation", "runner", "output_root", "cleaning", "feature_selection", "drift"})
+                 "training", "evaluation", "runner", "output_root", "cleaning", "feature_selection", "drift",
+                 "tuning", "optimization"})
     name = top.get("name", (str,), check=lambda v: None if v.replace("_", "").replace("-", "").isalnum()
                    else "use letters, digits, '-' and '_' only")
 
@@ -453,38 +491,40 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
                 if c not in names:
                     raise e.fail(f"'{c}' is not a feature", f"slices[{k}]")
             slices.append(tuple(cols))
-        thresholds = []
-        ths = e.get("thresholds", (list,), [])
-        for k in range(len(ths)):
-            th = e.child("thresholds").child(k)
-            th.mapping({"metric", "lower_bound", "upper_bound", "max_decrease"})
-            metric = th.get("metric", (str,), check=lambda v: None if v in METRICS
-                            else f"unknown metric; known: {', '.join(METRICS)}")
-            lb = th.get("lower_bound", (int, float), None)
-            ub = th.get("upper_bound", (int, float), None)
-            md = th.get("max_decrease", (int, float), None)
-            if lb is None and ub is None and md is None:
-                raise th.fail("give lower_bound, upper_bound or max_decrease")
-            thresholds.append(Threshold(metric, lb, ub, md))
-        evaluation = EvaluationConfig(tuple(esplits), tuple(slices), tuple(thresholds))
+        thresholds = parse_thresholds(e, "thresholds") if "thresholds" in e.data else ()
+        evaluation = EvaluationConfig(tuple(esplits), tuple(slices), thresholds)
+
+    from pipeline import config_optimization
+
+    tuning = config_optimization.parse_tuning(top) if top.data.get("tuning") is not None else None
+    optimization = (config_optimization.parse_optimization(top, evaluation.splits)
+                    if top.data.get("optimization") is not None else None)
 
     runner = RunnerConfig()
     if "runner" in top.data:
         r = top.child("runner")
-        r.mapping({"engine", "beam_args"})
+        r.mapping({"engine", "beam_args", "beam", "airflow", "metadata"})
         engine = r.get("engine", (str,), runner.engine,
                        lambda v: None if v in ENGINES else f"must be one of {', '.join(ENGINES)}")
         args = r.get("beam_args", (list,), list(runner.beam_args))
         if not all(isinstance(a, str) and a.startswith("--") for a in args):
             raise r.fail("each Beam argument is a string like '--flag=value'", "beam_args")
-        runner = RunnerConfig(engine, tuple(args))
+        from pipeline import orchestration
+
+        if "beam" in r.data:  # a named, validated option set instead of raw beam_args
+            if "beam_args" in r.data:
+                raise r.fail("give either beam (an option set) or beam_args, not both", "beam")
+            args = list(orchestration.parse_beam(r.child("beam")))
+        airflow = orchestration.parse_airflow(r.child("airflow")) if "airflow" in r.data else None
+        mysql = orchestration.parse_metadata(r.child("metadata")) if "metadata" in r.data else None
+        runner = RunnerConfig(engine, tuple(args), airflow, mysql)
 
     if output_root is None:
         output_root = base / top.data["output_root"] if "output_root" in top.data else Path("outputs")
 
     config = PipelineConfig(
         path=source, name=name, data_dir=data_dir, split=split, cleaning=cleaning, selection=selection,
-        drift=drift,
+        drift=drift, tuning=tuning, optimization=optimization,
         schema_path=schema_path, label=label, features=tuple(features), model=model,
         training=training, evaluation=evaluation, runner=runner,
         output_root=Path(output_root).resolve(),

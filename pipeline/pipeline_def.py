@@ -14,21 +14,28 @@ from tfx.proto import example_gen_pb2, transform_pb2
 
 from components.anomaly_gate import AnomalyGate
 from components.data_cleaner import DataCleaner
+from components.distiller import Distiller
 from components.drift_gate import DriftSkewGate
 from components.feature_selector import FeatureSelector
+from components.pruner import Pruner
+from components.quantization import QuantizationAwareTrainer
 from components.temporal_split import TemporalCsvExampleGen
-from pipeline import span_resolvers
+from components.variant_comparison import VariantComparison
+from pipeline import orchestration, span_resolvers
 from pipeline.baseline import BLESSING, CANDIDATE, MODEL, PreviousBlessedModelStrategy
-from pipeline.config import METRICS, PipelineConfig
+from pipeline.config import METRICS, PipelineConfig, Threshold
 
 MODULES_DIR = Path(__file__).resolve().parent.parent / "modules"
 PREPROCESSING_MODULE = MODULES_DIR / "preprocessing.py"
 TRAINING_MODULE = MODULES_DIR / "training.py"
+TUNING_MODULE = MODULES_DIR / "tuning.py"
 EVALUATOR_ID = "Evaluator"  # the one whose blessing gates the Pusher
 
 
-def eval_config(cfg: PipelineConfig, with_thresholds: bool = True) -> tfma.EvalConfig:
-    thresholds = {t.metric: t for t in cfg.evaluation.thresholds} if with_thresholds else {}
+def eval_config(cfg: PipelineConfig, thresholds: tuple[Threshold, ...] = ()) -> tfma.EvalConfig:
+    """Every reported metric, sliced as configured; ``thresholds`` (if any) decide the blessing,
+    ``max_decrease`` relative to the Evaluator's baseline model."""
+    thresholds = {t.metric: t for t in thresholds}
     metrics = []
     for name, class_name in METRICS.items():
         th = thresholds.get(name)
@@ -92,6 +99,14 @@ def _after(node: Any, gates: list[Any]) -> None:
         node.add_upstream_node(gate)
 
 
+def trained_model_blessings() -> Any:
+    """Blessings of Trainer's models only (by the main Evaluator): a blessed pruned or student
+    variant is never the baseline of a new model, nor the model whose training data is 'the
+    training data' for skew."""
+    return tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                           producer_component_id=EVALUATOR_ID, output_key="blessing")
+
+
 def drift_gate(cfg: PipelineConfig, statistics: Any, schema: Any, components: list) -> Any:
     """The new span's statistics vs the previous span's (drift) and the training data's (skew)."""
     artifacts = tfx.types.standard_artifacts
@@ -104,13 +119,45 @@ def drift_gate(cfg: PipelineConfig, statistics: Any, schema: Any, components: li
         strategy_class=span_resolvers.TrainingStatistics,
         **{span_resolvers.STATISTICS: tfx.dsl.Channel(type=artifacts.ExampleStatistics),
            span_resolvers.MODEL: tfx.dsl.Channel(type=artifacts.Model),
-           span_resolvers.BLESSING: tfx.dsl.Channel(type=artifacts.ModelBlessing)},
+           span_resolvers.BLESSING: trained_model_blessings()},
     ).with_id("training_statistics_resolver")
     gate = DriftSkewGate(statistics=statistics, schema=schema, thresholds=json.dumps(cfg.drift),
                          previous_statistics=previous.outputs[span_resolvers.STATISTICS],
                          training_statistics=training.outputs[span_resolvers.STATISTICS])
     components += [previous, training, gate]
     return gate
+
+
+VARIANT_COMPONENTS = {"Pruner": Pruner, "QuantizationAwareTrainer": QuantizationAwareTrainer,
+                      "Distiller": Distiller}
+
+
+def model_variants(cfg: PipelineConfig, model: Any, transform: Any, examples: Any) -> list:
+    """Pruned / QAT / student models made from the trained ``model``, each evaluated against it
+    on the optimization split (its thresholds relative to the trained model) and pushed to
+    ``pushed/serving_<variant>/`` only when blessed; then one comparison table."""
+    assert cfg.optimization is not None
+    nodes, compared = [], {}
+    for variant in cfg.optimization.variants:
+        maker = VARIANT_COMPONENTS[variant.component](
+            model=model, examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            config=json.dumps(cfg.variant_config(variant.name), sort_keys=True))
+        (variant_model,) = maker.outputs.values()
+        evaluator = tfx.components.Evaluator(
+            examples=examples, model=variant_model, baseline_model=model,
+            eval_config=eval_config(cfg, variant.thresholds), example_splits=[cfg.optimization.split],
+        ).with_id(f"{EVALUATOR_ID}_{variant.name}")
+        pusher = tfx.components.Pusher(
+            model=variant_model, model_blessing=evaluator.outputs["blessing"],
+            push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=str(cfg.pushed_dir(f"serving_{variant.name}"))))).with_id(f"Pusher_{variant.name}")
+        nodes += [maker, evaluator, pusher]
+        compared.update({f"{variant.name}_model": variant_model,
+                         f"{variant.name}_evaluation": evaluator.outputs["evaluation"],
+                         f"{variant.name}_blessing": evaluator.outputs["blessing"]})
+    nodes.append(VariantComparison(examples=examples, model=model, split=cfg.optimization.split, **compared))
+    return nodes
 
 
 def create_pipeline(cfg: PipelineConfig, until: str | None = None) -> tfx.dsl.Pipeline:
@@ -157,11 +204,24 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None) -> tfx.dsl.Pi
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "eval"]))
     _after(transform, gates)
 
+    tuner = None
+    if cfg.tuning is not None:
+        tuning = cfg.tuning
+        tuner = tfx.components.Tuner(
+            module_file=str(TUNING_MODULE),
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            train_args=tfx.proto.TrainArgs(num_steps=tuning.epochs * tuning.steps_per_epoch),
+            eval_args=tfx.proto.EvalArgs(num_steps=tuning.validation_steps),
+            custom_config=cfg.tuner_custom_config())
+
     trainer = tfx.components.Trainer(
         module_file=str(TRAINING_MODULE),
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=model_schema,
+        # Tuned values when a Tuner ran; the config's model section otherwise.
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         train_args=tfx.proto.TrainArgs(num_steps=cfg.training.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=cfg.training.eval_steps),
         custom_config=cfg.trainer_custom_config())
@@ -169,19 +229,19 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None) -> tfx.dsl.Pi
     baseline = tfx.dsl.Resolver(
         strategy_class=PreviousBlessedModelStrategy,
         **{MODEL: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-           BLESSING: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-           CANDIDATE: trainer.outputs["model"]},
+           BLESSING: trained_model_blessings(), CANDIDATE: trainer.outputs["model"]},
     ).with_id("baseline_model_resolver")
 
     blessing_split, *report_splits = cfg.evaluation.splits
     evaluator = tfx.components.Evaluator(
         examples=model_examples, model=trainer.outputs["model"],
         baseline_model=baseline.outputs[MODEL],
-        eval_config=eval_config(cfg), example_splits=[blessing_split]).with_id(EVALUATOR_ID)
+        eval_config=eval_config(cfg, cfg.evaluation.thresholds), example_splits=[blessing_split]
+    ).with_id(EVALUATOR_ID)
     reports = [
         tfx.components.Evaluator(
             examples=model_examples, model=trainer.outputs["model"],
-            eval_config=eval_config(cfg, with_thresholds=False), example_splits=[split],
+            eval_config=eval_config(cfg), example_splits=[split],
         ).with_id(f"{EVALUATOR_ID}_{split}")
         for split in report_splits
     ]
@@ -192,7 +252,9 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None) -> tfx.dsl.Pi
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=str(cfg.pushed_dir("serving")))))
 
-    components += [transform, trainer, baseline, evaluator, *reports, pusher]
+    components += [transform, *([tuner] if tuner else []), trainer, baseline, evaluator, *reports, pusher]
+    if cfg.optimization is not None:
+        components += model_variants(cfg, trainer.outputs["model"], transform, model_examples)
     if until is not None:
         ids = [c.id for c in components]
         if until not in ids:
@@ -203,7 +265,6 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None) -> tfx.dsl.Pi
         pipeline_root=str(cfg.pipeline_root),
         components=components,
         enable_cache=True,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(cfg.metadata_path)),
+        metadata_connection_config=orchestration.metadata_connection_config(cfg),  # sqlite or MySQL
         beam_pipeline_args=list(cfg.runner.beam_args),
     )

@@ -4,6 +4,7 @@ evaluation metrics per split, the blessing and the pushed model."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
+from modules import hyperparameters
 from pipeline.config import PipelineConfig
 
 STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
@@ -35,12 +37,20 @@ class RunSummary:
     cleaning: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> rows_in / rows_out
     dropped_columns: list[str] = field(default_factory=list)
     dropped_features: list[str] = field(default_factory=list)  # not selected by FeatureSelector
+    tuned_hyperparameters: dict[str, Any] = field(default_factory=dict)  # the model's, from Tuner's best
+    variants: list[dict[str, Any]] = field(default_factory=list)  # VariantComparison rows, trained first
+    variants_split: str | None = None
+    variants_pushed: dict[str, str | None] = field(default_factory=dict)  # variant -> pushed path or None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
 
 
 def open_store(cfg: PipelineConfig) -> mlmd.MetadataStore:
+    if cfg.runner.mysql is not None:
+        from pipeline.orchestration import metadata_connection_config
+
+        return mlmd.MetadataStore(metadata_connection_config(cfg))
     conn = metadata_store_pb2.ConnectionConfig()
     conn.sqlite.filename_uri = str(cfg.metadata_path)
     conn.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
@@ -98,28 +108,43 @@ def summarize(cfg: PipelineConfig, node_ids: list[str]) -> RunSummary:
             continue
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
         summary.nodes.append(NodeRun(node_id, STATES[execution.last_known_state], seconds, execution.id))
-        if node_id in ("DataCleaner", "FeatureSelector"):
-            _read_preprocessing_reports(store, execution.id, summary)
+        if node_id in ("DataCleaner", "FeatureSelector", "Tuner", "VariantComparison"):
+            _read_reports(store, execution.id, summary)
+            if summary.tuned_hyperparameters and node_id == "Tuner":
+                summary.tuned_hyperparameters = hyperparameters.resolve(
+                    summary.tuned_hyperparameters, cfg.trainer_custom_config()["model"])
             continue
-        if not node_id.startswith(EVALUATOR_ID) and node_id != "Pusher":
+        # The trained model's evaluations (one per configured split) and push; variants' pushes.
+        evaluators = {EVALUATOR_ID: splits[0], **{f"{EVALUATOR_ID}_{s}": s for s in splits[1:]}}
+        if node_id not in evaluators and not node_id.startswith("Pusher"):
             continue
         for artifact in output_artifacts(store, execution.id):
             type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
             if type_name == "ModelEvaluation":
-                split = splits[0] if node_id == EVALUATOR_ID else node_id[len(EVALUATOR_ID) + 1:]
-                summary.metrics[split] = overall_metrics(artifact.uri)
+                summary.metrics[evaluators[node_id]] = overall_metrics(artifact.uri)
             elif type_name == "ModelBlessing" and node_id == EVALUATOR_ID:
                 summary.blessed = _custom(artifact, "blessed") == 1
-            elif type_name == "PushedModel":
+            elif type_name == "PushedModel" and node_id == "Pusher":
                 summary.pushed = _custom(artifact, "pushed") == 1
                 summary.pushed_path = _custom(artifact, "pushed_destination")
+            elif type_name == "PushedModel":
+                pushed = _custom(artifact, "pushed") == 1
+                summary.variants_pushed[node_id.removeprefix("Pusher_")] = (
+                    _custom(artifact, "pushed_destination") if pushed else None)
     return summary
 
 
-def _read_preprocessing_reports(store: mlmd.MetadataStore, execution_id: int, summary: RunSummary) -> None:
+def _read_reports(store: mlmd.MetadataStore, execution_id: int, summary: RunSummary) -> None:
+    """What DataCleaner, FeatureSelector, Tuner and VariantComparison wrote beside their outputs."""
     for artifact in output_artifacts(store, execution_id):
         type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
-        if type_name == "CleaningReport":
+        if type_name == "HyperParameters":
+            best = json.loads((Path(artifact.uri) / "best_hyperparameters.txt").read_text())
+            summary.tuned_hyperparameters = best["values"]
+        elif type_name == "VariantTable":
+            table = json.loads((Path(artifact.uri) / "comparison.json").read_text())
+            summary.variants, summary.variants_split = table["rows"], table["split"]
+        elif type_name == "CleaningReport":
             report = json.loads((Path(artifact.uri) / "report.json").read_text())
             summary.cleaning = report["totals"]
             summary.dropped_columns = report["dropped_columns"]
@@ -144,9 +169,31 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"  cleaning: rows {rows}; columns dropped: {', '.join(summary.dropped_columns) or 'none'}")
     if summary.dropped_features:
         lines.append(f"  feature selection dropped: {', '.join(summary.dropped_features)}")
+    if summary.tuned_hyperparameters:
+        tuned = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in sorted(summary.tuned_hyperparameters.items()))
+        lines.append(f"  tuned: {tuned}")
     lines.append(f"  blessed: {summary.blessed}")
     lines.append(f"  pushed:  {summary.pushed_path if summary.pushed else 'no'}")
+    if summary.variants:
+        lines += _format_variants(summary)
     return "\n".join(lines)
+
+
+def _format_variants(summary: RunSummary) -> list[str]:
+    split = summary.variants_split
+    lines = [f"  model variants (on {split}; ratios vs trained):",
+             f"    {'variant':<9}{'params':>9}{'x':>7}{'gzip KB':>9}{'x':>7}{'sparsity':>9}{'AUC':>8}"
+             f"{'ΔAUC':>8}{'ms/ex':>7}  blessed  pushed"]
+    for r in summary.variants:
+        auc, change = r.get(f"auc_{split}"), r.get("auc_change")
+        pushed = "-" if r["variant"] == "trained" else (summary.variants_pushed.get(r["variant"]) or "no")
+        lines.append(
+            f"    {r['variant']:<9}{r['parameters']:>9,}{r['parameter_ratio']:>7.2f}"
+            f"{r['weights_gzip_bytes'] / 1024:>9.1f}{r['gzip_ratio']:>7.2f}{r['sparsity']:>9.2f}"
+            f"{'' if auc is None else f'{auc:.4f}':>8}{'' if change is None else f'{change:+.4f}':>8}"
+            f"{r['latency_ms']:>7.2f}  {'-' if r['blessed'] is None else str(r['blessed']):<7}  {pushed}")
+    return lines
 
 
 def _latest_output_uri(store: mlmd.MetadataStore, pipeline: str, node_id: str, type_name: str) -> str | None:
@@ -172,4 +219,7 @@ def write_pictures(cfg: PipelineConfig, report_dir: Path) -> list[Path]:
     evaluation = _latest_output_uri(store, cfg.name, EVALUATOR_ID, "ModelEvaluation")
     if evaluation and cfg.evaluation.slices:
         pictures.append(report.slice_metrics(evaluation, "auc", report_dir / "slices_auc.png"))
+    comparison = _latest_output_uri(store, cfg.name, "VariantComparison", "VariantTable")
+    if cfg.optimization is not None and comparison and (Path(comparison) / "comparison.png").exists():
+        pictures.append(Path(shutil.copyfile(Path(comparison) / "comparison.png", report_dir / "variants.png")))
     return pictures

@@ -39,11 +39,15 @@ def sample_rows(n: int, seed: int = 7) -> tuple[list[str], list[dict[str, str]]]
 
 
 def derived_config(tmp: Path, csv_dir: Path, **overrides) -> Path:
-    """The shipped taxi config with absolute paths, small budgets and ``overrides`` merged in."""
+    """The shipped taxi config with absolute paths, small budgets and ``overrides`` merged in.
+    Tuning and model variants are left out unless ``overrides`` give them (see SMALL_TUNING,
+    SMALL_OPTIMIZATION): most tests are about data, and they cost minutes."""
     cfg = yaml.safe_load(TAXI_CONFIG.read_text())
     cfg["data"]["csv_dir"] = str(csv_dir)
     cfg["schema"] = str(TAXI_CONFIG.parent / cfg["schema"])
     cfg["training"] = {"train_steps": 150, "eval_steps": 10, "epochs": 2, "early_stopping_patience": 1}
+    for key in ("tuning", "optimization"):
+        cfg.pop(key)
     for key, value in overrides.items():
         if value is None:
             cfg.pop(key, None)
@@ -54,6 +58,21 @@ def derived_config(tmp: Path, csv_dir: Path, **overrides) -> Path:
     path = tmp / "pipeline.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+def small_tuning() -> dict:
+    """The shipped tuning section with a test-sized budget."""
+    tuning = yaml.safe_load(TAXI_CONFIG.read_text())["tuning"]
+    return {**tuning, "max_trials": 2, "epochs": 1, "steps_per_epoch": 40, "validation_steps": 5}
+
+
+def small_optimization() -> dict:
+    """The shipped optimization section with test-sized budgets."""
+    opt = yaml.safe_load(TAXI_CONFIG.read_text())["optimization"]
+    opt["pruning"]["fine_tune_steps"] = 160
+    opt["quantization_aware"]["fine_tune_steps"] = 80
+    opt["distillation"]["train_steps"] = 200
+    return opt
 
 
 def run_cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:

@@ -127,6 +127,29 @@ BAD = {
                              ["data.split_by.test_from", "after eval_from"]),
     "split column not in data": (lambda c: c["data"].update(split_by={"column": "driver"}),
                                  ["data.split_by.column", "'driver' is not in the data"]),
+    # issue 4: tuning and model variants
+    "unknown tuning algorithm": (lambda c: c["tuning"].update(algorithm="grid"),
+                                 ["tuning.algorithm", "random, hyperband, bayesian"]),
+    "unknown search key": (lambda c: c["tuning"]["search_space"].update(layers=[1, 2]),
+                           ["tuning.search_space", "unknown key 'layers'", "num_layers"]),
+    "search range reversed": (lambda c: c["tuning"]["search_space"].update(learning_rate={"min": 0.1, "max": 0.01}),
+                              ["tuning.search_space", "'learning_rate': min must be < max"]),
+    "units not integers": (lambda c: c["tuning"]["search_space"].update(units=[32, 0.5]),
+                           ["tuning.search_space", "'units': choices must be positive integers"]),
+    "objective not validation": (lambda c: c["tuning"].update(objective="auc"),
+                                 ["tuning.objective", "val_auc"]),
+    "sparsity out of range": (lambda c: c["optimization"]["pruning"].update(target_sparsity=1.0),
+                              ["optimization.pruning.target_sparsity", "(0, 1)"]),
+    "unknown variant": (lambda c: c["optimization"].update(clustering={}),
+                        ["optimization", "unknown key 'clustering'"]),
+    "bad student": (lambda c: c["optimization"]["distillation"]["student"].update(hidden_units=[]),
+                    ["optimization.distillation.student.hidden_units", "positive integers"]),
+    "variant threshold metric": (lambda c: c["optimization"].update(thresholds=[{"metric": "AUC", "max_decrease": 1}]),
+                                 ["optimization.thresholds[0].metric", "unknown metric"]),
+    "variant split unknown": (lambda c: c["optimization"].update(split="holdout"),
+                              ["optimization.split", "eval, test"]),
+    "empty optimization": (lambda c: c.update(optimization={"split": "test"}),
+                           ["optimization", "name at least one of pruning"]),
 }
 
 
@@ -140,6 +163,22 @@ def test_bad_config_names_the_key(tmp_path, case):
     assert message.startswith(str(path)), message
     for part in expected:
         assert part in message, f"{part!r} not in {message!r}"
+
+
+def test_tuning_and_variants_load_with_defaults(tmp_path):
+    from pipeline.config_optimization import DEFAULT_VARIANT_THRESHOLDS
+
+    cfg = load_config(TAXI_CONFIG)
+    assert cfg.tuning.algorithm == "random" and cfg.tuning.search_space["num_layers"] == [1, 2]
+    assert [v.name for v in cfg.optimization.variants] == ["pruned", "qat", "student"]
+    assert cfg.optimization.variant("pruned").params["target_sparsity"] == 0.8
+    minimal = _write(tmp_path, lambda c: c.update(optimization={"pruning": None}, tuning=None))
+    cfg = load_config(minimal)
+    assert cfg.tuning is None
+    (pruned,) = cfg.optimization.variants
+    assert pruned.params == {"target_sparsity": 0.8, "fine_tune_steps": 400, "epochs": 2, "learning_rate": 0.001}
+    assert pruned.thresholds == DEFAULT_VARIANT_THRESHOLDS
+    assert cfg.variant_config("pruned")["custom_config"]["model"]["hidden_units"] == [64, 32]
 
 
 def test_not_yaml(tmp_path):

@@ -18,7 +18,7 @@ from pipeline import raw_inputs
 from pipeline.config import load_config
 from pipeline.pipeline_def import create_pipeline
 from pipeline.summary import latest_execution, open_store, output_artifacts, summarize
-from tests.conftest import derived_config, read_taxi_rows, run_cli
+from tests.conftest import derived_config, read_taxi_rows, run_cli, small_optimization, small_tuning
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,12 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory, taxi_sample_dir):
     work = tmp_path_factory.mktemp("e2e")
-    config_path = derived_config(work, taxi_sample_dir, name="taxi_e2e")
+    optimization = small_optimization()
+    optimization["thresholds"] = [{"metric": "auc", "max_decrease": 0.03}]  # a 400-row test split is noisy
+    # A student that cannot reach this bound: a variant failing its thresholds is not pushed.
+    optimization["distillation"]["thresholds"] = [{"metric": "auc", "lower_bound": 0.999}]
+    config_path = derived_config(work, taxi_sample_dir, name="taxi_e2e", tuning=small_tuning(),
+                                 optimization=optimization)
     proc = run_cli("run", "--config", str(config_path), "--output-root", str(work / "outputs"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     cfg = load_config(config_path, output_root=work / "outputs")
@@ -143,3 +148,104 @@ def test_second_run_is_fully_cached(first_run):
     # Cached outputs are the first run's: same pushed model, nothing pushed twice.
     assert after.pushed_path == before.pushed_path
     assert len(list(cfg.pushed_dir("serving").iterdir())) == 1
+
+
+# --- Tuner and model variants (issue 4) --------------------------------------------------
+
+def _uri(cfg, node_id, type_name):
+    return Path(_artifact_uri(cfg, node_id, type_name))
+
+
+def test_tuned_hyperparameters_reach_the_trained_model(first_run):
+    from modules import hyperparameters
+
+    cfg, proc = first_run
+    best = json.loads((_uri(cfg, "Tuner", "HyperParameters") / "best_hyperparameters.txt").read_text())["values"]
+    expected = hyperparameters.resolve(best, cfg.trainer_custom_config()["model"])
+    # Read back from the model Trainer exported, not from any log.
+    model = tf_keras.models.load_model(_uri(cfg, "Trainer", "Model") / "Format-Serving")
+    dense = [layer for layer in model.layers if layer.name.startswith("hidden_")]
+    assert [layer.units for layer in dense] == expected["hidden_units"]
+    embeddings = [layer for layer in model.layers if isinstance(layer, tf_keras.layers.Embedding)]
+    assert embeddings and {layer.output_dim for layer in embeddings} == {expected["embedding_dim"]}
+    dropouts = [layer.rate for layer in model.layers if isinstance(layer, tf_keras.layers.Dropout)]
+    assert dropouts == ([expected["dropout"]] * len(dense) if expected["dropout"] else [])
+    assert float(model.optimizer.learning_rate) == pytest.approx(expected["learning_rate"], rel=1e-6)
+    # The trial table is an artifact: one row per completed trial, best first.
+    trials = json.loads((_uri(cfg, "Tuner", "TunerResults") / "tuner_results.json").read_text())
+    assert len(trials) == cfg.tuning.max_trials
+    assert trials[0]["score"] == max(t["score"] for t in trials)
+    assert {"trial_id", "score", "num_layers", "learning_rate"} <= set(trials[0])
+    assert "tuned: " in proc.stdout
+
+
+def _variant_rows(cfg):
+    table = json.loads((_uri(cfg, "VariantComparison", "VariantTable") / "comparison.json").read_text())
+    return {r["variant"]: r for r in table["rows"]}
+
+
+def test_pruned_model_reaches_target_sparsity_and_is_pushed(first_run):
+    from components import model_io
+
+    cfg, _ = first_run
+    target = cfg.optimization.variant("pruned").params["target_sparsity"]
+    pruned = model_io.load_model(str(_uri(cfg, "Pruner", "Model")))
+    achieved = model_io.sparsity(pruned)
+    assert abs(achieved["overall"] - target) <= 0.01, achieved
+    assert len(achieved) > 3 and all(abs(v - target) <= 0.02 for v in achieved.values()), achieved
+    rows = _variant_rows(cfg)
+    assert rows["pruned"]["gzip_ratio"] < 0.6 and rows["pruned"]["sparsity"] == pytest.approx(target, abs=0.01)
+    assert rows["pruned"]["blessed"] is True
+    pushed = list(cfg.pushed_dir("serving_pruned").iterdir())
+    assert len(pushed) == 1 and (pushed[0] / "saved_model.pb").exists()
+
+
+def _predict_both_ways(model_dir, rows, cfg, raw_spec):
+    model = tf.saved_model.load(str(model_dir))
+    serving_raw = model.signatures["serving_raw"]
+    from_raw = serving_raw(**raw_inputs.raw_columns(rows, serving_raw))["probabilities"].numpy().ravel()
+    examples = raw_inputs.tf_examples(rows, raw_spec, exclude=cfg.serving_excluded_columns)
+    from_examples = model.signatures["serving_default"](examples=tf.constant(examples))["probabilities"]
+    return from_raw, from_examples.numpy().ravel()
+
+
+@pytest.mark.parametrize("node_id", ["Pruner", "QuantizationAwareTrainer", "Distiller"])
+def test_every_variant_serves_raw_features_like_the_trained_model(first_run, node_id):
+    """Same signatures as Trainer's model: raw rows in, the Transform graph inside."""
+    cfg, _ = first_run
+    _, rows = read_taxi_rows()
+    rows = rows[:200]
+    raw_spec = tft.TFTransformOutput(_artifact_uri(cfg, "Transform", "TransformGraph")).raw_feature_spec()
+    from_raw, from_examples = _predict_both_ways(_uri(cfg, node_id, "Model") / "Format-Serving", rows, cfg, raw_spec)
+    trained, _ = _predict_both_ways(_uri(cfg, "Trainer", "Model") / "Format-Serving", rows, cfg, raw_spec)
+    np.testing.assert_allclose(from_raw, from_examples, rtol=0, atol=1e-6)
+    # A variant of the trained model: mostly the same decisions.
+    assert np.mean((from_raw > 0.5) == (trained > 0.5)) > 0.85
+
+
+def test_qat_model_is_quantization_aware_evaluated_and_pushed(first_run):
+    cfg, _ = first_run
+    model = tf_keras.models.load_model(_uri(cfg, "QuantizationAwareTrainer", "Model") / "Format-Serving")
+    quantized = [layer.name for layer in model.layers if type(layer).__name__ == "QuantizeWrapperV2"]
+    assert {"quant_hidden_0", "quant_probability"} <= set(quantized)
+    rows = _variant_rows(cfg)
+    assert rows["qat"]["auc_test"] > 0.7 and rows["qat"]["blessed"] is True
+    assert len(list(cfg.pushed_dir("serving_qat").iterdir())) == 1
+
+
+def test_student_is_smaller_evaluated_and_not_pushed_when_it_fails_its_threshold(first_run):
+    cfg, proc = first_run
+    rows = _variant_rows(cfg)
+    student, trained = rows["student"], rows["trained"]
+    assert student["parameters"] < 0.5 * trained["parameters"]
+    assert student["teacher_parameters"] == trained["parameters"]
+    assert 0.5 < student["auc_test"] < 0.999  # evaluated, and below its configured lower bound
+    assert student["blessed"] is False
+    assert not cfg.pushed_dir("serving_student").exists() or not any(cfg.pushed_dir("serving_student").iterdir())
+    summary = summarize(cfg, _node_ids(cfg))
+    assert summary.variants_pushed["student"] is None and summary.variants_pushed["pruned"]
+    # The comparison table is in the CLI summary and the run report.
+    assert "model variants (on test" in proc.stdout
+    assert [line.split()[0] for line in proc.stdout.splitlines() if line.startswith("    ")
+            and line.split()[0] in rows] == ["trained", "pruned", "qat", "student"]
+    assert (cfg.output_dir / "report" / "variants.png").read_bytes()[:4] == b"\x89PNG"

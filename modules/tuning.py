@@ -1,0 +1,78 @@
+"""Tuner's module file: ``tuner_fn`` searches the configured space with KerasTuner.
+
+KerasTuner 1.4.8 builds only Keras 3 models, so the search builds the same architecture
+(``training.build_model``) with Keras 3; Trainer then builds the tf_keras model from the
+best values (``hyperparameters.resolve``). The search space, algorithm and budget come
+from the config's ``tuning`` section in ``custom_config``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modules import keras_env
+
+keras_env.apply()  # before TensorFlow is imported in this process
+
+import keras  # noqa: E402  (Keras 3, whatever TF_USE_LEGACY_KERAS says about tf.keras)
+import keras_tuner  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+from tfx import v1 as tfx  # noqa: E402
+
+from modules import hyperparameters  # noqa: E402
+from modules.training import build_model, input_fn, model_outputs  # noqa: E402
+
+ALGORITHMS = {
+    "random": keras_tuner.RandomSearch,
+    "bayesian": keras_tuner.BayesianOptimization,
+    "hyperband": keras_tuner.Hyperband,
+}
+
+
+class TaxiHyperModel(keras_tuner.HyperModel):
+    """Builds a trial's model and fits it with the trial's batch size (a searchable value)."""
+
+    def __init__(self, fn_args: Any, config: dict):
+        super().__init__()
+        self.fn_args, self.config = fn_args, config
+        self.tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+        self.outputs = model_outputs(config, self.tf_transform_output)
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        model_hp = hyperparameters.sample(hp, self.config["tuning"]["search_space"], self.config["model"])
+        return build_model(self.outputs, model_hp, keras=keras)
+
+    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
+        batch_size = int(hp.values.get("batch_size", self.config["model"]["batch_size"]))
+        label = self.config["label"]["name"]
+        train, evaluation = (
+            input_fn(files, self.fn_args.data_accessor, self.tf_transform_output, label, batch_size, self.outputs)
+            for files in (self.fn_args.train_files, self.fn_args.eval_files))
+        return model.fit(train, validation_data=evaluation, verbose=2, **kwargs)
+
+
+def tuner_fn(fn_args: Any) -> tfx.components.TunerFnResult:
+    config = fn_args.custom_config
+    tuning = config["tuning"]
+    keras.utils.set_random_seed(tuning["seed"])
+    common = {
+        "hypermodel": TaxiHyperModel(fn_args, config),
+        "objective": keras_tuner.Objective(tuning["objective"], direction="max"),
+        "seed": tuning["seed"],
+        "directory": fn_args.working_dir,
+        "project_name": "search",
+        "overwrite": True,
+    }
+    algorithm = ALGORITHMS[tuning["algorithm"]]
+    if algorithm is keras_tuner.Hyperband:
+        tuner = algorithm(max_epochs=tuning["epochs"], factor=3, hyperband_iterations=1, **common)
+        # Hyperband's oracle has no trial cap, and TFX's Tuner executor needs one to list the
+        # trials (get_best_trials(None) fails): max_trials is the budget for every algorithm.
+        tuner.oracle.max_trials = tuning["max_trials"]
+    else:
+        tuner = algorithm(max_trials=tuning["max_trials"], **common)
+    return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={
+        "epochs": tuning["epochs"],
+        "steps_per_epoch": tuning["steps_per_epoch"],
+        "validation_steps": tuning["validation_steps"],
+    })

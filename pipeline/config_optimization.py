@@ -1,0 +1,138 @@
+"""The config's ``tuning`` and ``optimization`` sections, validated on load like the rest.
+
+``tuning`` adds TFX's Tuner (KerasTuner) before Trainer; ``optimization`` adds model
+variants made from the trained model (pruned, quantization-aware, distilled student),
+each evaluated against the trained model and pushed only when blessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modules import hyperparameters
+from pipeline.config import Threshold, _positive, _Reader, parse_thresholds
+
+ALGORITHMS = ("random", "hyperband", "bayesian")
+# Default thresholds of every variant: AUC may drop by at most 0.01 vs the trained model.
+DEFAULT_VARIANT_THRESHOLDS = (Threshold("auc", max_decrease=0.01),)
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    search_space: dict[str, Any]
+    algorithm: str = "random"
+    max_trials: int = 4  # the trial budget of every algorithm
+    epochs: int = 2
+    steps_per_epoch: int = 100
+    validation_steps: int = 20
+    objective: str = "val_auc"
+    seed: int = 42
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model variant: its name, the component that makes it, and that component's settings."""
+
+    name: str  # pruned | qat | student
+    component: str
+    params: dict[str, Any]
+    thresholds: tuple[Threshold, ...] = DEFAULT_VARIANT_THRESHOLDS
+
+
+@dataclass(frozen=True)
+class OptimizationConfig:
+    variants: tuple[Variant, ...] = ()
+    split: str = "test"  # where each variant is evaluated against the trained model
+
+    def variant(self, name: str) -> Variant | None:
+        return next((v for v in self.variants if v.name == name), None)
+
+
+def _fraction_open(v: Any) -> str | None:
+    return None if 0 < v < 1 else "must be in (0, 1)"
+
+
+def _units(v: Any) -> str | None:
+    ok = v and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in v)
+    return None if ok else "must be a non-empty list of positive integers"
+
+
+NUMBER = (int, float)
+# config key -> (variant name, component id, {param: (types, default, check)})
+VARIANTS: dict[str, tuple[str, str, dict[str, tuple]]] = {
+    "pruning": ("pruned", "Pruner", {
+        "target_sparsity": (NUMBER, 0.8, _fraction_open),
+        "fine_tune_steps": ((int,), 400, _positive),
+        "epochs": ((int,), 2, _positive),
+        "learning_rate": (NUMBER, 0.001, _positive),
+    }),
+    "quantization_aware": ("qat", "QuantizationAwareTrainer", {
+        "fine_tune_steps": ((int,), 200, _positive),
+        "epochs": ((int,), 2, _positive),
+        "learning_rate": (NUMBER, 0.0005, _positive),
+    }),
+    "distillation": ("student", "Distiller", {
+        "student": ((dict,), {"hidden_units": [16], "embedding_dim": 4}, None),
+        "temperature": (NUMBER, 2.0, _positive),
+        "alpha": (NUMBER, 0.5, lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"),
+        "train_steps": ((int,), 1000, _positive),
+        "learning_rate": (NUMBER, 0.003, _positive),
+    }),
+}
+STUDENT_KEYS = {"hidden_units": ((list,), _units), "embedding_dim": ((int,), _positive),
+                "dropout": (NUMBER, lambda v: None if 0 <= v < 1 else "must be in [0, 1)")}
+
+
+def parse_tuning(top: _Reader) -> TuningConfig:
+    t = top.child("tuning")
+    t.mapping({"algorithm", "max_trials", "epochs", "steps_per_epoch", "validation_steps", "objective", "seed",
+               "search_space"})
+    space = t.get("search_space", (dict,))
+    if not space:
+        raise t.fail("must name at least one hyperparameter to search", "search_space")
+    if problem := hyperparameters.check_space(space):
+        raise t.fail(problem, "search_space")
+    d = TuningConfig(space)
+    return TuningConfig(
+        search_space=space,
+        algorithm=t.get("algorithm", (str,), d.algorithm,
+                        lambda v: None if v in ALGORITHMS else f"must be one of {', '.join(ALGORITHMS)}"),
+        max_trials=t.get("max_trials", (int,), d.max_trials, _positive),
+        epochs=t.get("epochs", (int,), d.epochs, _positive),
+        steps_per_epoch=t.get("steps_per_epoch", (int,), d.steps_per_epoch, _positive),
+        validation_steps=t.get("validation_steps", (int,), d.validation_steps, _positive),
+        objective=t.get("objective", (str,), d.objective,
+                        lambda v: None if v.startswith("val_") else "must be a validation metric, e.g. val_auc"),
+        seed=t.get("seed", (int,), d.seed),
+    )
+
+
+def parse_optimization(top: _Reader, split_names: tuple[str, ...]) -> OptimizationConfig:
+    o = top.child("optimization")
+    o.mapping({"split", "thresholds", *VARIANTS})
+    split = o.get("split", (str,), "test",
+                  lambda v: None if v in split_names else f"must be one of {', '.join(split_names)}")
+    default_thresholds = (parse_thresholds(o, "thresholds") if "thresholds" in o.data
+                          else DEFAULT_VARIANT_THRESHOLDS)
+    variants = []
+    for key, (name, component, spec) in VARIANTS.items():
+        if key not in o.data:
+            continue
+        v = o.child(key) if o.data[key] is not None else _Reader(o.source, {}, f"{o.where}.{key}")
+        v.mapping({*spec, "thresholds"})
+        params = {p: v.get(p, types, default, check) for p, (types, default, check) in spec.items()}
+        if "student" in params:
+            s = v.child("student") if "student" in v.data else _Reader(v.source, params["student"], "")
+            s.mapping(set(STUDENT_KEYS))
+            for p, (types, check) in STUDENT_KEYS.items():
+                s.get(p, types, None, check)
+        thresholds = parse_thresholds(v, "thresholds") if "thresholds" in v.data else default_thresholds
+        variants.append(Variant(name, component, params, thresholds))
+    if not variants:
+        raise o.fail(f"name at least one of {', '.join(VARIANTS)}")
+    return OptimizationConfig(tuple(variants), split)
+
