@@ -3,3 +3,15 @@
 from modules import keras_env
 
 keras_env.apply()  # every entry point imports this package before TensorFlow
+
+
+def __getattr__(name: str) -> type:
+    """Custom artifact classes as ``pipeline.<Class>``: the path Kubeflow Pipelines containers
+    import a custom type from (its schema title; see pipeline/kubeflow.py)."""
+    import importlib
+
+    from pipeline.kubeflow import CUSTOM_ARTIFACTS
+
+    if name not in CUSTOM_ARTIFACTS:
+        raise AttributeError(f"module 'pipeline' has no attribute '{name}'")
+    return getattr(importlib.import_module(CUSTOM_ARTIFACTS[name]), name)

@@ -95,6 +95,42 @@ def cmd_resample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compile(args: argparse.Namespace) -> int:
+    """Compile the config's pipeline for Kubeflow Pipelines (v2 spec YAML) or Airflow (a DAG file)."""
+    cfg = _load(args)
+    try:
+        if args.engine == "kubeflow":
+            from pipeline import kubeflow
+
+            options = kubeflow.KubeflowOptions(image=args.image, output_root=args.pipeline_output_root,
+                                               beam_args=tuple(args.beam_arg) if args.beam_arg else None)
+            path = kubeflow.compile_pipeline(cfg, args.output, options)
+        else:
+            from pipeline import airflow_dag
+
+            path = airflow_dag.write_dag_file(cfg, args.output)
+    except (ValueError, OSError) as exc:  # KubeflowError is a ValueError
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} ({args.engine})")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Submit a compiled pipeline spec to Kubeflow Pipelines: one run, or a recurring run by cron."""
+    from pipeline import kubeflow
+
+    try:
+        run_id = kubeflow.submit(args.package, args.host, args.experiment, args.run_name, args.schedule,
+                                 args.namespace)
+    except kubeflow.KubeflowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    kind = "recurring run" if args.schedule else "run"
+    print(f"submitted {kind} {run_id} of {args.package} to {args.host} (experiment '{args.experiment}')")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """TF Serving-compatible model server; the flags are tensorflow_model_server's."""
     from pipeline.serving.server import serve
@@ -140,6 +176,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--factor", type=float, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn=cmd_resample)
+    p = sub.add_parser("compile", parents=[common],
+                       help="compile for Kubeflow Pipelines (v2 spec YAML) or Airflow (DAG file)")
+    p.add_argument("--engine", choices=["kubeflow", "airflow"], required=True)
+    p.add_argument("--output", type=Path, required=True, help="the spec YAML (kubeflow) or DAG .py (airflow)")
+    p.add_argument("--image", default="tfx-reference-pipeline:latest", help="kubeflow: the pipeline image")
+    p.add_argument("--pipeline-output-root", default="/pipeline/outputs",
+                   help="kubeflow: where outputs go as the containers see it (gs://..., a mounted volume)")
+    p.add_argument("--beam-arg", action="append", default=None, metavar="--FLAG=VALUE",
+                   help="kubeflow: Beam argument for the components (replaces the config's)")
+    p.set_defaults(fn=cmd_compile)
+    p = sub.add_parser("submit", help="submit a compiled spec to Kubeflow Pipelines (kfp.Client)")
+    p.add_argument("--package", type=Path, required=True, help="the YAML from compile --engine kubeflow")
+    p.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080")
+    p.add_argument("--experiment", default="Default")
+    p.add_argument("--run-name", required=True)
+    p.add_argument("--schedule", default=None, metavar="CRON",
+                   help="make it a recurring run: cron, 5 fields (or 6 with seconds first)")
+    p.add_argument("--namespace", default=None, help="multi-user KFP: the profile namespace")
+    p.set_defaults(fn=cmd_submit)
     # Serving: flags are passed through untouched (tensorflow_model_server's --flag=value style).
     p = sub.add_parser("serve", add_help=False, prefix_chars="+",
                        help="TF Serving-compatible model server (tensorflow_model_server's flags; serve --help)")

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from pipeline.config import ENGINES, PipelineConfig, RunnerConfig
+from pipeline.config import ENGINES, PipelineConfig
 
 _EVENT = re.compile(r"^(?:Component|node) (\S+) is (running|finished)\.$")
 
@@ -67,8 +67,8 @@ def with_runner(cfg: PipelineConfig, engine: str | None = None,
     """The config with CLI overrides of the runner applied."""
     if engine is not None and engine not in ENGINES:
         raise ValueError(f"--engine must be one of {', '.join(ENGINES)}")
-    runner = RunnerConfig(engine or cfg.runner.engine,
-                          tuple(beam_args) if beam_args else cfg.runner.beam_args)
+    runner = replace(cfg.runner, engine=engine or cfg.runner.engine,
+                     beam_args=tuple(beam_args) if beam_args else cfg.runner.beam_args)
     return replace(cfg, runner=runner)
 
 
