@@ -8,7 +8,7 @@ STAMP     := $(VENV)/.installed
 CONFIG    ?= pipeline/configs/taxi/pipeline.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint bench bench-serving lock clean
+.PHONY: setup run test lint bench bench-serving bench-scale lock clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,11 @@ bench: setup
 # Model server vs in-process SavedModel: latency and throughput, REST and gRPC, batching off/on.
 bench-serving: setup
 	$(PY) benchmarks/bench_serving.py
+
+# ExampleGen .. Transform at 150k and 1.5M generated rows, in_memory and multi_processing:
+# rows/s, time ratio and peak memory ratio (benchmarks/bench_scale.py; data kept in .cache/bench_scale).
+bench-scale: setup
+	$(PY) benchmarks/bench_scale.py --workdir .cache/bench_scale
 
 # Regenerate constraints.txt from the current venv (after changing setup.py).
 lock: setup
