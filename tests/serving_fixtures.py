@@ -39,10 +39,18 @@ def trained_model(root: Path) -> TrainedModel:
     config = derived_config(root, data, name="serving_model", training=TINY_TRAINING, tuning=None, optimization=None)
     proc = run_cli("run", "--config", str(config), "--output-root", str(root / "outputs"), "--until", "Trainer")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    pipeline_root = root / "outputs" / "serving_model" / "pipeline_root"
-    (model,) = (pipeline_root / "Trainer" / "model").iterdir()
-    (examples,) = (pipeline_root / "CsvExampleGen" / "examples").iterdir()
+    model, examples = newest_outputs(root)
     return TrainedModel(model / "Format-Serving", model, examples, tuple(rows))
+
+
+def newest_outputs(root: Path) -> tuple[Path, Path]:
+    """The newest Trainer model and CsvExampleGen examples under ``root`` (a re-run adds new ones
+    when the module files changed)."""
+    pipeline_root = root / "outputs" / "serving_model" / "pipeline_root"
+
+    def newest(folder: Path) -> Path:
+        return max((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    return newest(pipeline_root / "Trainer" / "model"), newest(pipeline_root / "CsvExampleGen" / "examples")
 
 
 def session_model(tmp_path_factory) -> TrainedModel:
