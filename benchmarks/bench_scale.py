@@ -9,13 +9,14 @@ Prints rows/s, the time ratio of the large to the small run (goal <= 11x for 10x
 the peak-memory ratio (goal: well under 10x; the data is streamed, never held whole).
 
     python benchmarks/bench_scale.py [--sizes 150k,1.5M] [--modes in_memory,multi_processing]
-                                     [--workdir DIR] [--workers 2]
+                                     [--workdir DIR] [--workers 2] [--reuse]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import subprocess
 import sys
 import tempfile
@@ -120,6 +121,7 @@ def main() -> None:
     parser.add_argument("--modes", default="in_memory,multi_processing")
     parser.add_argument("--workers", type=int, default=2, help="multi_processing workers")
     parser.add_argument("--workdir", type=Path, default=None, help="kept between runs (data is reused)")
+    parser.add_argument("--reuse", action="store_true", help="reuse results a previous run saved in --workdir")
     args = parser.parse_args()
     sizes = [row_count(s) for s in args.sizes.split(",")]
     modes = args.modes.split(",")
@@ -133,9 +135,16 @@ def main() -> None:
     for rows in sizes:
         data = data_for(work, rows)
         for mode in modes:
+            saved = work / f"result_{rows}_{mode}.json"
+            if args.reuse and saved.exists():
+                times, wall, peak = json.loads(saved.read_text())
+                results[rows, mode] = times, wall, peak
+                print(f"reusing {saved.name}", flush=True)
+                continue
             print(f"running ExampleGen .. Transform on {rows:,} rows, {mode} ...", flush=True)
             results[rows, mode] = run(work, data, rows, mode, args.workers)
             times, wall, peak = results[rows, mode]
+            saved.write_text(json.dumps([times, wall, peak]))
             print(f"  done in {wall:.0f}s wall, peak memory {peak / 2**30:.2f} GiB", flush=True)
 
     cols = "".join(f"{n[:13]:>15}" for n in MEASURED)

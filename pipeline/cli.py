@@ -104,11 +104,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
             options = kubeflow.KubeflowOptions(image=args.image, output_root=args.pipeline_output_root,
                                                beam_args=tuple(args.beam_arg) if args.beam_arg else None)
-            path = kubeflow.compile_pipeline(cfg, args.output, options)
+            path = kubeflow.compile_pipeline(cfg, args.output, options, until=args.until)
         else:
             from pipeline import airflow_dag
 
-            path = airflow_dag.write_dag_file(cfg, args.output)
+            path = airflow_dag.write_dag_file(cfg, args.output, until=args.until)
     except (ValueError, OSError) as exc:  # KubeflowError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="compile for Kubeflow Pipelines (v2 spec YAML) or Airflow (DAG file)")
     p.add_argument("--engine", choices=["kubeflow", "airflow"], required=True)
     p.add_argument("--output", type=Path, required=True, help="the spec YAML (kubeflow) or DAG .py (airflow)")
+    p.add_argument("--until", default=None, metavar="COMPONENT", help="only the components up to this one")
     p.add_argument("--image", default="tfx-reference-pipeline:latest", help="kubeflow: the pipeline image")
     p.add_argument("--pipeline-output-root", default="/pipeline/outputs",
                    help="kubeflow: where outputs go as the containers see it (gs://..., a mounted volume)")

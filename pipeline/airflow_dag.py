@@ -1,0 +1,69 @@
+"""Airflow: the config's pipeline as an Airflow DAG, built by TFX's AirflowDagRunner.
+
+``python -m pipeline compile --engine airflow --config <yaml> --output <dags folder>/<name>.py``
+writes a small DAG file that Airflow imports; it calls ``build_dag`` on the config, so the DAG is
+always the config's current pipeline. The schedule is ``runner.airflow`` of the config
+(``schedule``: cron or preset, ``start_date``, ``catchup``, ``retries``). Each component is one
+task (a PythonOperator running the component with TFX's launcher); ML Metadata is the config's
+(sqlite under outputs/<name>/, or MySQL).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import PipelineConfig, load_config
+from pipeline.orchestration import AirflowSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_DAG_FILE = '''"""Airflow DAG of pipeline '{name}' ({config}).
+
+Written by `python -m pipeline compile --engine airflow`; TFX's AirflowDagRunner builds the DAG
+from the config each time Airflow parses this file. Schedule: runner.airflow of the config.
+"""
+
+import sys
+
+sys.path.insert(0, {root!r})  # the project checkout (harmless when it is pip-installed)
+
+from pipeline.airflow_dag import build_dag  # noqa: E402
+
+DAG = build_dag({config!r}, output_root={output_root!r}, until={until!r})
+'''
+
+
+def dag_config(settings: AirflowSettings | None) -> dict[str, Any]:
+    """Keyword arguments of Airflow's DAG from ``runner.airflow`` (defaults: daily, no catch-up)."""
+    s = settings or AirflowSettings()
+    return {
+        "schedule": s.schedule,
+        "start_date": datetime.fromisoformat(s.start_date),
+        "catchup": s.catchup,
+        "default_args": {"retries": s.retries, "retry_delay": timedelta(minutes=5)},
+        "max_active_runs": 1,  # runs of one pipeline share its MLMD and pipeline root
+        "tags": ["tfx"],
+    }
+
+
+def build_dag(config: str | Path, output_root: str | Path | None = None, until: str | None = None) -> Any:
+    """The Airflow DAG of ``config``'s pipeline (up to ``until``)."""
+    from tfx.orchestration.airflow.airflow_dag_runner import AirflowDagRunner, AirflowPipelineConfig
+
+    from pipeline.pipeline_def import create_pipeline
+
+    cfg = load_config(config, output_root=output_root, check_data=False)  # parse fast; runs check data
+    pipeline = create_pipeline(cfg, until)
+    return AirflowDagRunner(AirflowPipelineConfig(airflow_dag_config=dag_config(cfg.runner.airflow))).run(pipeline)
+
+
+def write_dag_file(cfg: PipelineConfig, output: Path, until: str | None = None) -> Path:
+    """Write the DAG file for ``cfg`` (its config path and output root are absolute in it)."""
+    if output.suffix != ".py":
+        raise ValueError(f"--output {output}: an Airflow DAG file is a .py file")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(_DAG_FILE.format(name=cfg.name, config=str(cfg.path.resolve()), root=str(ROOT),
+                                       output_root=str(cfg.output_root), until=until))
+    return output
