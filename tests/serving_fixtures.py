@@ -21,6 +21,17 @@ from pathlib import Path
 from tests.conftest import derived_config, run_cli, sample_rows, write_csv
 
 TINY_TRAINING = {"train_steps": 40, "eval_steps": 5, "epochs": 1, "early_stopping_patience": 1}
+# Every kind of raw input (float, int, string; missing values imputed) with the cheapest analyzers:
+# Transform dominates the build, and serving does not care how rich the preprocessing is.
+LIGHT_FEATURES = [
+    {"name": "trip_miles", "type": "float", "steps": [{"impute": {"strategy": "median"}}, "log1p", "z_score"]},
+    {"name": "fare", "type": "float", "steps": [{"impute": {"strategy": "mean"}}, "z_score"]},
+    {"name": "trip_seconds", "type": "int", "steps": [{"impute": {"strategy": "median"}}, "z_score"]},
+    {"name": "payment_type", "type": "string", "steps": [{"vocabulary": {"top_k": 10, "oov_buckets": 1}}]},
+    {"name": "company", "type": "string", "steps": [{"vocabulary": {"top_k": 20, "oov_buckets": 1}}]},
+    {"name": "trip_start_hour", "type": "int", "steps": [{"categorical_identity": {"num_buckets": 24}}]},
+    {"name": "pickup_latitude", "type": "float", "steps": [{"bucketize": {"num_buckets": 4}}]},
+]
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,8 @@ def trained_model(root: Path) -> TrainedModel:
     header, rows = sample_rows(1500, seed=11)
     data = write_csv(root / "data" / "data.csv", header, rows).parent
     # Only what serving needs: no tuning, no model variants (their keys dropped if present).
-    config = derived_config(root, data, name="serving_model", training=TINY_TRAINING, tuning=None, optimization=None)
+    config = derived_config(root, data, name="serving_model", training=TINY_TRAINING, features=LIGHT_FEATURES,
+                            cleaning=None, feature_selection=None, tuning=None, optimization=None)
     proc = run_cli("run", "--config", str(config), "--output-root", str(root / "outputs"), "--until", "Trainer")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     model, examples = newest_outputs(root)
