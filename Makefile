@@ -8,7 +8,7 @@ STAMP     := $(VENV)/.installed
 CONFIG    ?= pipeline/configs/taxi/pipeline.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint bench bench-serving bench-scale lock clean
+.PHONY: setup system-deps run test lint bench bench-serving bench-scale lock clean
 
 setup: $(STAMP)
 
@@ -22,13 +22,25 @@ $(STAMP): setup.py constraints.txt pipeline/wheel_compat.py
 	$(PY) pipeline/wheel_compat.py verify
 	@touch $(STAMP)
 
+# Debian packages tests need: mariadb-server (the MySQL metadata test). Idempotent; where it cannot be
+# installed (not root, no apt) that test is skipped with the reason.
+system-deps:
+	@if test -x /usr/sbin/mariadbd || test -x /usr/sbin/mysqld; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing mariadb-server (apt-get)"; \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null 2>&1 \
+	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	         mariadb-server >/dev/null; }; } \
+	  || echo "system-deps: could not install mariadb-server; the MySQL metadata test will be skipped"; \
+	else echo "system-deps: mariadb-server is missing and needs root with apt-get; the MySQL metadata test will be skipped"; fi
+
 run: setup
 	$(PY) -m pipeline run --config $(CONFIG)
 
 lint: setup
 	$(PY) -m ruff check .
 
-test: setup lint
+test: setup system-deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup
