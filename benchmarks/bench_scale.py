@@ -81,8 +81,9 @@ def data_for(work: Path, rows: int) -> Path:
     return folder
 
 
-def run(work: Path, data: Path, rows: int, mode: str, workers: int) -> tuple[dict[str, float], float, int]:
-    name = f"scale_{rows}_{mode}"
+def run(work: Path, data: Path, rows: int, mode: str, workers: int, until: str = "Transform"
+        ) -> tuple[dict[str, float], float, int]:
+    name = f"scale_{rows}_{mode}" + ("" if until == "Transform" else f"_{until}")
     cfg = yaml.safe_load(TAXI.read_text())
     cfg["name"] = name
     cfg["data"]["csv_dir"] = str(data)
@@ -97,7 +98,7 @@ def run(work: Path, data: Path, rows: int, mode: str, workers: int) -> tuple[dic
     start = time.monotonic()
     with (work / f"{name}.log").open("w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--config", str(path), "--output-root",
-                                 str(outputs), "--until", "Transform"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                                 str(outputs), "--until", until], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         memory = PeakMemory(proc.pid)
         memory.start()
         code = proc.wait()
@@ -109,7 +110,7 @@ def run(work: Path, data: Path, rows: int, mode: str, workers: int) -> tuple[dic
     loaded = load_config(path, output_root=outputs)
     store = open_store(loaded)
     times = {}
-    for node in MEASURED:
+    for node in MEASURED[: MEASURED.index(until) + 1]:
         e = latest_execution(store, loaded.name, node)
         times[node] = (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000
     return times, wall, memory.peak
@@ -122,6 +123,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="multi_processing workers")
     parser.add_argument("--workdir", type=Path, default=None, help="kept between runs (data is reused)")
     parser.add_argument("--reuse", action="store_true", help="reuse results a previous run saved in --workdir")
+    parser.add_argument("--until", choices=MEASURED, default="Transform",
+                        help="stop after this component (a shorter run of the first stages)")
     args = parser.parse_args()
     sizes = [row_count(s) for s in args.sizes.split(",")]
     modes = args.modes.split(",")
@@ -135,23 +138,25 @@ def main() -> None:
     for rows in sizes:
         data = data_for(work, rows)
         for mode in modes:
-            saved = work / f"result_{rows}_{mode}.json"
+            saved = work / (f"result_{rows}_{mode}" + ("" if args.until == "Transform" else f"_{args.until}")
+                            + ".json")
             if args.reuse and saved.exists():
                 times, wall, peak = json.loads(saved.read_text())
                 results[rows, mode] = times, wall, peak
                 print(f"reusing {saved.name}", flush=True)
                 continue
             print(f"running ExampleGen .. Transform on {rows:,} rows, {mode} ...", flush=True)
-            results[rows, mode] = run(work, data, rows, mode, args.workers)
+            results[rows, mode] = run(work, data, rows, mode, args.workers, args.until)
             times, wall, peak = results[rows, mode]
             saved.write_text(json.dumps([times, wall, peak]))
             print(f"  done in {wall:.0f}s wall, peak memory {peak / 2**30:.2f} GiB", flush=True)
 
-    cols = "".join(f"{n[:13]:>15}" for n in MEASURED)
-    print(f"\n{'rows':>10} {'mode':<17}{cols}{'4 comps s':>11}{'rows/s':>9}{'wall s':>8}{'peak GiB':>10}")
+    measured = MEASURED[: MEASURED.index(args.until) + 1]
+    cols = "".join(f"{n[:13]:>15}" for n in measured)
+    print(f"\n{'rows':>10} {'mode':<17}{cols}{'total s':>11}{'rows/s':>9}{'wall s':>8}{'peak GiB':>10}")
     for (rows, mode), (times, wall, peak) in results.items():
         total = sum(times.values())
-        print(f"{rows:>10,} {mode:<17}" + "".join(f"{times[n]:>15.1f}" for n in MEASURED)
+        print(f"{rows:>10,} {mode:<17}" + "".join(f"{times[n]:>15.1f}" for n in measured)
               + f"{total:>11.1f}{rows / total:>9,.0f}{wall:>8.0f}{peak / 2**30:>10.2f}")
     if len(sizes) == 2:
         small, large = sizes
