@@ -145,7 +145,7 @@ def main() -> None:
                 results[rows, mode] = times, wall, peak
                 print(f"reusing {saved.name}", flush=True)
                 continue
-            print(f"running ExampleGen .. Transform on {rows:,} rows, {mode} ...", flush=True)
+            print(f"running ExampleGen .. {args.until} on {rows:,} rows, {mode} ...", flush=True)
             results[rows, mode] = run(work, data, rows, mode, args.workers, args.until)
             times, wall, peak = results[rows, mode]
             saved.write_text(json.dumps([times, wall, peak]))

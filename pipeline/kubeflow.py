@@ -1,7 +1,7 @@
 """Kubeflow Pipelines: compile a pipeline config into a KFP v2 pipeline spec and submit it.
 
 The pipeline is the one ``create_pipeline`` builds for the local runners, compiled by TFX's
-``KubeflowV2DagRunner``. Three differences are needed for KFP, all made here:
+``KubeflowV2DagRunner``. Four differences are needed for KFP, all made here:
 
 - Paths: the spec is written as the container sees it. Paths under this checkout (data,
   schema, module files) become paths under ``image_root`` (where ``kubeflow/Dockerfile``
