@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import pipeline  # noqa: E402,F401  (Keras flavour before TensorFlow)
 from pipeline.config import load_config  # noqa: E402
-from pipeline.summary import latest_execution, open_store, output_artifacts  # noqa: E402
+from pipeline.summary import latest_output_uri, open_store  # noqa: E402
 
 TAXI = ROOT / "pipeline/configs/taxi/pipeline.yaml"
 SPLIT = "test"
@@ -56,12 +56,10 @@ def run_pipeline(work: Path) -> Path:
 
 
 def output_uri(cfg, node_id: str, type_name: str) -> str:
-    store = open_store(cfg)
-    execution = latest_execution(store, cfg.name, node_id)
-    for artifact in output_artifacts(store, execution.id):
-        if store.get_artifact_types_by_id([artifact.type_id])[0].name == type_name:
-            return artifact.uri
-    raise SystemExit(f"no {type_name} output of {node_id}")
+    uri = latest_output_uri(open_store(cfg), cfg.name, node_id, type_name)
+    if uri is None:
+        raise SystemExit(f"no {type_name} output of {node_id}")
+    return uri
 
 
 def int8_agreement(cfg) -> tuple[float, int, int]:
@@ -94,7 +92,7 @@ def int8_agreement(cfg) -> tuple[float, int, int]:
 
     trained = model_io.load_model(output_uri(cfg, "Trainer", "Model"))
     qat = model_io.load_model(output_uri(cfg, "QuantizationAwareTrainer", "Model"))
-    examples = artifact(standard_artifacts.Examples, output_uri(cfg, "Transform", "TransformedExamples"),
+    examples = artifact(standard_artifacts.Examples, output_uri(cfg, "Transform", "Examples"),
                         ["train", "eval"])
     data = model_io.ModelData.of(custom_config, transform_graph, examples)
 

@@ -105,11 +105,13 @@ def _weights(layer: keras.layers.Layer) -> list[np.ndarray]:
     return [w.numpy() for w in layer.weights if "kernel" in w.name or "embeddings" in w.name]
 
 
-def sparsity(model: keras.Model) -> dict[str, float]:
-    """Fraction of exact zeros in each prunable layer's kernel/embedding table, and overall."""
+def sparsity(model: keras.Model, layers: list[str] | None = None) -> dict[str, float]:
+    """Fraction of exact zeros in each prunable layer's kernel/embedding table (or only in
+    ``layers``), and overall."""
     per_layer, zeros, total = {}, 0, 0
     for layer in model.layers:
-        arrays = _weights(layer) if isinstance(layer, PRUNABLE) else []
+        chosen = isinstance(layer, PRUNABLE) if layers is None else layer.name in layers
+        arrays = _weights(layer) if chosen else []
         if arrays:
             z, n = sum(int((a == 0).sum()) for a in arrays), sum(a.size for a in arrays)
             per_layer[layer.name] = z / n

@@ -36,7 +36,14 @@ def test_sparsity_and_gzip_size_measure_zeroed_weights():
     assert s["hidden_1"] == 0.0 and set(s) == {"company_xf_embedding", "hidden_0", "hidden_1", "probability",
                                                "overall"}
     assert model_io.gzip_size(model) < before
+    assert set(model_io.sparsity(model, ["hidden_0"])) == {"hidden_0", "overall"}
+    assert model_io.sparsity(model, ["hidden_0"])["overall"] == s["hidden_0"]
     assert model_io.measure(model)["parameters"] == model.count_params()
+
+
+def test_every_dense_and_embedding_but_the_output_layer_is_pruned():
+    model = training.build_model(OUTPUTS, HP)
+    assert pruner.prunable_layers(model) == ["company_xf_embedding", "hidden_0", "hidden_1"]
 
 
 def test_pruning_schedule_reaches_the_target_exactly_at_its_last_update():

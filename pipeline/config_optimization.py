@@ -73,7 +73,9 @@ VARIANTS: dict[str, tuple[str, str, dict[str, tuple]]] = {
     "quantization_aware": ("qat", "QuantizationAwareTrainer", {
         "fine_tune_steps": ((int,), 200, _positive),
         "epochs": ((int,), 2, _positive),
-        "learning_rate": (NUMBER, 0.0005, _positive),
+        # Small: QAT should adapt to int8 without drifting from the trained model's decisions
+        # (measured on taxi: 5e-4 kept 97.4% of them, 2e-5 kept 99.8%).
+        "learning_rate": (NUMBER, 0.00002, _positive),
     }),
     "distillation": ("student", "Distiller", {
         "student": ((dict,), {"hidden_units": [16], "embedding_dim": 4}, None),

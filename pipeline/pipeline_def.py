@@ -17,6 +17,7 @@ from components.data_cleaner import DataCleaner
 from components.distiller import Distiller
 from components.drift_gate import DriftSkewGate
 from components.feature_selector import FeatureSelector
+from components.infra_validator import infra_validator
 from components.pruner import Pruner
 from components.quantization import QuantizationAwareTrainer
 from components.temporal_split import TemporalCsvExampleGen
@@ -246,13 +247,17 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None) -> tfx.dsl.Pi
         for split in report_splits
     ]
 
+    # The model must load and answer real requests from the eval split before it is pushed.
+    validator = infra_validator(cfg, trainer.outputs["model"], model_examples)
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=validator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=str(cfg.pushed_dir("serving")))))
 
-    components += [transform, *([tuner] if tuner else []), trainer, baseline, evaluator, *reports, pusher]
+    components += [transform, *([tuner] if tuner else []), trainer, baseline, evaluator, *reports, validator,
+                   pusher]
     if cfg.optimization is not None:
         components += model_variants(cfg, trainer.outputs["model"], transform, model_examples)
     if until is not None:

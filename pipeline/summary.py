@@ -196,7 +196,7 @@ def _format_variants(summary: RunSummary) -> list[str]:
     return lines
 
 
-def _latest_output_uri(store: mlmd.MetadataStore, pipeline: str, node_id: str, type_name: str) -> str | None:
+def latest_output_uri(store: mlmd.MetadataStore, pipeline: str, node_id: str, type_name: str) -> str | None:
     execution = latest_execution(store, pipeline, node_id)
     if execution is None:
         return None
@@ -213,13 +213,13 @@ def write_pictures(cfg: PipelineConfig, report_dir: Path) -> list[Path]:
 
     store = open_store(cfg)
     pictures = []
-    run_dir = _latest_output_uri(store, cfg.name, "Trainer", "ModelRun")
+    run_dir = latest_output_uri(store, cfg.name, "Trainer", "ModelRun")
     if run_dir and (Path(run_dir) / "training.json").exists():
         pictures.append(report.training_curves(Path(run_dir) / "training.json", report_dir / "training.png"))
-    evaluation = _latest_output_uri(store, cfg.name, EVALUATOR_ID, "ModelEvaluation")
+    evaluation = latest_output_uri(store, cfg.name, EVALUATOR_ID, "ModelEvaluation")
     if evaluation and cfg.evaluation.slices:
         pictures.append(report.slice_metrics(evaluation, "auc", report_dir / "slices_auc.png"))
-    comparison = _latest_output_uri(store, cfg.name, "VariantComparison", "VariantTable")
+    comparison = latest_output_uri(store, cfg.name, "VariantComparison", "VariantTable")
     if cfg.optimization is not None and comparison and (Path(comparison) / "comparison.png").exists():
         pictures.append(Path(shutil.copyfile(Path(comparison) / "comparison.png", report_dir / "variants.png")))
     return pictures

@@ -17,7 +17,7 @@ from modules.training import model_outputs
 from pipeline import raw_inputs
 from pipeline.config import load_config
 from pipeline.pipeline_def import create_pipeline
-from pipeline.summary import latest_execution, open_store, output_artifacts, summarize
+from pipeline.summary import latest_output_uri, open_store, summarize
 from tests.conftest import derived_config, read_taxi_rows, run_cli, small_optimization, small_tuning
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +32,8 @@ def first_run(tmp_path_factory, taxi_sample_dir):
     optimization["distillation"]["thresholds"] = [{"metric": "auc", "lower_bound": 0.999}]
     config_path = derived_config(work, taxi_sample_dir, name="taxi_e2e", tuning=small_tuning(),
                                  optimization=optimization)
-    proc = run_cli("run", "--config", str(config_path), "--output-root", str(work / "outputs"))
+    # Generous: the whole pipeline with tuning and three variants (about 4 minutes unloaded).
+    proc = run_cli("run", "--config", str(config_path), "--output-root", str(work / "outputs"), timeout=2400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     cfg = load_config(config_path, output_root=work / "outputs")
     return cfg, proc
@@ -43,12 +44,9 @@ def _node_ids(cfg):
 
 
 def _artifact_uri(cfg, node_id, type_name):
-    store = open_store(cfg)
-    execution = latest_execution(store, cfg.name, node_id)
-    for artifact in output_artifacts(store, execution.id):
-        if store.get_artifact_types_by_id([artifact.type_id])[0].name == type_name:
-            return artifact.uri
-    raise AssertionError(f"no {type_name} output of {node_id}")
+    uri = latest_output_uri(open_store(cfg), cfg.name, node_id, type_name)
+    assert uri, f"no {type_name} output of {node_id}"
+    return uri
 
 
 def test_every_component_completes_and_model_is_pushed(first_run):
@@ -186,15 +184,19 @@ def _variant_rows(cfg):
 
 def test_pruned_model_reaches_target_sparsity_and_is_pushed(first_run):
     from components import model_io
+    from components.pruner.executor import prunable_layers
 
     cfg, _ = first_run
     target = cfg.optimization.variant("pruned").params["target_sparsity"]
     pruned = model_io.load_model(str(_uri(cfg, "Pruner", "Model")))
-    achieved = model_io.sparsity(pruned)
+    layers = prunable_layers(pruned)
+    assert "probability" not in layers and len(layers) > 3  # every Dense/Embedding but the output
+    achieved = model_io.sparsity(pruned, layers)
     assert abs(achieved["overall"] - target) <= 0.01, achieved
-    assert len(achieved) > 3 and all(abs(v - target) <= 0.02 for v in achieved.values()), achieved
+    assert all(abs(v - target) <= 0.02 for v in achieved.values()), achieved
     rows = _variant_rows(cfg)
-    assert rows["pruned"]["gzip_ratio"] < 0.6 and rows["pruned"]["sparsity"] == pytest.approx(target, abs=0.01)
+    assert rows["pruned"]["sparsity_per_layer"] == pytest.approx(achieved)
+    assert rows["pruned"]["gzip_ratio"] < 0.6 and rows["pruned"]["sparsity"] > target - 0.05
     assert rows["pruned"]["blessed"] is True
     pushed = list(cfg.pushed_dir("serving_pruned").iterdir())
     assert len(pushed) == 1 and (pushed[0] / "saved_model.pb").exists()

@@ -33,12 +33,22 @@ def schedule(target_sparsity: float, steps: int) -> tfmot.sparsity.keras.Polynom
         frequency=frequency)
 
 
+def prunable_layers(model: keras.Model) -> list[str]:
+    """Dense and Embedding layers except the output layer: its few weights are the final
+    combination of everything (measured on taxi: pruning it to 80% cost 0.01 AUC, keeping it
+    cost nothing), and they are too few to matter for size."""
+    outputs = {t.node.layer.name for t in model.outputs}
+    return [layer.name for layer in model.layers if isinstance(layer, model_io.PRUNABLE) and layer.name not in outputs]
+
+
 def prune(model: keras.Model, data: model_io.ModelData, config: dict[str, Any]) -> keras.Model:
     steps = config["fine_tune_steps"]
     pruning = schedule(config["target_sparsity"], steps)
 
+    targets = set(prunable_layers(model))
+
     def wrap(layer: keras.layers.Layer) -> keras.layers.Layer:
-        if isinstance(layer, model_io.PRUNABLE):
+        if layer.name in targets:
             return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=pruning)
         return layer
 
@@ -59,9 +69,10 @@ def run(model_artifact: Any, examples: Any, transform_graph: Any, output: Any, c
     data = model_io.ModelData.of(config["custom_config"], transform_graph, examples)
     trained = model_io.load_model(model_artifact.uri)
     before = model_io.measure(trained)
+    layers = prunable_layers(trained)
     pruned = prune(trained, data, config)
     stats = {**model_io.measure(pruned), "target_sparsity": config["target_sparsity"],
-             "sparsity_per_layer": model_io.sparsity(pruned),
+             "sparsity_per_layer": model_io.sparsity(pruned, layers),  # "overall": over these layers
              "trained_parameters": before["parameters"], "trained_weights_gzip_bytes": before["weights_gzip_bytes"]}
     model_io.export(pruned, data, output, stats)
     return stats
