@@ -161,8 +161,10 @@ def model_variants(cfg: PipelineConfig, model: Any, transform: Any, examples: An
     return nodes
 
 
-def create_pipeline(cfg: PipelineConfig, until: str | None = None) -> tfx.dsl.Pipeline:
-    """The whole pipeline, or (``until``) its components up to and including that node id."""
+def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validation: bool = True
+                    ) -> tfx.dsl.Pipeline:
+    """The whole pipeline, or (``until``) its components up to and including that node id.
+    ``infra_validation=False`` leaves InfraValidator out (KubeflowV2DagRunner cannot compile it)."""
     gen = example_gen(cfg)
     examples = gen.outputs["examples"]
 
@@ -248,15 +250,15 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None) -> tfx.dsl.Pi
     ]
 
     # The model must load and answer real requests from the eval split before it is pushed.
-    validator = infra_validator(cfg, trainer.outputs["model"], model_examples)
+    validators = [infra_validator(cfg, trainer.outputs["model"], model_examples)] if infra_validation else []
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-        infra_blessing=validator.outputs["blessing"],
+        infra_blessing=validators[0].outputs["blessing"] if validators else None,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=str(cfg.pushed_dir("serving")))))
 
-    components += [transform, *([tuner] if tuner else []), trainer, baseline, evaluator, *reports, validator,
+    components += [transform, *([tuner] if tuner else []), trainer, baseline, evaluator, *reports, *validators,
                    pusher]
     if cfg.optimization is not None:
         components += model_variants(cfg, trainer.outputs["model"], transform, model_examples)
