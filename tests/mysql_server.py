@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline import processes
+
 SERVER_CANDIDATES = ("/usr/sbin/mariadbd", "/usr/sbin/mysqld")
 INSTALL_DB = ("mariadb-install-db", "mysql_install_db")
 
@@ -88,13 +90,7 @@ class MySQLServer:
             conn.close()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process)
 
 
 def start_server(root: Path) -> MySQLServer:

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline import processes
 from tests.conftest import derived_config, run_cli, sample_rows, write_csv
 
 TINY_TRAINING = {"train_steps": 40, "eval_steps": 5, "epochs": 1, "early_stopping_patience": 1}
@@ -105,13 +106,7 @@ class ServerProcess:
         self.rest = f"127.0.0.1:{self.rest_port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process)
 
 
 def http(server: str, method: str, path: str, body: object = None,

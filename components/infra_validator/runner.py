@@ -17,6 +17,7 @@ from pathlib import Path
 from tfx.components.infra_validator import error_types
 from tfx.components.infra_validator.model_server_runners import base_runner
 
+from pipeline import processes
 from pipeline.serving.client import free_port
 
 READY_LINE = "Running gRPC ModelServer at"
@@ -62,13 +63,7 @@ class LocalProcessRunner(base_runner.BaseModelServerRunner):
         raise error_types.DeadlineExceeded("Deadline exceeded while waiting for the model server to start.")
 
     def Stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        processes.stop(self._process, timeout=20)
 
     def GetLogs(self) -> str | None:
         try:
