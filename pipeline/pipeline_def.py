@@ -267,6 +267,10 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
         if until not in ids:
             raise ValueError(f"no component '{until}' in pipeline '{cfg.name}': {', '.join(ids)}")
         components = components[: ids.index(until) + 1]  # the list is in topological order
+        kept = {c.id for c in components}
+        for node in components:  # e.g. the gates' explicit edges to Transform, when stopping before it
+            for down in [d for d in node.downstream_nodes if d.id not in kept]:
+                node.remove_downstream_node(down)
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.name,
         pipeline_root=str(cfg.pipeline_root),
