@@ -2,6 +2,8 @@
 
 from setuptools import find_packages, setup
 
+AIRFLOW = ["apache-airflow>=2.11,<2.12"]  # what TFX 1.21's AirflowDagRunner supports (Airflow 2)
+
 setup(
     name="tfx-reference-pipeline",
     version="0.1.0",
@@ -18,6 +20,12 @@ setup(
         "tensorflow-model-optimization",  # Pruner, QuantizationAwareTrainer (tf_keras models only)
         "ai-edge-litert",  # the TFLite interpreter (tf.lite.Interpreter is deprecated)
     ],
-    extras_require={"dev": ["pytest", "ruff"]},
+    extras_require={
+        # The Airflow orchestrator (compile --engine airflow, tests/test_airflow.py). Its
+        # flask-appbuilder -> flask-limiter needs rich<14: constraints.txt pins rich 13.x (keras
+        # takes any rich). `make test` installs it through `dev`; `make run` does not need it.
+        "airflow": AIRFLOW,
+        "dev": ["pytest", "ruff", *AIRFLOW],
+    },
     entry_points={"console_scripts": ["tfx-pipeline=pipeline.cli:main"]},
 )
