@@ -257,6 +257,29 @@ def domain_requirement(steps: list[tuple[str, dict]]) -> tuple[str, float] | Non
 # ====================================================== TF implementations ==
 # TensorFlow is imported lazily so config validation stays light.
 
+# Every fitted parameter passes through an Identity op named fitted__<feature>__<step>__<key>, so
+# the on-device exporter (components/ondevice/fitted.py) can read the values Transform baked
+# into the transform graph instead of re-deriving them (one fit, no skew).
+FITTED_PREFIX = "fitted__"
+Fit = Callable[[str, Any], Any]
+
+
+def fitted_name(feature: str, step: int, key: str) -> str:
+    return f"{FITTED_PREFIX}{feature}__{step}__{key}"
+
+
+def _fit_recorder(feature: str, step: int) -> Fit:
+    def fit(key: str, tensor: Any) -> Any:
+        import tensorflow as tf
+
+        return tf.identity(tensor, name=fitted_name(feature, step, key))
+    return fit
+
+
+def _no_fit(key: str, tensor: Any) -> Any:
+    return tensor
+
+
 class Raw:
     """A raw column as dense values plus a presence mask (missing = not present)."""
 
@@ -319,7 +342,7 @@ class _Imputed:
 
 
 def _impute(raw: Raw, value_type: str, name: str, strategy: str = "constant", value: Any = None,
-            indicator: bool = False) -> tuple[Any, list[Any]]:
+            indicator: bool = False, fit: Fit = _no_fit) -> tuple[Any, list[Any]]:
     import tensorflow as tf
     import tensorflow_transform as tft
 
@@ -330,10 +353,10 @@ def _impute(raw: Raw, value_type: str, name: str, strategy: str = "constant", va
     else:
         present = tf.boolean_mask(raw.values, raw.present)
         if strategy == "mean":
-            fill = tft.mean(present)
+            fill = fit("fill", tft.mean(present))
         elif strategy == "median":  # tf.Transform's quantiles are approximate (rank error <= epsilon)
-            fill = tf.reshape(tft.quantiles(present, num_buckets=2, epsilon=0.001), [-1])[0]
-        else:
+            fill = fit("fill", tf.reshape(tft.quantiles(present, num_buckets=2, epsilon=0.001), [-1])[0])
+        else:  # read back from its vocabulary file (a table lookup, not a constant)
             fill = _most_frequent(present, name)
     if value_type == "string":
         return _filled(raw, fill), extra
@@ -344,12 +367,14 @@ def _dense(x: Any) -> Any:
     return x.dense if isinstance(x, _Imputed) else x
 
 
-def _z_score(x: Any) -> Any:
+def _z_score(x: Any, fit: Fit = _no_fit) -> Any:
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    if not isinstance(x, _Imputed):
-        return tft.scale_to_z_score(x)
+    if not isinstance(x, _Imputed):  # as tft.scale_to_z_score, with the moments named
+        mean, std = fit("mean", tft.mean(x)), fit("std", tf.sqrt(tft.var(x)))
+        centered = x - mean
+        return tf.where(std > 0, centered / tf.where(std > 0, std, tf.ones_like(std)), centered)
     # Mean and population variance of the imputed column from the present values' moments
     # (law of total variance): one analysis pass, same numbers as fitting after imputation.
     v = tf.cast(x.present_values, tf.float64)
@@ -359,12 +384,12 @@ def _z_score(x: Any) -> Any:
     fill = tf.cast(x.fill, tf.float64)
     mean = (n_present * mean_p + (n - n_present) * fill) / n
     var = (n_present * (var_p + (mean_p - mean) ** 2) + (n - n_present) * (fill - mean) ** 2) / n
-    std = tf.sqrt(var)
+    mean, std = fit("mean", mean), fit("std", tf.sqrt(var))
     centered = tf.cast(x.dense, tf.float64) - mean
     return tf.cast(tf.where(std > 0, centered / tf.where(std > 0, std, tf.ones_like(std)), centered), tf.float32)
 
 
-def _min_max(x: Any, lo: float, hi: float) -> Any:
+def _min_max(x: Any, lo: float, hi: float, fit: Fit = _no_fit) -> Any:
     import tensorflow as tf
     import tensorflow_transform as tft
 
@@ -376,6 +401,7 @@ def _min_max(x: Any, lo: float, hi: float) -> Any:
         dense = x.dense
     else:
         mn, mx, dense = tft.min(x), tft.max(x), x
+    mn, mx = fit("min", mn), fit("max", mx)
     span = mx - mn
     scaled = tf.where(span > 0, (dense - mn) / tf.where(span > 0, span, 1.0), tf.zeros_like(dense))
     return scaled * (hi - lo) + lo
@@ -389,7 +415,8 @@ def _quartiles(x: Any) -> tuple[Any, Any, Any]:
     return q[0], q[1], q[2]
 
 
-def _clip(x: Any, method: str, lower: float = 0.01, upper: float = 0.99, k: float = 1.5) -> Any:
+def _clip(x: Any, method: str, lower: float = 0.01, upper: float = 0.99, k: float = 1.5,
+          fit: Fit = _no_fit) -> Any:
     import tensorflow as tf
     import tensorflow_transform as tft
 
@@ -404,7 +431,7 @@ def _clip(x: Any, method: str, lower: float = 0.01, upper: float = 0.99, k: floa
     else:
         mean, std = tft.mean(x), tf.sqrt(tft.var(x))
         lo, hi = mean - k * std, mean + k * std
-    return tf.clip_by_value(x, lo, hi)
+    return tf.clip_by_value(x, fit("lower", lo), fit("upper", hi))
 
 
 # ------------------------------------------------------------ power transforms
@@ -455,10 +482,10 @@ def power_lambda(x: Any, kind: str) -> Any:
     return tf.clip_by_value(grid[i] + tf.clip_by_value(offset, -h, h), LAMBDA_GRID[0], LAMBDA_GRID[1])
 
 
-def _power_transform(x: Any, kind: str) -> Any:
+def _power_transform(x: Any, kind: str, fit: Fit = _no_fit) -> Any:
     import tensorflow as tf
 
-    lam = power_lambda(x, kind)
+    lam = fit("lambda", power_lambda(x, kind))
     return tf.cast(_power(tf.cast(x, tf.float64), lam, kind), tf.float32)
 
 
@@ -481,39 +508,40 @@ def apply_steps(x: Any, value_type: str, steps: list[tuple[str, dict]], name: st
     raw = x if isinstance(x, Raw) else to_raw(x, value_type)
     col: Any = raw
     extra: list[Any] = []
-    for step, args in steps:
+    for i, (step, args) in enumerate(steps):
+        fit = _fit_recorder(name, i)
         if step == "impute":
-            col, extra = _impute(raw, value_type, name, **args)
+            col, extra = _impute(raw, value_type, name, **args, fit=fit)
             continue
         if step == "bucketize" and isinstance(col, Raw):
             # Quantiles of the present values; missing values get bucket num_buckets.
             present = tf.boolean_mask(col.values, col.present)
-            boundaries = tft.quantiles(present, args["num_buckets"], epsilon=0.001)
+            boundaries = fit("boundaries", tft.quantiles(present, args["num_buckets"], epsilon=0.001))
             idx = tft.apply_buckets(col.values, boundaries)
             col = tf.where(col.present, idx, tf.cast(args["num_buckets"], tf.int64))
             continue
         if isinstance(col, Raw):
             col = _filled(col, "" if value_type == "string" else 0.0)
         if step == "z_score":
-            col = _z_score(col)
+            col = _z_score(col, fit)
         elif step == "min_max":
-            col = _min_max(col, float(args.get("min", 0.0)), float(args.get("max", 1.0)))
+            col = _min_max(col, float(args.get("min", 0.0)), float(args.get("max", 1.0)), fit)
         else:
             col = _dense(col)
             if step == "clip":
-                col = _clip(col, **args)
+                col = _clip(col, **args, fit=fit)
             elif step == "log":
                 col = tf.math.log(col)
             elif step == "log1p":
                 col = tf.math.log1p(col)
             elif step in ("box_cox", "yeo_johnson"):
-                col = _power_transform(col, step)
+                col = _power_transform(col, step, fit)
             elif step == "robust":
                 q1, median, q3 = _quartiles(col)
-                iqr = q3 - q1
+                median, iqr = fit("median", median), fit("iqr", q3 - q1)
                 col = (col - median) / tf.where(iqr > 0, iqr, 1.0)
             elif step == "max_abs":
-                m = tft.max(tf.abs(col))
+                m = fit("max_abs", tft.max(tf.abs(col)))
                 col = col / tf.where(m > 0, m, 1.0)
             elif step == "vocabulary":
                 size = args["top_k"] + args.get("oov_buckets", 1)
@@ -524,8 +552,9 @@ def apply_steps(x: Any, value_type: str, steps: list[tuple[str, dict]], name: st
                     col = tf.one_hot(col, size, dtype=tf.float32)
             elif step == "hash":
                 col = tft.hash_strings(_as_tokens(col), args["buckets"])
-            elif step == "bucketize":
-                col = tft.bucketize(col, args["num_buckets"], epsilon=0.001)
+            elif step == "bucketize":  # tft.bucketize, with the boundaries named
+                boundaries = fit("boundaries", tft.quantiles(col, args["num_buckets"], epsilon=0.001))
+                col = tft.apply_buckets(col, boundaries)
             elif step == "categorical_identity":
                 col = tf.clip_by_value(tf.cast(col, tf.int64), 0, args["num_buckets"] - 1)
             else:  # pragma: no cover - check_steps rejects unknown names first

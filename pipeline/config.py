@@ -20,6 +20,7 @@ from modules import feature_steps
 from modules.feature_steps import FeatureDef
 
 if TYPE_CHECKING:
+    from pipeline.config_deployment import DeploymentConfig
     from pipeline.config_optimization import OptimizationConfig, TuningConfig
     from pipeline.orchestration import AirflowSettings, MySQLSettings
 
@@ -167,6 +168,7 @@ class PipelineConfig:
     drift: dict[str, Any] | None = None  # DriftSkewGate thresholds (JSON-able), with data.span_pattern
     tuning: TuningConfig | None = None  # Tuner before Trainer
     optimization: OptimizationConfig | None = None  # pruned / QAT / student variants
+    deployment: DeploymentConfig | None = None  # TFLite / TF.js conversion and push
     output_root: Path = Path("outputs")
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -364,7 +366,7 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     top = _Reader(source, raw)
     top.mapping({"name", "description", "data", "schema", "label", "features", "model",
                  "training", "evaluation", "runner", "output_root", "cleaning", "feature_selection", "drift",
-                 "tuning", "optimization"})
+                 "tuning", "optimization", "deployment"})
     name = top.get("name", (str,), check=lambda v: None if v.replace("_", "").replace("-", "").isalnum()
                    else "use letters, digits, '-' and '_' only")
 
@@ -499,6 +501,11 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     tuning = config_optimization.parse_tuning(top) if top.data.get("tuning") is not None else None
     optimization = (config_optimization.parse_optimization(top, evaluation.splits)
                     if top.data.get("optimization") is not None else None)
+    from pipeline import config_deployment
+
+    variant_names = tuple(v.name for v in optimization.variants) if optimization else ()
+    deployment = (config_deployment.parse_deployment(top, evaluation.splits, variant_names)
+                  if top.data.get("deployment") is not None else None)
 
     runner = RunnerConfig()
     if "runner" in top.data:
@@ -524,7 +531,7 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
 
     config = PipelineConfig(
         path=source, name=name, data_dir=data_dir, split=split, cleaning=cleaning, selection=selection,
-        drift=drift, tuning=tuning, optimization=optimization,
+        drift=drift, tuning=tuning, optimization=optimization, deployment=deployment,
         schema_path=schema_path, label=label, features=tuple(features), model=model,
         training=training, evaluation=evaluation, runner=runner,
         output_root=Path(output_root).resolve(),

@@ -21,10 +21,12 @@ from components.infra_validator import infra_validator
 from components.pruner import Pruner
 from components.quantization import QuantizationAwareTrainer
 from components.temporal_split import TemporalCsvExampleGen
+from components.tflite_converter import TFLiteConverter
 from components.variant_comparison import VariantComparison
 from pipeline import orchestration, span_resolvers
 from pipeline.baseline import BLESSING, CANDIDATE, MODEL, PreviousBlessedModelStrategy
 from pipeline.config import METRICS, PipelineConfig, Threshold
+from pipeline.config_deployment import deployment_config
 
 MODULES_DIR = Path(__file__).resolve().parent.parent / "modules"
 PREPROCESSING_MODULE = MODULES_DIR / "preprocessing.py"
@@ -133,18 +135,22 @@ VARIANT_COMPONENTS = {"Pruner": Pruner, "QuantizationAwareTrainer": Quantization
                       "Distiller": Distiller}
 
 
-def model_variants(cfg: PipelineConfig, model: Any, transform: Any, examples: Any) -> list:
+def model_variants(cfg: PipelineConfig, model: Any, transform: Any, examples: Any,
+                   models: dict[str, Any] | None = None) -> list:
     """Pruned / QAT / student models made from the trained ``model``, each evaluated against it
     on the optimization split (its thresholds relative to the trained model) and pushed to
-    ``pushed/serving_<variant>/`` only when blessed; then one comparison table."""
+    ``pushed/serving_<variant>/`` only when blessed; then one comparison table. Each variant's
+    Model channel is added to ``models`` (by variant name)."""
     assert cfg.optimization is not None
     nodes, compared = [], {}
+    models = models if models is not None else {}
     for variant in cfg.optimization.variants:
         maker = VARIANT_COMPONENTS[variant.component](
             model=model, examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             config=json.dumps(cfg.variant_config(variant.name), sort_keys=True))
         (variant_model,) = maker.outputs.values()
+        models[variant.name] = variant_model
         evaluator = tfx.components.Evaluator(
             examples=examples, model=variant_model, baseline_model=model,
             eval_config=eval_config(cfg, variant.thresholds), example_splits=[cfg.optimization.split],
@@ -158,6 +164,24 @@ def model_variants(cfg: PipelineConfig, model: Any, transform: Any, examples: An
                          f"{variant.name}_evaluation": evaluator.outputs["evaluation"],
                          f"{variant.name}_blessing": evaluator.outputs["blessing"]})
     nodes.append(VariantComparison(examples=examples, model=model, split=cfg.optimization.split, **compared))
+    return nodes
+
+
+def mobile_deployment(cfg: PipelineConfig, models: dict[str, Any], transform: Any, examples: Any) -> list:
+    """A TFLiteConverter per configured model (trained or variant), pushed to
+    ``pushed/mobile[_<variant>]/`` when its converter blessed at least one variant."""
+    assert cfg.deployment is not None and cfg.deployment.tflite is not None
+    nodes = []
+    for name in cfg.deployment.models:
+        suffix = "" if name == "trained" else f"_{name}"
+        converter = TFLiteConverter(
+            model=models[name], transform_graph=transform.outputs["transform_graph"], examples=examples,
+            config=json.dumps(deployment_config(cfg, "tflite"), sort_keys=True)).with_id(f"TFLiteConverter{suffix}")
+        pusher = tfx.components.Pusher(
+            model=converter.outputs["mobile_model"], model_blessing=converter.outputs["blessing"],
+            push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=str(cfg.pushed_dir(f"mobile{suffix}"))))).with_id(f"Pusher_mobile{suffix}")
+        nodes += [converter, pusher]
     return nodes
 
 
@@ -260,8 +284,11 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
 
     components += [transform, *([tuner] if tuner else []), trainer, baseline, evaluator, *reports, *validators,
                    pusher]
+    models = {"trained": trainer.outputs["model"]}  # every model a deployment may convert
     if cfg.optimization is not None:
-        components += model_variants(cfg, trainer.outputs["model"], transform, model_examples)
+        components += model_variants(cfg, trainer.outputs["model"], transform, model_examples, models)
+    if cfg.deployment is not None and cfg.deployment.tflite is not None:
+        components += mobile_deployment(cfg, models, transform, model_examples)
     if until is not None:
         ids = [c.id for c in components]
         if until not in ids:

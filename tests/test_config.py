@@ -92,12 +92,12 @@ BAD = {
                          ["(fare)", "impute must be the first step"]),
     "ratio of three columns": (lambda c: c["features"].append({"name": "r", "type": "float",
                                                                 "ratio": ["fare", "tips", "trip_miles"]}),
-                               ["features[17].ratio", "[numerator, denominator]"]),
+                               ["features[16].ratio", "[numerator, denominator]"]),
     "cross typed float": (lambda c: c["features"].append({"name": "x", "type": "float",
                                                            "cross": ["company", "payment_type"]}),
-                          ["features[17].type", "a cross is a string feature"]),
+                          ["features[16].type", "a cross is a string feature"]),
     "cyclical unknown part": (lambda c: c["features"].append({"name": "t", "type": "int", "cyclical": {
-        "column": "trip_start_timestamp", "parts": ["minute"]}}), ["features[17].cyclical.parts", "hour"]),
+        "column": "trip_start_timestamp", "parts": ["minute"]}}), ["features[16].cyclical.parts", "hour"]),
     "derived reuses a column name": (lambda c: c["features"].append({"name": "tips", "type": "float",
                                                                       "ratio": ["tips", "fare"]}),
                                      ["(tips)", "cannot reuse the column name"]),
@@ -202,7 +202,7 @@ def test_cli_reports_config_errors_without_traceback(tmp_path):
     assert "config error:" in proc.stderr and "unknown step" in proc.stderr
     assert "Traceback" not in proc.stderr
     ok = run_cli("validate", "--config", str(TAXI_CONFIG))
-    assert ok.returncode == 0 and "OK (17 features" in ok.stdout
+    assert ok.returncode == 0 and "OK (16 features" in ok.stdout
 
 
 def test_full_issue3_config_loads_and_feeds_components(tmp_path):

@@ -1,0 +1,78 @@
+"""A trained Keras model behind Transform's preprocessing rebuilt with built-in ops.
+
+``export_raw_savedmodel`` writes a SavedModel whose ``serving_default`` takes raw columns
+(one [batch] tensor each, the spec's input convention) and returns ``probabilities``
+[batch, 1]: the form TFLite and TF.js convert. Its preprocessing constants come from
+Transform's graph (``fitted.py``), so it answers as the served model does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from modules import keras_env
+
+keras_env.apply()
+
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+
+from components import model_io  # noqa: E402
+from components.ondevice import builtin  # noqa: E402
+from components.ondevice.fitted import fitted_values  # noqa: E402
+from components.ondevice.spec import build_spec  # noqa: E402
+
+SPEC_FILE = "preprocessing_spec.json"
+OUTPUT_KEY = "probabilities"
+
+
+class OnDeviceModel(tf.Module):
+    """Raw inputs -> built-in preprocessing -> the Keras model -> probabilities."""
+
+    def __init__(self, keras_model: Any, spec: dict[str, Any]):
+        super().__init__()
+        self.model = keras_model
+        self.tables = builtin.vocabulary_tables(spec)
+        names = [i["name"] for i in spec["inputs"]]
+
+        @tf.function(input_signature=builtin.input_signature(spec))
+        def serve(*values: tf.Tensor) -> dict[str, tf.Tensor]:
+            inputs = dict(zip(names, values, strict=True))
+            features = builtin.model_inputs(spec, builtin.transformed_features(spec, inputs, self.tables))
+            return {OUTPUT_KEY: self.model(features, training=False)}
+
+        self.serve = serve
+
+
+@dataclass
+class RawExport:
+    saved_model_dir: str
+    inputs: list[tuple[str, str]]  # (name, dtype) in signature order
+    spec: dict[str, Any]
+
+
+def build_spec_for(transform_graph_uri: str, custom_config: dict) -> dict[str, Any]:
+    tft_output = tft.TFTransformOutput(transform_graph_uri)
+    return build_spec(custom_config, tft_output, fitted_values(tft_output.transform_savedmodel_dir))
+
+
+def build(model_uri: str, spec: dict[str, Any]) -> OnDeviceModel:
+    return OnDeviceModel(model_io.load_model(model_uri), spec)
+
+
+def write_spec(spec: dict[str, Any], path: str) -> None:
+    with tf.io.gfile.GFile(path, "w") as fh:
+        json.dump(spec, fh, indent=1)
+
+
+def export_raw_savedmodel(model_uri: str, transform_graph_uri: str, custom_config: dict, out_dir: str
+                          ) -> RawExport:
+    spec = build_spec_for(transform_graph_uri, custom_config)
+    module = build(model_uri, spec)
+    saved = os.path.join(out_dir, "saved_model")
+    tf.saved_model.save(module, saved, signatures={"serving_default": module.serve})
+    write_spec(spec, os.path.join(out_dir, SPEC_FILE))
+    return RawExport(saved, [(i["name"], i["dtype"]) for i in spec["inputs"]], spec)

@@ -1,0 +1,29 @@
+"""TFLiteConverter: a Model (trained or a variant) -> .tflite models that take raw features."""
+
+# No `from __future__ import annotations`: the component decorator reads these annotations.
+
+from tfx import v1 as tfx
+
+from components.tflite_converter import executor
+
+Model = tfx.types.standard_artifacts.Model
+
+
+@tfx.dsl.components.component
+def TFLiteConverter(
+    model: tfx.dsl.components.InputArtifact[Model],
+    transform_graph: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.TransformGraph],
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    mobile_model: tfx.dsl.components.OutputArtifact[Model],
+    blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+    config: tfx.dsl.components.Parameter[str],
+) -> None:
+    """Converts ``model`` with Transform's preprocessing embedded in built-in ops to each
+    configured TFLite variant (float32, float16, dynamic_range, int8), runs every variant in
+    ai-edge-litert on raw validation rows against the SavedModel's ``serving_raw`` signature,
+    computes TFMA metrics of each (TFMA's tf_lite model type), and blesses the variants within
+    their thresholds. ``mobile_model``'s Format-Serving folder (what Pusher copies) holds the
+    blessed .tflite files, labels.txt, preprocessing_spec.json and metadata.json; ``blessing``
+    is blessed when at least one variant is (JSON ``config``: custom_config, variants,
+    thresholds, representative_examples, split, validation_examples)."""
+    executor.run(model, transform_graph, examples, mobile_model, blessing, config)

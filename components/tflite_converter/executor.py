@@ -1,0 +1,154 @@
+"""TFLiteConverter's executor: convert, validate in LiteRT, evaluate with TFMA, bless, lay out.
+
+Artifact layout (``mobile_model.uri``):
+  Format-Serving/          what Pusher copies to pushed/mobile[_<model>]/<version>/:
+    model_<variant>.tflite   the blessed variants only
+    labels.txt, preprocessing_spec.json, metadata.json
+  candidates/model_<variant>.tflite   every converted variant, blessed or not
+  saved_model_raw/         the raw-features SavedModel that was converted
+  validation.json          per variant: size, max |diff|, agreement, TFMA metrics, blessed
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+from modules import keras_env
+
+keras_env.apply()
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tfx.utils import path_utils  # noqa: E402
+
+from components import model_io  # noqa: E402
+from components.ondevice import data, raw_model  # noqa: E402
+from components.ondevice import tflite as lite  # noqa: E402
+
+COMPONENT = "TFLiteConverter"
+THRESHOLD = 0.5  # decision threshold for agreement
+
+
+def _log(msg: str) -> None:
+    print(f"[{COMPONENT}] {msg}", flush=True)
+
+
+def parity(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+    """Max |difference| of probabilities and the fraction of equal decisions at 0.5."""
+    return {"max_abs_diff": float(np.max(np.abs(pred - ref))),
+            "agreement": float(np.mean((pred >= THRESHOLD) == (ref >= THRESHOLD)))}
+
+
+def blessed(measured: dict[str, float], thresholds: dict[str, float]) -> tuple[bool, list[str]]:
+    failures = []
+    if "max_abs_diff" in thresholds and not measured["max_abs_diff"] <= thresholds["max_abs_diff"]:
+        failures.append(f"max_abs_diff {measured['max_abs_diff']:.3g} > {thresholds['max_abs_diff']:.3g}")
+    if "min_agreement" in thresholds and not measured["agreement"] >= thresholds["min_agreement"]:
+        failures.append(f"agreement {measured['agreement']:.4f} < {thresholds['min_agreement']}")
+    return not failures, failures
+
+
+def tfma_metrics(content: bytes, rows: dict[str, np.ndarray], spec: dict[str, Any], label_values: np.ndarray,
+                 workdir: str) -> dict[str, float]:
+    """TFMA (model type tf_lite) metrics of a .tflite model on ``rows`` with their labels."""
+    import tensorflow_model_analysis as tfma
+
+    model_dir = os.path.join(workdir, "model")
+    os.makedirs(model_dir, exist_ok=True)
+    with open(os.path.join(model_dir, "tflite"), "wb") as fh:  # the file name TFMA loads
+        fh.write(content)
+    examples = os.path.join(workdir, "examples.tfrecord")
+    label = spec["label"]
+    data.write_examples(rows, spec, {label: label_values.astype(np.int64)}, examples)
+    eval_config = tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(model_type=tfma.TF_LITE, label_key=label)],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name=c) for c in
+                                                 ("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall")])])
+    shared = tfma.default_eval_shared_model(eval_saved_model_path=model_dir, eval_config=eval_config)
+    result = tfma.run_model_analysis(eval_shared_model=shared, eval_config=eval_config, data_location=examples,
+                                     output_path=os.path.join(workdir, "tfma"))
+    values = result.slicing_metrics[0][1][""][""]
+    return {k: float(v.get("doubleValue", v.get("int64Value", np.nan))) for k, v in values.items()}
+
+
+def _metadata(model_uri: str, spec: dict[str, Any], results: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+    return {"source_model": model_uri, "inputs": spec["inputs"], "output": {"name": raw_model.OUTPUT_KEY,
+            "shape": [-1, 1], "meaning": f"P({spec['label']} = 1)"},
+            "variants": results, "validation_split": cfg.get("split", "test"),
+            "not_builtin": {f["name"]: f["not_builtin"] for f in spec["features"] if not f["builtin"]}}
+
+
+def run(model: Any, transform_graph: Any, examples: Any, mobile_model: Any, blessing: Any, config_json: str) -> None:
+    cfg = model_io.parse_config(config_json, COMPONENT, ("variants", "thresholds"))
+    split, n = cfg.get("split", "test"), int(cfg.get("validation_examples", 500))
+    if not tf.io.gfile.exists(path_utils.serving_model_path(model.uri)):
+        raise ValueError(f"{COMPONENT}: no SavedModel in {model.uri}")
+    spec = raw_model.build_spec_for(transform_graph.uri, cfg["custom_config"])
+    if not_builtin := {f["name"]: f["not_builtin"] for f in spec["features"] if not f["builtin"]}:
+        _log("features the app must transform itself (see preprocessing_spec.json): "
+             + "; ".join(f"{k}: {', '.join(v)}" for k, v in not_builtin.items()))
+    saved = os.path.join(mobile_model.uri, "saved_model_raw")
+    module = raw_model.build(model.uri, spec)
+    tf.saved_model.save(module, saved, signatures={"serving_default": module.serve})
+
+    import tensorflow_transform as tft
+
+    from modules.signatures import serving_columns
+
+    raw_spec = tft.TFTransformOutput(transform_graph.uri).raw_feature_spec()
+    columns = serving_columns(cfg["custom_config"], raw_spec)  # what serving_raw (the reference) needs
+    rows = data.raw_rows(examples.uri, split, n, spec, columns)
+    n = len(next(iter(rows.values())))
+    reference = data.reference_predictions(model.uri, rows)
+    label_values = data.labels(model.uri, examples.uri, split, n, spec["label"])
+    train = data.raw_rows(examples.uri, "train", int(cfg.get("representative_examples", 200)), spec, columns)
+    representative = [data.feed(train, spec, i, i + 1) for i in range(len(next(iter(train.values()))))]
+
+    candidates = os.path.join(mobile_model.uri, "candidates")
+    serving = path_utils.serving_model_dir(mobile_model.uri)
+    for d in (candidates, serving):
+        tf.io.gfile.makedirs(d)
+    results: dict[str, Any] = {}
+    saved_bytes = _dir_bytes(os.path.join(path_utils.serving_model_path(model.uri), "variables"))
+    for variant in cfg["variants"]:
+        _log(f"converting {variant} ...")
+        content = lite.convert(saved, variant, representative if variant == "int8" else None)
+        with tf.io.gfile.GFile(os.path.join(candidates, f"model_{variant}.tflite"), "wb") as fh:
+            fh.write(content)
+        measured = parity(lite.predict(content, data.feed(rows, spec)), reference)
+        ok, failures = blessed(measured, cfg["thresholds"][variant])
+        with tempfile.TemporaryDirectory() as work:
+            metrics = tfma_metrics(content, rows, spec, label_values, work)
+        results[variant] = {"bytes": len(content), "size_vs_saved_model_variables": len(content) / saved_bytes,
+                            **measured, "thresholds": cfg["thresholds"][variant], "blessed": ok,
+                            "failures": failures, "tfma": metrics, "validation_examples": n}
+        _log(f"{variant}: {len(content):,} B, max |diff| {measured['max_abs_diff']:.2e}, agreement "
+             f"{measured['agreement']:.4f}, AUC {metrics.get('auc', float('nan')):.4f} -> "
+             f"{'blessed' if ok else 'NOT blessed: ' + '; '.join(failures)}")
+        if ok:
+            tf.io.gfile.copy(os.path.join(candidates, f"model_{variant}.tflite"),
+                             os.path.join(serving, f"model_{variant}.tflite"), overwrite=True)
+    metadata = _metadata(model.uri, spec, results, cfg)
+    raw_model.write_spec(spec, os.path.join(serving, raw_model.SPEC_FILE))
+    with tf.io.gfile.GFile(os.path.join(serving, "labels.txt"), "w") as fh:
+        fh.write(f"not {spec['label']}\n{spec['label']}\n")
+    for path in (os.path.join(serving, "metadata.json"), os.path.join(mobile_model.uri, "validation.json")):
+        with tf.io.gfile.GFile(path, "w") as fh:
+            json.dump(metadata, fh, indent=1)
+    any_blessed = any(r["blessed"] for r in results.values())
+    for key, r in results.items():
+        mobile_model.set_float_custom_property(f"{key}_bytes", float(r["bytes"]))
+        mobile_model.set_float_custom_property(f"{key}_agreement", r["agreement"])
+        mobile_model.set_int_custom_property(f"{key}_blessed", int(r["blessed"]))
+    blessing.set_int_custom_property("blessed", int(any_blessed))
+    blessing.set_string_custom_property("current_model", model.uri)
+    with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if any_blessed else "NOT_BLESSED"), "w") as fh:
+        fh.write(json.dumps({k: r["blessed"] for k, r in results.items()}))
+
+
+def _dir_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files) or 1
