@@ -5,12 +5,15 @@ PY        := $(VENV)/bin/python
 PIP       := $(PY) -m pip --disable-pip-version-check
 WHEELHOUSE:= .cache/wheelhouse
 STAMP     := $(VENV)/.installed
+TFJS_VENV := .venv-tfjs
+TFJS_STAMP:= $(TFJS_VENV)/.installed
+WEB_STAMP := web/node_modules/.installed
 CONFIG    ?= pipeline/configs/taxi/pipeline.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps run test lint bench bench-serving bench-scale lock clean
+.PHONY: setup system-deps run test lint bench bench-serving bench-scale lock lock-tfjs clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(TFJS_STAMP) $(WEB_STAMP)
 
 # Re-runs only when the pins, the package metadata or the compat step change.
 $(STAMP): setup.py constraints.txt pipeline/wheel_compat.py
@@ -22,8 +25,23 @@ $(STAMP): setup.py constraints.txt pipeline/wheel_compat.py
 	$(PY) pipeline/wheel_compat.py verify
 	@touch $(STAMP)
 
-# Debian packages tests need: mariadb-server (the MySQL metadata test). Idempotent; where it cannot be
-# installed (not root, no apt) that test is skipped with the reason.
+# The TF.js converter in a venv of its own: tensorflowjs 4.22 pins TensorFlow 2.19, TFX 1.21 needs
+# 2.21. TFJSConverter runs its tensorflowjs_converter as a subprocess. Pins: constraints-tfjs.txt.
+$(TFJS_STAMP): constraints-tfjs.txt
+	@test -x $(TFJS_VENV)/bin/python || $(PYTHON3) -m venv $(TFJS_VENV)
+	$(TFJS_VENV)/bin/python -m pip --disable-pip-version-check install --quiet -c constraints-tfjs.txt tensorflowjs ydf
+	@$(TFJS_VENV)/bin/tensorflowjs_converter --version >/dev/null 2>&1 || { echo "$(TFJS_VENV): tensorflowjs_converter does not run"; exit 1; }
+	@touch $(TFJS_STAMP)
+
+# web/: @tensorflow/tfjs for Node (TF.js validation and benchmark) and the pushed web page, and
+# playwright-core to drive Debian's chromium in the browser test. Versions: web/package-lock.json.
+$(WEB_STAMP): web/package.json web/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm (Node.js >= 18) is needed for the TF.js runtime (web/)"; exit 1; }
+	cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $(WEB_STAMP)
+
+# Debian packages tests need: mariadb-server (the MySQL metadata test), chromium (the web demo test).
+# Idempotent; where one cannot be installed (not root, no apt) its test is skipped with the reason.
 system-deps:
 	@if test -x /usr/sbin/mariadbd || test -x /usr/sbin/mysqld; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -33,6 +51,14 @@ system-deps:
 	         mariadb-server >/dev/null; }; } \
 	  || echo "system-deps: could not install mariadb-server; the MySQL metadata test will be skipped"; \
 	else echo "system-deps: mariadb-server is missing and needs root with apt-get; the MySQL metadata test will be skipped"; fi
+	@if test -x /usr/bin/chromium; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium (apt-get)"; \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	         chromium >/dev/null; }; } \
+	  || echo "system-deps: could not install chromium; the web demo browser test will be skipped"; \
+	else echo "system-deps: chromium is missing and needs root with apt-get; the web demo browser test will be skipped"; fi
 
 run: setup
 	$(PY) -m pipeline run --config $(CONFIG)
@@ -63,6 +89,12 @@ lock: setup
 	  | grep -v -E '^(-e|tfx-user-code|tfx-reference-pipeline)' \
 	  | sed -E 's/^(ml-metadata|tensorflow-data-validation) @ .*-([0-9.]+)-cp.*/\1==\2/' | sort -f; } > constraints.new
 	mv constraints.new constraints.txt
+
+# Regenerate constraints-tfjs.txt from .venv-tfjs (after changing the tensorflowjs pin).
+lock-tfjs: $(TFJS_STAMP)
+	{ sed -n '1,3p' constraints-tfjs.txt; $(TFJS_VENV)/bin/python -m pip --disable-pip-version-check freeze --all \
+	  | grep -v -E '^(pip|setuptools|wheel)==' | sort -f; } > constraints-tfjs.new
+	mv constraints-tfjs.new constraints-tfjs.txt
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -1,0 +1,145 @@
+// The demo page: a form of the model's raw columns (from metadata.json), predictions in the
+// browser with the same runtime code the pipeline validates in Node (model_runtime.js).
+import {MODEL_JSON, predict} from './model_runtime.js';
+
+const tf = window.tf;
+const $ = (id) => document.getElementById(id);
+
+function vocabularies(spec) {
+  // Column -> known string values (from the string vocabularies), offered as suggestions.
+  const out = {};
+  for (const f of spec.features) {
+    if (!f.source.column) continue;
+    for (const step of f.steps) {
+      if (step.op === 'vocabulary' && step.keys.every((k) => typeof k === 'string')) out[f.source.column] = step.keys;
+    }
+  }
+  return out;
+}
+
+function hint(column) {
+  if (column.dtype === 'string') return 'text';
+  if (column.dtype === 'int32') return 'Unix seconds (UTC) or an ISO date';
+  return 'number';
+}
+
+function buildForm(columns, spec) {
+  const form = $('features');
+  const anchor = $('example-row');
+  const vocab = vocabularies(spec);
+  for (const column of columns) {
+    const label = document.createElement('label');
+    label.htmlFor = `col-${column.name}`;
+    label.textContent = column.name;
+    const small = document.createElement('small');
+    small.textContent = hint(column);
+    label.append(small);
+    const input = document.createElement('input');
+    input.id = `col-${column.name}`;
+    input.name = column.name;
+    input.dataset.dtype = column.dtype;
+    input.type = 'text';
+    if (column.dtype !== 'string') input.inputMode = 'decimal';
+    if (vocab[column.name]) {
+      const list = document.createElement('datalist');
+      list.id = `vocab-${column.name}`;
+      for (const k of vocab[column.name].slice(0, 200)) list.append(new Option(k));
+      input.setAttribute('list', list.id);
+      form.append(list);
+    }
+    form.insertBefore(label, anchor);
+    form.insertBefore(input, anchor);
+  }
+}
+
+// One form field as the runtime's column value; throws (naming the field) on a malformed one.
+function parseField(input) {
+  const text = input.value;
+  const dtype = input.dataset.dtype;
+  if (dtype === 'string') return text;
+  const t = text.trim();
+  if (t === '') return dtype === 'int32' ? -1 : NaN;
+  if (dtype === 'int32') {
+    const seconds = /^-?\d+$/.test(t) ? Number(t) : Date.parse(t) / 1000;
+    if (!Number.isFinite(seconds)) throw new Error(`${input.name}: not Unix seconds or a date: ${t}`);
+    return Math.trunc(seconds);
+  }
+  const v = Number(t);
+  if (Number.isNaN(v)) throw new Error(`${input.name}: not a number: ${t}`);
+  return v;
+}
+
+function fillExample(example) {
+  for (const [name, value] of Object.entries(example.values)) {
+    const input = $(`col-${name}`);
+    if (!input) continue;
+    const missing = value === null || value === '' || (input.dataset.dtype === 'int32' && value < 0);
+    input.value = missing ? '' : String(value);
+  }
+}
+
+async function main() {
+  const [metadata, spec] = await Promise.all(
+    ['metadata.json', 'preprocessing_spec.json'].map((f) => fetch(f).then((r) => {
+      if (!r.ok) throw new Error(`${f}: HTTP ${r.status}`);
+      return r.json();
+    })));
+  $('title').textContent = `Will it be ${spec.label}? (${metadata.model} model, TF.js)`;
+  buildForm(metadata.raw_columns, spec);
+  metadata.examples.forEach((ex, i) => $('example').append(new Option(`row ${i + 1} (SavedModel: ${ex.saved_model.toFixed(4)})`, String(i))));
+  $('example').addEventListener('change', (e) => { if (e.target.value !== '') fillExample(metadata.examples[Number(e.target.value)]); });
+
+  // The backend the model was validated on (cpu: the same kernels as in Node) unless the URL asks
+  // for another (?backend=webgl): a GPU's float precision is the device's, not the validation's.
+  const backend = new URLSearchParams(window.location.search).get('backend') || 'cpu';
+  if (!(await tf.setBackend(backend))) throw new Error(`TF.js backend '${backend}' is not available here`);
+  await tf.ready();
+  const model = await tf.loadGraphModel(MODEL_JSON);
+  const v = metadata.validation;
+  $('subtitle').textContent = `Model loaded (${tf.getBackend()} backend). Validated on ${v.examples} ${v.split} rows: ` +
+    `max |Δ| ${v.max_abs_diff.toExponential(2)} vs the SavedModel, same decision on ${(100 * v.agreement).toFixed(1)}%.`;
+  $('footer').textContent = `model ${(metadata.sizes.model_bytes / 1024).toFixed(1)} KB ` +
+    `(${(metadata.sizes.model_gzip_bytes / 1024).toFixed(1)} KB gzipped), quantization ${metadata.quantization}, ` +
+    `@tensorflow/tfjs ${tf.version.tfjs}`;
+  $('predict').disabled = false;
+  document.body.dataset.ready = '1';
+
+  let count = 0;
+  $('features').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const out = $('probability');
+    out.dataset.state = 'busy';
+    const columns = {};
+    const inputs = [...$('features').querySelectorAll('input[data-dtype]')];
+    try {
+      inputs.forEach((i) => i.classList.remove('invalid'));
+      for (const input of inputs) {
+        try {
+          columns[input.name] = [parseField(input)];
+        } catch (err) {
+          input.classList.add('invalid');
+          throw err;
+        }
+      }
+      const [p] = await predict(tf, model, spec, columns);
+      out.value = p.toFixed(4);
+      out.dataset.value = String(p);
+      $('decision').textContent = `${spec.label}: ${p >= 0.5 ? 'yes' : 'no'}`;
+      $('decision').className = '';
+    } catch (err) {
+      out.value = '';
+      out.dataset.value = '';
+      $('decision').textContent = String(err.message || err);
+      $('decision').className = 'error';
+    }
+    count += 1;
+    out.dataset.count = String(count);
+    out.dataset.state = 'done';
+  });
+}
+
+main().catch((err) => {
+  $('subtitle').textContent = `Could not load the model: ${err.message || err}`;
+  $('subtitle').className = 'sub error';
+  document.body.dataset.ready = 'error';
+});
