@@ -21,6 +21,7 @@ from components.infra_validator import infra_validator
 from components.pruner import Pruner
 from components.quantization import QuantizationAwareTrainer
 from components.temporal_split import TemporalCsvExampleGen
+from components.tfjs_converter import TFJSConverter
 from components.tflite_converter import TFLiteConverter
 from components.variant_comparison import VariantComparison
 from pipeline import orchestration, span_resolvers
@@ -185,6 +186,37 @@ def mobile_deployment(cfg: PipelineConfig, models: dict[str, Any], transform: An
     return nodes
 
 
+def web_deployment(cfg: PipelineConfig, models: dict[str, Any], transform: Any, examples: Any,
+                   blessings: dict[str, Any] | None = None) -> list:
+    """A TFJSConverter per configured model (trained or variant): a TF.js graph model with a demo
+    page, validated in TF.js (Node) against the SavedModel, pushed to ``pushed/web[_<variant>]/``
+    when blessed. ``blessings`` (by model name: its Evaluator's blessing) also gate the push: a
+    model its Evaluator did not bless is converted and measured, never pushed."""
+    assert cfg.deployment is not None and cfg.deployment.tfjs is not None
+    nodes = []
+    for name in cfg.deployment.models:
+        suffix = "" if name == "trained" else f"_{name}"
+        converter = TFJSConverter(
+            model=models[name], transform_graph=transform.outputs["transform_graph"], examples=examples,
+            model_blessing=(blessings or {}).get(name),
+            config=json.dumps({**deployment_config(cfg, "tfjs"), "model_name": name}, sort_keys=True),
+        ).with_id(f"TFJSConverter{suffix}")
+        pusher = tfx.components.Pusher(
+            model=converter.outputs["web_model"], model_blessing=converter.outputs["blessing"],
+            push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=str(cfg.pushed_dir(f"web{suffix}"))))).with_id(f"Pusher_web{suffix}")
+        nodes += [converter, pusher]
+    return nodes
+
+
+def evaluator_blessings(cfg: PipelineConfig, components: list) -> dict[str, Any]:
+    """{model name: the blessing of the Evaluator that judged it} (trained: the main Evaluator)."""
+    by_id = {c.id: c for c in components}
+    ids = {"trained": EVALUATOR_ID, **{v.name: f"{EVALUATOR_ID}_{v.name}" for v in
+                                       (cfg.optimization.variants if cfg.optimization else ())}}
+    return {name: by_id[i].outputs["blessing"] for name, i in ids.items() if i in by_id}
+
+
 def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validation: bool = True
                     ) -> tfx.dsl.Pipeline:
     """The whole pipeline, or (``until``) its components up to and including that node id.
@@ -289,6 +321,8 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
         components += model_variants(cfg, trainer.outputs["model"], transform, model_examples, models)
     if cfg.deployment is not None and cfg.deployment.tflite is not None:
         components += mobile_deployment(cfg, models, transform, model_examples)
+    if cfg.deployment is not None and cfg.deployment.tfjs is not None:
+        components += web_deployment(cfg, models, transform, model_examples, evaluator_blessings(cfg, components))
     if until is not None:
         ids = [c.id for c in components]
         if until not in ids:

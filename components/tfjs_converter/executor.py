@@ -46,6 +46,7 @@ PAGE_FILES = ("index.html", "app.js")
 DEMO_EXAMPLES = 5  # validation rows offered by the page's "example" menu
 REQUIRED = ("custom_config", "quantization", "thresholds", "split", "validation_examples")
 THRESHOLD_KEYS = ("max_abs_diff", "min_agreement")
+MISSING = {"float32": "NaN (empty field)", "string": "\"\" (empty field)"}  # integers (timestamps): negative
 
 
 def parse_config(config_json: str) -> dict[str, Any]:
@@ -201,8 +202,7 @@ def convert_and_validate(model_uri: str, transform_graph_uri: str, examples_uri:
                     **({"transformed": True, "feature": i["feature"]} if i.get("transformed") else
                        {"missing": i.get("missing")})} for i in spec["inputs"]],
         # What an app (the page's form) supplies: raw columns; model_runtime.js does the rest.
-        "raw_columns": [{"name": c, "dtype": d, "missing": {"float32": "NaN (empty)", "string": "\"\" (empty)",
-                                                           "int32": "negative (empty)"}[d]}
+        "raw_columns": [{"name": c, "dtype": d, "missing": MISSING.get(d, "negative (empty)")}
                         for c, d in raw_columns.items()],
         "app_transformed": {f["name"]: f.get("not_builtin", []) for f in spec["features"] if not f["builtin"]},
         "quantization": config["quantization"],

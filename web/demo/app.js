@@ -1,6 +1,6 @@
 // The demo page: a form of the model's raw columns (from metadata.json), predictions in the
 // browser with the same runtime code the pipeline validates in Node (model_runtime.js).
-import {MODEL_JSON, predict} from './model_runtime.js';
+import {MODEL_JSON, isInteger, predict} from './model_runtime.js';
 
 const tf = window.tf;
 const $ = (id) => document.getElementById(id);
@@ -19,7 +19,7 @@ function vocabularies(spec) {
 
 function hint(column) {
   if (column.dtype === 'string') return 'text';
-  if (column.dtype === 'int32') return 'Unix seconds (UTC) or an ISO date';
+  if (isInteger(column.dtype)) return 'Unix seconds (UTC) or an ISO date';
   return 'number';
 }
 
@@ -58,8 +58,8 @@ function parseField(input) {
   const dtype = input.dataset.dtype;
   if (dtype === 'string') return text;
   const t = text.trim();
-  if (t === '') return dtype === 'int32' ? -1 : NaN;
-  if (dtype === 'int32') {
+  if (t === '') return isInteger(dtype) ? -1 : NaN;
+  if (isInteger(dtype)) {
     const seconds = /^-?\d+$/.test(t) ? Number(t) : Date.parse(t) / 1000;
     if (!Number.isFinite(seconds)) throw new Error(`${input.name}: not Unix seconds or a date: ${t}`);
     return Math.trunc(seconds);
@@ -73,7 +73,7 @@ function fillExample(example) {
   for (const [name, value] of Object.entries(example.values)) {
     const input = $(`col-${name}`);
     if (!input) continue;
-    const missing = value === null || value === '' || (input.dataset.dtype === 'int32' && value < 0);
+    const missing = value === null || value === '' || (isInteger(input.dataset.dtype) && value < 0);
     input.value = missing ? '' : String(value);
   }
 }

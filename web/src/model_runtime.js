@@ -9,9 +9,10 @@
 // FarmHash fingerprints by tf.string.stringToHashBucketFast, the function tf.Transform uses).
 //
 // Column values: strings ("" = missing), numbers (NaN = missing), timestamps as integer seconds
-// (negative = missing).
+// (negative = missing; dtype int64 in the spec, int32 in TF.js, which has no int64).
 
 export const MODEL_JSON = 'model/model.json';
+export const isInteger = (dtype) => dtype === 'int32' || dtype === 'int64';
 
 function columnOf(columns, name) {
   const values = columns[name];
@@ -21,7 +22,7 @@ function columnOf(columns, name) {
 
 function present(values, dtype) {
   if (dtype === 'string') return values.map((v) => v !== '');
-  if (dtype === 'int32') return values.map((v) => v >= 0);
+  if (isInteger(dtype)) return values.map((v) => v >= 0);
   return values.map((v) => !Number.isNaN(v));
 }
 
@@ -130,7 +131,7 @@ export function rawColumns(spec) {
     if (f.builtin) continue;
     const s = f.source;
     const names = s.ratio || s.cross || (s.cyclical ? [s.cyclical.column] : [s.column]);
-    const dtype = s.cyclical ? 'int32' : (f.type === 'string' && !s.ratio ? 'string' : 'float32');
+    const dtype = s.cyclical ? 'int64' : (f.type === 'string' && !s.ratio ? 'string' : 'float32');
     for (const c of names) if (!(c in dtypes)) dtypes[c] = dtype;
   }
   return dtypes;
@@ -148,7 +149,7 @@ export function modelInputs(tf, spec, columns) {
     const n = values.length;
     const shape = [n, ...(input.shape || [])];
     if (input.dtype === 'string') feeds[input.name] = tf.tensor(values, shape, 'string');
-    else if (input.dtype === 'int32') feeds[input.name] = tf.tensor(Int32Array.from(values.flat()), shape, 'int32');
+    else if (isInteger(input.dtype)) feeds[input.name] = tf.tensor(Int32Array.from(values.flat()), shape, 'int32');
     else feeds[input.name] = tf.tensor(Float32Array.from(values.flat()), shape, 'float32');
   }
   return feeds;

@@ -6,7 +6,8 @@
 //   node web/test/browser_predict.js --url http://127.0.0.1:PORT/ --rows ROWS.json --out OUT.json
 //        [--chromium /usr/bin/chromium] [--screenshot PAGE.png]
 //
-// ROWS.json: {"columns": {name: [values]}} (null = missing). OUT.json: {"predictions": [...],
+// ROWS.json: {"columns": {name: [values]}, "dtypes": {name: dtype}}: null, "" and (integer columns)
+// negative values are missing, typed as an empty field. OUT.json: {"predictions": [...],
 // "backend", "subtitle", "console": [...]}.
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import os from 'node:os';
@@ -25,7 +26,7 @@ async function main() {
     timeout: {type: 'string', default: '60000'},
   }});
   const timeout = Number(args.timeout);
-  const {columns} = JSON.parse(await readFile(args.rows, 'utf8'));
+  const {columns, dtypes = {}} = JSON.parse(await readFile(args.rows, 'utf8'));
   const names = Object.keys(columns);
   const n = columns[names[0]].length;
   const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'chromium-profile-'));
@@ -48,7 +49,7 @@ async function main() {
     for (let i = 0; i < n; i += 1) {
       for (const name of names) {
         const v = columns[name][i];
-        const missing = v === null || v === '' || (typeof v === 'number' && v < 0 && name.endsWith('timestamp'));
+        const missing = v === null || v === '' || (/^int/.test(dtypes[name] || '') && v < 0);
         await page.fill(`#col-${name}`, missing ? '' : String(v));
       }
       await page.click('#predict');
