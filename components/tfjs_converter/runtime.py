@@ -37,8 +37,13 @@ class TFJSError(RuntimeError):
     """A TF.js tool failed or is missing; the message names the command or file."""
 
 
+_NOISE = ("WARNING: All log messages", "I0000 ", "W0000 ", "E0000 ", "To enable the following instructions")
+
+
 def _tail(text: str, lines: int = 25) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
+    """The last ``lines`` lines of a tool's output, TensorFlow's start-up chatter left out."""
+    kept = [line for line in text.strip().splitlines() if not line.startswith(_NOISE) and "cuInit" not in line]
+    return "\n".join(kept[-lines:])
 
 
 def _run(cmd: list[str], what: str, timeout: float, **kwargs: Any) -> subprocess.CompletedProcess:
@@ -72,8 +77,8 @@ def check_installed() -> None:
 def unsupported_ops(stderr: str) -> list[str]:
     """The op names of the converter's 'Unsupported Ops in the model ...' error, if that was it."""
     lines = stderr.splitlines()
-    for k, line in enumerate(lines):
-        if "Unsupported Ops in the model" in line and k + 1 < len(lines):
+    for k in range(len(lines) - 2, -1, -1):
+        if lines[k].startswith("ValueError: Unsupported Ops in the model"):
             return [op.strip() for op in lines[k + 1].split(",") if op.strip()]
     return []
 
@@ -86,6 +91,9 @@ def convert(saved_model_dir: str, out_dir: str, quantization: str = "none", time
     if not os.path.exists(os.path.join(saved_model_dir, "saved_model.pb")):
         raise TFJSError(f"no SavedModel to convert: {os.path.join(saved_model_dir, 'saved_model.pb')} does not exist")
     check_installed()
+    for path in (saved_model_dir, out_dir):  # the converter re-splits its arguments on spaces
+        if any(c.isspace() for c in path):
+            raise TFJSError(f"tensorflowjs_converter cannot take a path with spaces: {path!r}")
     # The paths after "--": the quantize flags take an optional value, which must not be a path.
     cmd = [str(CONVERTER), "--input_format=tf_saved_model", "--output_format=tfjs_graph_model",
            "--signature_name=serving_default", "--saved_model_tags=serve"]
