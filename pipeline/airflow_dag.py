@@ -35,6 +35,35 @@ DAG = build_dag({config!r}, output_root={output_root!r}, until={until!r})
 '''
 
 
+KERAS_CHECK_LOG = "Keras flavour in this task process:"
+
+
+def check_keras_flavour(context: Any = None) -> None:
+    """``pre_execute`` of every task: the task process has the project's Keras flavour.
+
+    The DAG file imports ``pipeline`` (which applies ``modules/keras_env``) before anything loads
+    TensorFlow, in every process that parses it: the scheduler's, ``airflow tasks run`` and
+    ``airflow dags test``. This checks that it did, in the process about to run the component, and
+    fails the task (before the component runs) if ``tf.keras`` is not tf_keras there."""
+    import logging
+    import os
+
+    from modules.keras_env import KERAS_ENV
+
+    env = {k: os.environ.get(k) for k in KERAS_ENV}
+    import tensorflow as tf
+    import tf_keras
+
+    legacy = tf.keras.Model is tf_keras.Model
+    logging.getLogger("airflow.task").info("%s %s, tf.keras is %s", KERAS_CHECK_LOG,
+                                           " ".join(f"{k}={v}" for k, v in env.items()),
+                                           f"tf_keras {tf_keras.__version__}" if legacy else "Keras 3")
+    if env != KERAS_ENV or not legacy:
+        raise RuntimeError(f"Airflow task process without the project's Keras flavour ({env}, tf.keras "
+                           f"{'is' if legacy else 'is not'} tf_keras): the DAG file must import `pipeline` "
+                           "before TensorFlow is loaded (see modules/keras_env.py)")
+
+
 def dag_config(settings: AirflowSettings | None) -> dict[str, Any]:
     """Keyword arguments of Airflow's DAG from ``runner.airflow`` (defaults: daily, no catch-up)."""
     s = settings or AirflowSettings()
@@ -42,7 +71,8 @@ def dag_config(settings: AirflowSettings | None) -> dict[str, Any]:
         "schedule": s.schedule,
         "start_date": datetime.fromisoformat(s.start_date),
         "catchup": s.catchup,
-        "default_args": {"retries": s.retries, "retry_delay": timedelta(minutes=5)},
+        "default_args": {"retries": s.retries, "retry_delay": timedelta(minutes=5),
+                         "pre_execute": check_keras_flavour},
         "max_active_runs": 1,  # runs of one pipeline share its MLMD and pipeline root
         "tags": ["tfx"],
     }

@@ -1,73 +1,152 @@
-"""Airflow: the DAG TFX's AirflowDagRunner builds from the config runs every task to success
-under `airflow dags test` (sqlite Airflow DB in a temporary AIRFLOW_HOME, Airflow's default DAG
-import timeout), with the config's schedule; ML Metadata records every component."""
+"""Airflow: the DAG TFX's AirflowDagRunner builds from the config parses within Airflow's DAG import
+timeout with the config's schedule, and runs every task to success under `airflow dags test`
+(sqlite Airflow DB in a temporary AIRFLOW_HOME), each task in a process with the project's Keras
+flavour; ML Metadata records every component's execution and the lineage between them."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
 
+from pipeline.airflow_dag import KERAS_CHECK_LOG
 from pipeline.config import load_config
 from tests.conftest import ROOT, derived_config, run_cli
-
-# apache-airflow 2.11 is not in constraints.txt: it needs rich<14 (flask-appbuilder -> flask-limiter),
-# and the TFX stack pins rich 15.0.0 (keras); 2.11.0 also needs werkzeug<3 (pinned 3.1.9). See the README.
-pytest.importorskip("airflow", reason="apache-airflow is not installed: Airflow 2.11 needs rich<14 and the "
-                    "pinned TFX stack has rich 15.0.0 (see README, Airflow)")
+from tests.serving_fixtures import LIGHT_FEATURES, TINY_TRAINING
 
 UNTIL = "Trainer"  # through Transform and Trainer: the module files run under Airflow too
 SCHEDULE = "0 3 * * *"
+DAG_ID = "taxi_airflow"
+LOGICAL_DATE = "2024-01-02"
+
+# Parses the DAG folder the way Airflow's DAG processor does (DagBag, with the configured import
+# timeout) in a process that has not loaded TensorFlow yet, and reports what the scheduler would see.
+PARSE_PROBE = """
+import json, sys
+from airflow.configuration import conf
+from airflow.models.dagbag import DagBag
+bag = DagBag(sys.argv[1], include_examples=False)
+dag = bag.dags.get(sys.argv[2])
+print(json.dumps({
+    "import_errors": bag.import_errors,
+    "parse_seconds": sum(s.duration.total_seconds() for s in bag.dagbag_stats),
+    "import_timeout": conf.getfloat("core", "dagbag_import_timeout"),
+    "schedule": dag and dag.timetable.description,
+    "upstream": dag and {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
+}))
+"""
 
 
-def airflow(home: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def airflow_env(home: Path) -> dict[str, str]:
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}"}
+    # A contrary setting in the environment: the DAG file's `import pipeline` must override it in
+    # every Airflow process that runs a task (keras_env.apply), or the tasks' pre_execute check fails.
+    env["TF_USE_LEGACY_KERAS"] = "0"
+    return env
+
+
+def airflow(home: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     airflow_bin = Path(sys.executable).parent / "airflow"
-    return subprocess.run([str(airflow_bin), *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([str(airflow_bin), *args], cwd=ROOT, env=airflow_env(home), capture_output=True,
+                          text=True, timeout=timeout)
 
 
+def task_logs(output: str) -> dict[str, str]:
+    """Each task's log lines in `airflow dags test` output (between its start and end markers)."""
+    logs = {}
+    for m in re.finditer(r"\[DAG TEST\] starting task_id=(\S+) .*?\n(.*?)\[DAG TEST\] end task task_id=\1 ",
+                         output, re.S):
+        logs[m.group(1)] = m.group(2)
+    return logs
+
+
+@pytest.mark.e2e
 def test_airflow_dags_test_runs_every_task(tmp_path: Path, taxi_sample_dir: Path) -> None:
     home = tmp_path / "airflow_home"
-    config = derived_config(tmp_path, taxi_sample_dir, name="taxi_airflow",
+    # Light preprocessing and a tiny training budget: the test is about orchestration, and Transform's
+    # analyzers dominate the run. DataCleaner and FeatureSelector (custom components) stay in.
+    config = derived_config(tmp_path, taxi_sample_dir, name=DAG_ID, features=LIGHT_FEATURES, training=TINY_TRAINING,
+                            feature_selection={"method": "mutual_information", "top_k": 5},
                             runner={"airflow": {"schedule": SCHEDULE, "start_date": "2024-01-01"}})
     out = tmp_path / "out"
-    dag_file = home / "dags" / "taxi_airflow.py"
+    dag_file = home / "dags" / f"{DAG_ID}.py"
     proc = run_cli("compile", "--config", str(config), "--output-root", str(out), "--engine", "airflow",
                    "--output", str(dag_file), "--until", UNTIL)
     assert proc.returncode == 0, proc.stderr
 
-    migrate = airflow(home, "db", "migrate")
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
-    run = airflow(home, "dags", "test", "taxi_airflow", "2024-01-02")
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-
     from pipeline.pipeline_def import create_pipeline
 
     cfg = load_config(config, output_root=out)
-    expected = [c.id for c in create_pipeline(cfg, UNTIL).components]
+    components = create_pipeline(cfg, UNTIL).components
+    expected = sorted(c.id for c in components)
+
+    migrate = airflow(home, "db", "migrate")
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+
+    parse = subprocess.run([sys.executable, "-c", PARSE_PROBE, str(home / "dags"), DAG_ID], cwd=ROOT,
+                           env=airflow_env(home), capture_output=True, text=True, timeout=300)
+    assert parse.returncode == 0, parse.stderr[-3000:]
+    parsed = json.loads(parse.stdout.strip().splitlines()[-1])
+    print(f"DAG file parse: {parsed['parse_seconds']:.1f}s (import timeout {parsed['import_timeout']:.0f}s)")
+    assert parsed["import_errors"] == {}, parsed["import_errors"]
+    assert parsed["parse_seconds"] < parsed["import_timeout"], parsed
+    assert parsed["schedule"] == "At 03:00", parsed["schedule"]  # Airflow's description of the config's cron
+    assert sorted(parsed["upstream"]) == expected
+    for c in components:  # one task per component, wired as the TFX pipeline
+        assert parsed["upstream"][c.id] == sorted(u.id for u in c.upstream_nodes), c.id
+
+    run = airflow(home, "dags", "test", DAG_ID, LOGICAL_DATE)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
     with sqlite3.connect(home / "airflow.db") as db:
-        states = dict(db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = 'taxi_airflow'"))
-        (schedule,) = db.execute("SELECT timetable_description FROM dag WHERE dag_id = 'taxi_airflow'").fetchone() \
-            or (None,)
-    assert sorted(states) == sorted(expected)
+        states = dict(db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ?", (DAG_ID,)))
+        (run_id, run_state), = db.execute("SELECT run_id, state FROM dag_run WHERE dag_id = ?", (DAG_ID,))
+    assert sorted(states) == expected
     assert set(states.values()) == {"success"}, states
-    assert schedule and "03:00" in schedule, schedule  # Airflow's description of the config's cron
+    assert run_state == "success"
 
-    from pipeline.summary import latest_execution, open_store
+    logs = task_logs(run.stdout)
+    assert sorted(logs) == expected
+    for task_id, log in logs.items():  # the pre_execute check ran in the task's process and passed
+        assert f"{KERAS_CHECK_LOG} TF_USE_LEGACY_KERAS=1, tf.keras is tf_keras 2." in log, task_id
 
-    store = open_store(cfg)
-    for node in expected:
-        if node.endswith("_resolver"):
-            continue
-        execution = latest_execution(store, cfg.name, node)
-        assert execution is not None, f"{node} has no execution in ML Metadata"
+    # ML Metadata (TFX's launcher under Airflow: one execution per component in the Airflow run's
+    # context, inputs resolved from the upstream components' outputs of the same run).
+    conn = metadata_store_pb2.ConnectionConfig()
+    conn.sqlite.filename_uri = str(cfg.metadata_path)
+    store = metadata_store.MetadataStore(conn)
+    run_ctx = store.get_context_by_type_and_name("run", f"{cfg.name}.{run_id}")
+    assert run_ctx is not None, [c.name for c in store.get_contexts()]
+    executions = {e.properties["component_id"].string_value: e for e in store.get_executions_by_context(run_ctx.id)}
+    assert sorted(executions) == expected
+    outputs: dict[int, str] = {}
+    for node, e in executions.items():
+        assert e.last_known_state == metadata_store_pb2.Execution.COMPLETE, node
+        assert e.properties["state"].string_value == "complete", node
+    events = store.get_events_by_execution_ids([e.id for e in executions.values()])
+    by_id = {e.id: node for node, e in executions.items()}
+    for ev in events:
+        if ev.type == metadata_store_pb2.Event.OUTPUT:
+            outputs[ev.artifact_id] = by_id[ev.execution_id]
+    for c in components:
+        produced = [a for a, node in outputs.items() if node == c.id]
+        assert len(produced) == len(c.outputs), f"{c.id}: {len(produced)} output artifacts, {len(c.outputs)} outputs"
+        consumed = {outputs.get(ev.artifact_id) for ev in events
+                    if ev.type == metadata_store_pb2.Event.INPUT and by_id[ev.execution_id] == c.id}
+        producers = {ch.producer_component_id for ch in c.inputs.values()}
+        assert consumed == producers, c.id  # lineage: every input is an upstream output of this run
+    for artifact in store.get_artifacts_by_id(list(outputs)):
+        assert Path(artifact.uri).exists(), artifact.uri
     model = out / cfg.name / "pipeline_root" / "Trainer" / "model"
     assert any(model.rglob("saved_model.pb")), "Trainer exported no model"
 
