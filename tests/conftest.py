@@ -86,3 +86,29 @@ def taxi_sample_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("taxi_sample")
     write_csv(d / "data.csv", header, rows)
     return d
+
+
+def small_deployment() -> dict:
+    """The shipped deployment section with a test-sized validation set."""
+    deployment = yaml.safe_load(TAXI_CONFIG.read_text())["deployment"]
+    return {**deployment, "validation_examples": 300}
+
+
+@pytest.fixture(scope="session")
+def e2e_run(tmp_path_factory, taxi_sample_dir):
+    """The whole pipeline on 4,000 taxi rows with tuning, the three model variants and on-device
+    deployment: run once, read by tests/test_pipeline_e2e.py and tests/test_deployment.py."""
+    from pipeline.config import load_config
+
+    work = tmp_path_factory.mktemp("e2e")
+    optimization = small_optimization()
+    optimization["thresholds"] = [{"metric": "auc", "max_decrease": 0.03}]  # a 400-row test split is noisy
+    # A student that cannot reach this bound: a variant failing its thresholds is not pushed.
+    optimization["distillation"]["thresholds"] = [{"metric": "auc", "lower_bound": 0.999}]
+    config_path = derived_config(work, taxi_sample_dir, name="taxi_e2e", tuning=small_tuning(),
+                                 optimization=optimization, deployment=small_deployment())
+    # Generous: the whole pipeline with tuning, three variants and conversions (minutes unloaded).
+    proc = run_cli("run", "--config", str(config_path), "--output-root", str(work / "outputs"), timeout=3000)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    cfg = load_config(config_path, output_root=work / "outputs")
+    return cfg, proc

@@ -15,28 +15,16 @@ import tf_keras
 from modules import signatures
 from modules.training import model_outputs
 from pipeline import raw_inputs
-from pipeline.config import load_config
 from pipeline.pipeline_def import create_pipeline
 from pipeline.summary import latest_output_uri, open_store, summarize
-from tests.conftest import derived_config, read_taxi_rows, run_cli, small_optimization, small_tuning
+from tests.conftest import read_taxi_rows, run_cli
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory, taxi_sample_dir):
-    work = tmp_path_factory.mktemp("e2e")
-    optimization = small_optimization()
-    optimization["thresholds"] = [{"metric": "auc", "max_decrease": 0.03}]  # a 400-row test split is noisy
-    # A student that cannot reach this bound: a variant failing its thresholds is not pushed.
-    optimization["distillation"]["thresholds"] = [{"metric": "auc", "lower_bound": 0.999}]
-    config_path = derived_config(work, taxi_sample_dir, name="taxi_e2e", tuning=small_tuning(),
-                                 optimization=optimization)
-    # Generous: the whole pipeline with tuning and three variants (about 4 minutes unloaded).
-    proc = run_cli("run", "--config", str(config_path), "--output-root", str(work / "outputs"), timeout=2400)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    cfg = load_config(config_path, output_root=work / "outputs")
-    return cfg, proc
+def first_run(e2e_run):
+    return e2e_run  # tests/conftest.py: one full run shared with the deployment tests
 
 
 def _node_ids(cfg):

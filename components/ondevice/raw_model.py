@@ -32,7 +32,7 @@ OUTPUT_KEY = "probabilities"
 class OnDeviceModel(tf.Module):
     """Raw inputs -> built-in preprocessing -> the Keras model -> probabilities."""
 
-    def __init__(self, keras_model: Any, spec: dict[str, Any]):
+    def __init__(self, keras_model: Any, spec: dict[str, Any], target: str = "portable"):
         super().__init__()
         self.model = keras_model
         self.tables = builtin.vocabulary_tables(spec)
@@ -41,7 +41,7 @@ class OnDeviceModel(tf.Module):
         @tf.function(input_signature=builtin.input_signature(spec))
         def serve(*values: tf.Tensor) -> dict[str, tf.Tensor]:
             inputs = dict(zip(names, values, strict=True))
-            features = builtin.model_inputs(spec, builtin.transformed_features(spec, inputs, self.tables))
+            features = builtin.model_inputs(spec, builtin.transformed_features(spec, inputs, self.tables, target))
             return {OUTPUT_KEY: self.model(features, training=False)}
 
         self.serve = serve
@@ -59,8 +59,9 @@ def build_spec_for(transform_graph_uri: str, custom_config: dict) -> dict[str, A
     return build_spec(custom_config, tft_output, fitted_values(tft_output.transform_savedmodel_dir))
 
 
-def build(model_uri: str, spec: dict[str, Any]) -> OnDeviceModel:
-    return OnDeviceModel(model_io.load_model(model_uri), spec)
+def build(model_uri: str, spec: dict[str, Any], target: str = "portable") -> OnDeviceModel:
+    """``target``: "portable" (TF.js and TFLite) or "tflite" (TFLite's own ops, see builtin.py)."""
+    return OnDeviceModel(model_io.load_model(model_uri), spec, target)
 
 
 def write_spec(spec: dict[str, Any], path: str) -> None:

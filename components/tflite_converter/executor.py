@@ -51,28 +51,37 @@ def blessed(measured: dict[str, float], thresholds: dict[str, float]) -> tuple[b
     return not failures, failures
 
 
-def tfma_metrics(content: bytes, rows: dict[str, np.ndarray], spec: dict[str, Any], label_values: np.ndarray,
-                 workdir: str) -> dict[str, float]:
-    """TFMA (model type tf_lite) metrics of a .tflite model on ``rows`` with their labels."""
+def tfma_metrics(contents: dict[str, bytes], rows: dict[str, np.ndarray], spec: dict[str, Any],
+                 label_values: np.ndarray, workdir: str) -> dict[str, dict[str, float]]:
+    """TFMA metrics (model type tf_lite) of each .tflite model on ``rows`` with their labels:
+    one Beam pipeline for all variants."""
     import tensorflow_model_analysis as tfma
 
-    model_dir = os.path.join(workdir, "model")
-    os.makedirs(model_dir, exist_ok=True)
-    with open(os.path.join(model_dir, "tflite"), "wb") as fh:  # the file name TFMA loads
-        fh.write(content)
     examples = os.path.join(workdir, "examples.tfrecord")
     label = spec["label"]
     data.write_examples(rows, spec, {label: label_values.astype(np.int64)}, examples)
-    eval_config = tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(model_type=tfma.TF_LITE, label_key=label)],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name=c) for c in
-                                                 ("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall")])])
-    shared = tfma.default_eval_shared_model(eval_saved_model_path=model_dir, eval_config=eval_config)
-    result = tfma.run_model_analysis(eval_shared_model=shared, eval_config=eval_config, data_location=examples,
-                                     output_path=os.path.join(workdir, "tfma"))
-    values = result.slicing_metrics[0][1][""][""]
-    return {k: float(v.get("doubleValue", v.get("int64Value", np.nan))) for k, v in values.items()}
+    specs, shared = [], []
+    metrics = [tfma.MetricsSpec(model_names=list(contents), metrics=[
+        tfma.MetricConfig(class_name=c) for c in
+        ("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall", "MeanPrediction", "MeanLabel")])]
+    for name in contents:
+        specs.append(tfma.ModelSpec(name=name, model_type=tfma.TF_LITE, label_key=label))
+    eval_config = tfma.EvalConfig(model_specs=specs, slicing_specs=[tfma.SlicingSpec()], metrics_specs=metrics)
+    for name, content in contents.items():
+        model_dir = os.path.join(workdir, name)
+        os.makedirs(model_dir, exist_ok=True)
+        with open(os.path.join(model_dir, "tflite"), "wb") as fh:  # the file name TFMA loads
+            fh.write(content)
+        shared.append(tfma.default_eval_shared_model(eval_saved_model_path=model_dir, model_name=name,
+                                                     eval_config=eval_config))
+    output = os.path.join(workdir, "tfma")
+    tfma.run_model_analysis(eval_shared_model=shared, eval_config=eval_config, data_location=examples,
+                            output_path=output)
+    out = {}
+    for name in contents:
+        values = tfma.load_eval_result(output, model_name=name).slicing_metrics[0][1][""][""]
+        out[name] = {k: float(v.get("doubleValue", v.get("int64Value", np.nan))) for k, v in values.items()}
+    return out
 
 
 def _metadata(model_uri: str, spec: dict[str, Any], results: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +101,7 @@ def run(model: Any, transform_graph: Any, examples: Any, mobile_model: Any, bles
         _log("features the app must transform itself (see preprocessing_spec.json): "
              + "; ".join(f"{k}: {', '.join(v)}" for k, v in not_builtin.items()))
     saved = os.path.join(mobile_model.uri, "saved_model_raw")
-    module = raw_model.build(model.uri, spec)
+    module = raw_model.build(model.uri, spec, target="tflite")
     tf.saved_model.save(module, saved, signatures={"serving_default": module.serve})
 
     import tensorflow_transform as tft
@@ -114,24 +123,27 @@ def run(model: Any, transform_graph: Any, examples: Any, mobile_model: Any, bles
         tf.io.gfile.makedirs(d)
     results: dict[str, Any] = {}
     saved_bytes = _dir_bytes(os.path.join(path_utils.serving_model_path(model.uri), "variables"))
+    contents: dict[str, bytes] = {}
     for variant in cfg["variants"]:
         _log(f"converting {variant} ...")
-        content = lite.convert(saved, variant, representative if variant == "int8" else None)
+        content = contents[variant] = lite.convert(saved, variant, representative if variant == "int8" else None)
         with tf.io.gfile.GFile(os.path.join(candidates, f"model_{variant}.tflite"), "wb") as fh:
             fh.write(content)
         measured = parity(lite.predict(content, data.feed(rows, spec)), reference)
         ok, failures = blessed(measured, cfg["thresholds"][variant])
-        with tempfile.TemporaryDirectory() as work:
-            metrics = tfma_metrics(content, rows, spec, label_values, work)
         results[variant] = {"bytes": len(content), "size_vs_saved_model_variables": len(content) / saved_bytes,
                             **measured, "thresholds": cfg["thresholds"][variant], "blessed": ok,
-                            "failures": failures, "tfma": metrics, "validation_examples": n}
+                            "failures": failures, "validation_examples": n}
         _log(f"{variant}: {len(content):,} B, max |diff| {measured['max_abs_diff']:.2e}, agreement "
-             f"{measured['agreement']:.4f}, AUC {metrics.get('auc', float('nan')):.4f} -> "
-             f"{'blessed' if ok else 'NOT blessed: ' + '; '.join(failures)}")
+             f"{measured['agreement']:.4f} -> {'blessed' if ok else 'NOT blessed: ' + '; '.join(failures)}")
         if ok:
             tf.io.gfile.copy(os.path.join(candidates, f"model_{variant}.tflite"),
                              os.path.join(serving, f"model_{variant}.tflite"), overwrite=True)
+    _log("TFMA metrics of every variant (model type tf_lite) ...")
+    with tempfile.TemporaryDirectory() as work:
+        for variant, metrics in tfma_metrics(contents, rows, spec, label_values, work).items():
+            results[variant]["tfma"] = metrics
+            _log(f"{variant}: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())))
     metadata = _metadata(model.uri, spec, results, cfg)
     raw_model.write_spec(spec, os.path.join(serving, raw_model.SPEC_FILE))
     with tf.io.gfile.GFile(os.path.join(serving, "labels.txt"), "w") as fh:
