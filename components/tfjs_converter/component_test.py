@@ -14,6 +14,7 @@ import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +193,55 @@ def test_a_broken_web_model_names_the_command_and_file(run, tmp_path):
     rows = {c["name"]: np.array([c["value"]]) for c in [{"name": "x", "value": 1.0}]}
     with pytest.raises(runtime.TFJSError, match=r"(?s)web/src/predict.js.*cannot read weights .*group1-shard1of"):
         runtime.node_predict(str(broken), rows)
+
+
+# Features the on-device graph cannot compute (spec ``builtin: false``) are computed by the app:
+# here by model_runtime.js, the page's code. Each kind against the NumPy reference of the spec.
+APP_SIDE_FEATURES = [
+    {"name": "payment_x_hour", "type": "string", "builtin": False,
+     "source": {"cross": ["payment_type", "trip_start_hour"], "separator": "_x_"},
+     "steps": [{"op": "impute", "fill": "", "indicator": False}, {"op": "hash", "buckets": 64}]},
+    {"name": "company", "type": "string", "builtin": False, "source": {"column": "company"},
+     "steps": [{"op": "impute", "fill": "", "indicator": True},
+               {"op": "vocabulary", "keys": ["Flash Cab", "Taxi Affiliation Services"], "oov_buckets": 5,
+                "encoding": "index", "size": 7, "numeric": False}]},
+    {"name": "area", "type": "int", "builtin": False, "source": {"column": "pickup_community_area"},
+     "steps": [{"op": "impute", "fill": 0.0, "indicator": False},
+               {"op": "vocabulary", "keys": [8.0, 32.0, 76.0], "oov_buckets": 3, "encoding": "one_hot", "size": 6,
+                "numeric": True}]},
+    {"name": "fare_per_mile", "type": "float", "builtin": False, "source": {"ratio": ["fare", "trip_miles"]},
+     "steps": [{"op": "impute", "fill": 4.5, "indicator": True}, {"op": "clip", "lower": 1.0, "upper": 20.0},
+               {"op": "yeo_johnson", "lambda": 0.3}, {"op": "z_score", "mean": 1.2, "std": 0.7}]},
+    {"name": "seconds", "type": "int", "builtin": False, "source": {"column": "trip_seconds"},
+     "steps": [{"op": "impute", "fill": 300.0, "indicator": False}, {"op": "bucketize",
+               "boundaries": [60.0, 300.0, 900.0], "missing_bucket": None}, {"op": "categorical_identity",
+                                                                             "num_buckets": 4}]},
+]
+
+
+def test_app_side_preprocessing_in_js_matches_the_numpy_reference(tmp_path):
+    from components.ondevice import reference
+    from tests.conftest import sample_rows
+
+    _, raw = sample_rows(300, seed=3)
+    dtypes = {"payment_type": "string", "company": "string", "trip_start_hour": "float32", "fare": "float32",
+              "trip_miles": "float32", "pickup_community_area": "float32", "trip_seconds": "float32"}
+    rows = {}
+    for k, (name, dtype) in enumerate(dtypes.items()):
+        values = [r[name] if i % 7 != k else "" for i, r in enumerate(raw)]  # and some more missing values
+        rows[name] = (np.array(values, dtype=object) if dtype == "string" else
+                      np.array([float(v) if v != "" else np.nan for v in values], dtype=np.float32))
+    expected = {}
+    for feature in APP_SIDE_FEATURES:
+        expected.update(reference.transform_feature(feature, rows))
+    (tmp_path / "in.json").write_text(json.dumps({"features": APP_SIDE_FEATURES, "dtypes": dtypes,
+                                                  **runtime.rows_json(rows)}))
+    proc = subprocess.run([runtime.node(), str(runtime.WEB_DIR / "test" / "transform.js"), str(tmp_path / "in.json")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert sorted(got) == sorted(expected)
+    for name, want in expected.items():
+        want = np.asarray(want, np.float64)
+        # float32 at the model's input: the JS values must round to the same float32 values.
+        np.testing.assert_array_equal(np.asarray(got[name], np.float32), want.astype(np.float32), err_msg=name)

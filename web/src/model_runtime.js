@@ -20,6 +20,13 @@ function columnOf(columns, name) {
   return values;
 }
 
+// A raw column's values as the model sees them: numbers as float32 (Math.fround), so that
+// features computed here from "1.1" use the same float32 value the graph model gets.
+function valuesOf(columns, name, dtype) {
+  const values = columnOf(columns, name);
+  return dtype === 'float32' ? values.map(Math.fround) : values;
+}
+
 function present(values, dtype) {
   if (dtype === 'string') return values.map((v) => v !== '');
   if (isInteger(dtype)) return values.map((v) => v >= 0);
@@ -59,13 +66,13 @@ export function transformFeature(tf, feature, columns, dtypes) {
   let ok;
   if (source.cyclical) throw new Error(`feature ${name}: cyclical features are computed inside the model`);
   if (source.ratio) {
-    const [num, den] = source.ratio.map((c) => columnOf(columns, c));
+    const [num, den] = source.ratio.map((c) => valuesOf(columns, c, dtypes[c]));
     const [numOk, denOk] = source.ratio.map((c) => present(columnOf(columns, c), dtypes[c]));
     ok = num.map((_, i) => numOk[i] && denOk[i] && den[i] !== 0);
     x = num.map((v, i) => (ok[i] ? v / den[i] : 0));
   } else if (source.cross) {
     const parts = source.cross.map((c) => {
-      const values = columnOf(columns, c);
+      const values = valuesOf(columns, c, dtypes[c]);
       const p = present(values, dtypes[c]);
       return values.map((v, i) => token(p[i] ? v : (typeof v === 'string' ? '' : 0)));
     });
@@ -73,7 +80,7 @@ export function transformFeature(tf, feature, columns, dtypes) {
     x = parts[0].map((_, i) => parts.map((p) => p[i]).join(source.separator));
     ok = x.map((_, i) => oks.every((p) => p[i]));
   } else {
-    x = columnOf(columns, source.column);
+    x = valuesOf(columns, source.column, dtypes[source.column]);
     ok = present(x, dtypes[source.column]);
   }
   const extra = {};

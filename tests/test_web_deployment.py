@@ -1,0 +1,145 @@
+"""The web (TF.js) half of deployment in the real pipeline run (tests/conftest.py ``e2e_run``: the
+shipped taxi config with its deployment section): every deployed model is converted, validated in
+TF.js and pushed to pushed/web[_<variant>]/<version>/ when blessed; the pushed model predicts
+like the SavedModel in Node and in headless Chromium, where the demo page's form is filled with
+real rows (missing values as empty fields) as a person would."""
+
+from __future__ import annotations
+
+import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
+
+# isort: split
+import functools
+import http.server
+import json
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.tfjs_converter import executor, runtime
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+BROWSER_SCRIPT = runtime.WEB_DIR / "test" / "browser_predict.js"
+PAGE = ["app.js", "index.html", "metadata.json", "model", "model_runtime.js", "preprocessing_spec.json", "tf.min.js"]
+
+
+def _newest(folder: Path) -> Path:
+    return max((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def _suffix(name: str) -> str:
+    return "" if name == "trained" else f"_{name}"
+
+
+@pytest.fixture(scope="module")
+def web(e2e_run) -> dict:
+    cfg, _ = e2e_run
+    assert cfg.deployment is not None and cfg.deployment.tfjs is not None, "the e2e config deploys no TF.js model"
+    converted = {name: _newest(cfg.pipeline_root / f"TFJSConverter{_suffix(name)}" / "web_model")
+                 for name in cfg.deployment.models}
+    cleaned = cfg.pipeline_root / "DataCleaner" / "cleaned_examples"
+    examples = _newest(cleaned if cleaned.exists() else cfg.pipeline_root / "CsvExampleGen" / "examples")
+    return {"cfg": cfg, "converted": converted, "examples": examples}
+
+
+def _pushed_version(cfg, name: str) -> Path | None:
+    base = cfg.pushed_dir(f"web{_suffix(name)}")
+    versions = sorted(base.iterdir()) if base.exists() else []
+    assert len(versions) <= 1, versions
+    return versions[0] if versions else None
+
+
+def test_every_deployed_model_is_validated_in_tfjs_and_pushed_when_blessed(web):
+    cfg = web["cfg"]
+    thresholds = cfg.deployment.tfjs.thresholds
+    for name, artifact in web["converted"].items():
+        metadata = json.loads((artifact / "Format-Serving" / "metadata.json").read_text())
+        v = metadata["validation"]
+        assert metadata["model"] == name and metadata["thresholds"] == thresholds
+        assert v["examples"] >= 100 and v["split"] == cfg.deployment.split
+        within = not executor.judge(v, thresholds)
+        assert v["blessed"] == (within and v["source_model_blessed"] is not False), v
+        version = _pushed_version(cfg, name)
+        if not v["blessed"]:
+            assert version is None, f"{name}: not blessed ({v['failures']}) but pushed to {version}"
+            continue
+        assert version is not None, f"{name}: blessed but not pushed to {cfg.pushed_dir('web' + _suffix(name))}"
+        assert sorted(p.name for p in version.iterdir()) == PAGE
+        assert (version / "metadata.json").read_text() == (artifact / "Format-Serving" / "metadata.json").read_text()
+    # The trained model passes its Evaluator and, float32 in TF.js, its parity thresholds.
+    assert _pushed_version(cfg, "trained") is not None
+
+
+def _rows(web, spec: dict, n: int) -> dict[str, np.ndarray]:
+    from components.ondevice import data
+
+    rows = data.raw_rows(str(web["examples"]), web["cfg"].deployment.split, n, spec)
+    for k, (name, dtype) in enumerate(data.raw_columns(spec).items()):  # missing values in every column
+        blank = np.arange(len(rows[name])) % 4 == k % 4
+        rows[name] = np.where(blank, "" if dtype == "string" else (-1 if dtype.startswith("int") else np.nan),
+                              rows[name]).astype(rows[name].dtype)
+    return rows
+
+
+def test_pushed_web_model_in_node_matches_the_saved_model(web):
+    from components.ondevice import data
+
+    version = _pushed_version(web["cfg"], "trained")
+    metadata = json.loads((version / "metadata.json").read_text())
+    spec = json.loads((version / "preprocessing_spec.json").read_text())
+    rows = _rows(web, spec, 300)
+    reference = data.reference_predictions(metadata["source_model"], rows, spec)
+    out = runtime.node_predict(str(version), rows, list(data.raw_columns(spec)))
+    measured = executor.parity(reference, np.array(out["predictions"]))
+    assert not executor.judge(measured, metadata["thresholds"]), measured
+    assert measured["agreement"] == 1.0
+
+
+@pytest.fixture
+def served(web):
+    """The pushed trained web model, served from localhost by a Python http.server thread."""
+    version = _pushed_version(web["cfg"], "trained")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(version)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield version, f"http://127.0.0.1:{server.server_port}/index.html"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+def test_web_demo_in_chromium_predicts_like_the_saved_model(web, served, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (`make system-deps` installs Debian's chromium as root)")
+    from components.ondevice import data
+
+    version, url = served
+    metadata = json.loads((version / "metadata.json").read_text())
+    spec = json.loads((version / "preprocessing_spec.json").read_text())
+    rows = _rows(web, spec, 12)
+    reference = data.reference_predictions(metadata["source_model"], rows, spec)
+    columns = data.raw_columns(spec)
+    payload = {**runtime.rows_json(rows, list(columns)), "dtypes": columns}
+    (tmp_path / "rows.json").write_text(json.dumps(payload))
+    proc = subprocess.run(
+        [runtime.node(), str(BROWSER_SCRIPT), "--url", url, "--rows", str(tmp_path / "rows.json"),
+         "--out", str(tmp_path / "out.json"), "--chromium", str(CHROMIUM), "--screenshot", str(tmp_path / "page.png")],
+        cwd=runtime.WEB_DIR, capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["errors"] == [] and out["backend"] == "cpu", out
+    assert not [line for line in out["console"] if line.startswith(("error", "pageerror"))], out["console"]
+    assert "Model loaded" in out["subtitle"]
+    measured = executor.parity(reference, np.array(out["predictions"], dtype=np.float64))
+    assert not executor.judge(measured, metadata["thresholds"]), measured
+    assert (tmp_path / "page.png").stat().st_size > 10_000
