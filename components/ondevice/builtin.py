@@ -89,10 +89,14 @@ def _vocabulary(x: tf.Tensor, step: dict[str, Any], table: Any, present: tf.Tens
         # TFLite's select has no string kernel: impute after the lookup, on indices.
         fill_index = tf.cast(table.lookup(tf.constant([fill])), tf.int32)
         return tf.where(present, index, tf.broadcast_to(fill_index, tf.shape(index)))
-    keys = tf.constant(step["keys"], tf.float32)
-    hits = tf.equal(x[:, None], keys[None, :])
+    keys = tf.constant(step["keys"], x.dtype if x.dtype == tf.string else tf.float32)
+    hits = tf.equal(tf.reshape(x, [-1, 1]), tf.reshape(keys, [1, -1]))
     index = tf.cast(tf.argmax(tf.cast(hits, tf.int32), axis=1), tf.int32)
-    return tf.where(tf.reduce_any(hits, axis=1), index, tf.fill(tf.shape(index), len(step["keys"])))
+    index = tf.where(tf.reduce_any(hits, axis=1), index, tf.fill(tf.shape(index), len(step["keys"])))
+    if fill is None or x.dtype != tf.string:
+        return index
+    fill_index = step["keys"].index(fill) if fill in step["keys"] else len(step["keys"])
+    return tf.where(present, index, tf.fill(tf.shape(index), fill_index))
 
 
 def _civil_month(days: tf.Tensor) -> tf.Tensor:
@@ -174,7 +178,11 @@ def _feature(feature: dict[str, Any], inputs: dict[str, tf.Tensor], table: Any, 
         elif op == "vocabulary":
             x = _vocabulary(x, step, table, present, string_fill)
             if step["encoding"] == "one_hot":
-                x = tf.one_hot(x, step["size"], dtype=tf.float32)
+                # Not ONE_HOT (nor a pattern the converter fuses into it): a quantization-aware model
+                # quantizes its inputs, the converter pushes that into the producer, and ONE_HOT
+                # takes no quantized on/off values.
+                positions = tf.reshape(tf.range(step["size"], dtype=x.dtype), [1, step["size"]])
+                x = 1.0 - tf.cast(tf.not_equal(tf.reshape(x, [-1, 1]), positions), tf.float32)
         else:  # hash and the like are marked builtin: false and never reach here
             raise ValueError(f"feature {name}: step {op} has no built-in form")
     return {f"{name}_xf": x, **extra}

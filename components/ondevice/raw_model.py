@@ -46,6 +46,11 @@ class OnDeviceModel(tf.Module):
 
         self.serve = serve
 
+    @property
+    def quantization_aware(self) -> bool:
+        """Whether the model was trained with fake quantization (tfmot's QuantizeWrapper layers)."""
+        return any(type(layer).__name__.startswith("Quantize") for layer in self.model.layers)
+
 
 @dataclass
 class RawExport:

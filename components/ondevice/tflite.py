@@ -27,8 +27,12 @@ class NotBuiltinError(ValueError):
                          "built-in ops only (Flex/Select TF ops cannot run in the interpreters apps embed)")
 
 
-def convert(saved_model_dir: str, variant: str, representative: list[dict[str, np.ndarray]] | None = None) -> bytes:
-    """The ``variant`` .tflite of the SavedModel's serving_default signature."""
+def convert(saved_model_dir: str, variant: str, representative: list[dict[str, np.ndarray]] | None = None,
+            quantization_aware: bool = False) -> bytes:
+    """The ``variant`` .tflite of the SavedModel's serving_default signature. A
+    ``quantization_aware`` model carries its own int8 ranges: its int8 variant uses them
+    instead of calibrating (calibrated ranges of the preprocessing outputs would contradict
+    the model's input quantizers)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown TFLite variant {variant!r}; known: {', '.join(VARIANTS)}")
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[SIGNATURE])
@@ -38,12 +42,13 @@ def convert(saved_model_dir: str, variant: str, representative: list[dict[str, n
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if variant == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if variant == "int8":
+    if variant == "int8" and not quantization_aware:
         if not representative:
             raise ValueError("int8 needs a representative dataset (rows from the train split)")
 
         def samples() -> Iterator[dict[str, np.ndarray]]:
-            yield from representative
+            for sample in representative:
+                yield _encoded(sample)
 
         # Integer kernels where an op has one (the model's layers); string and table ops stay as
         # they are, inputs and outputs stay float so apps pass raw values.
@@ -63,12 +68,16 @@ def interpreter(content: bytes) -> Any:
     return Interpreter(model_content=content)
 
 
+def _encoded(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """String columns as UTF-8 bytes: TFLite string tensors hold bytes (a str would not match
+    the vocabulary)."""
+    return {k: (np.array([s.encode() for s in v], dtype=object) if v.dtype == object else v) for k, v in feeds.items()}
+
+
 def predict(content: bytes, feeds: dict[str, np.ndarray], runner: Any = None) -> np.ndarray:
     """Probabilities [n] of a .tflite model run in LiteRT on ``feeds`` (one batch)."""
     runner = runner or interpreter(content).get_signature_runner(SIGNATURE)
-    inputs = {k: (np.array([s.encode() for s in v], dtype=object) if v.dtype == object else v)
-              for k, v in feeds.items()}
-    return np.asarray(runner(**inputs)["probabilities"]).reshape(-1)
+    return np.asarray(runner(**_encoded(feeds))["probabilities"]).reshape(-1)
 
 
 def op_names(content: bytes) -> list[str]:

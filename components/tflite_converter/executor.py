@@ -29,7 +29,7 @@ from components.ondevice import data, raw_model  # noqa: E402
 from components.ondevice import tflite as lite  # noqa: E402
 
 COMPONENT = "TFLiteConverter"
-THRESHOLD = 0.5  # decision threshold for agreement
+THRESHOLD = 0.5  # a positive decision is p > 0.5 (as TFMA's binary metrics); quantized outputs can be exactly 0.5
 
 
 def _log(msg: str) -> None:
@@ -39,7 +39,7 @@ def _log(msg: str) -> None:
 def parity(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     """Max |difference| of probabilities and the fraction of equal decisions at 0.5."""
     return {"max_abs_diff": float(np.max(np.abs(pred - ref))),
-            "agreement": float(np.mean((pred >= THRESHOLD) == (ref >= THRESHOLD)))}
+            "agreement": float(np.mean((pred > THRESHOLD) == (ref > THRESHOLD)))}
 
 
 def blessed(measured: dict[str, float], thresholds: dict[str, float]) -> tuple[bool, list[str]]:
@@ -126,7 +126,8 @@ def run(model: Any, transform_graph: Any, examples: Any, mobile_model: Any, bles
     contents: dict[str, bytes] = {}
     for variant in cfg["variants"]:
         _log(f"converting {variant} ...")
-        content = contents[variant] = lite.convert(saved, variant, representative if variant == "int8" else None)
+        content = contents[variant] = lite.convert(saved, variant, representative if variant == "int8" else None,
+                                                   quantization_aware=module.quantization_aware)
         with tf.io.gfile.GFile(os.path.join(candidates, f"model_{variant}.tflite"), "wb") as fh:
             fh.write(content)
         measured = parity(lite.predict(content, data.feed(rows, spec)), reference)

@@ -1,0 +1,156 @@
+"""The mobile (TFLite) half of deployment in the real pipeline run (tests/conftest.py ``e2e_run``):
+every deployed model is converted with Transform's preprocessing embedded in built-in ops,
+validated in ai-edge-litert and pushed to pushed/mobile[_<variant>]/<version>/ when blessed.
+
+The checks here start from raw CSV rows, as an app would: the pushed .tflite files must answer
+like the pushed serving SavedModel, and the preprocessing spec (NumPy reference and built-in
+graph) must reproduce Transform's own output."""
+
+from __future__ import annotations
+
+import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
+
+# isort: split
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components.ondevice import builtin, reference
+from components.ondevice import tflite as lite
+from components.ondevice.spec import FLOAT, STRING, TIMESTAMP
+from pipeline import raw_inputs
+from tests.conftest import sample_rows
+
+pytestmark = pytest.mark.e2e
+N_ROWS = 400
+
+
+def _newest(folder: Path) -> Path:
+    return max((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def _suffix(name: str) -> str:
+    return "" if name == "trained" else f"_{name}"
+
+
+@pytest.fixture(scope="module")
+def mobile(e2e_run) -> dict:
+    cfg, _ = e2e_run
+    assert cfg.deployment is not None and cfg.deployment.tflite is not None, "the e2e config deploys no TFLite model"
+    converted = {name: _newest(cfg.pipeline_root / f"TFLiteConverter{_suffix(name)}" / "mobile_model")
+                 for name in cfg.deployment.models}
+    serving = _newest(cfg.pushed_dir("serving"))
+    # Rows the pipeline never saw (the sample is 4,000 of the bundled rows; these are others).
+    _, rows = sample_rows(N_ROWS, seed=123)
+    return {"cfg": cfg, "converted": converted, "serving": serving, "csv_rows": rows}
+
+
+def _app_inputs(spec: dict, csv_rows: list[dict[str, str]], columns: list[str]) -> dict[str, np.ndarray]:
+    """What an app passes: raw values in the spec's convention (NaN / "" / negative for missing)."""
+    dtypes = {i["name"]: i["dtype"] for i in spec["inputs"]}
+    out = {}
+    for c in columns:
+        values = [r.get(c, "") for r in csv_rows]
+        dtype = dtypes.get(c, FLOAT)
+        if dtype == STRING:
+            out[c] = np.array(values, dtype=object)
+        elif dtype == TIMESTAMP:
+            out[c] = np.array([int(float(v)) if v else -1 for v in values], np.int64)
+        else:
+            out[c] = np.array([float(v) if v else np.nan for v in values], np.float32)
+    return out
+
+
+def _serving_raw(serving: Path, csv_rows: list[dict[str, str]]) -> np.ndarray:
+    fn = tf.saved_model.load(str(serving)).signatures["serving_raw"]
+    return fn(**raw_inputs.raw_columns(csv_rows, fn))["probabilities"].numpy().reshape(-1)
+
+
+def _serving_columns(serving: Path) -> list[str]:
+    return list(tf.saved_model.load(str(serving)).signatures["serving_raw"].structured_input_signature[1])
+
+
+def test_every_deployed_model_is_converted_validated_and_pushed_when_blessed(mobile):
+    cfg = mobile["cfg"]
+    for name, uri in mobile["converted"].items():
+        validation = json.loads((uri / "validation.json").read_text())
+        assert set(validation["variants"]) == set(cfg.deployment.tflite.variants), name
+        pushed_root = cfg.pushed_dir(f"mobile{_suffix(name)}")
+        blessed = {v for v, r in validation["variants"].items() if r["blessed"]}
+        assert blessed, f"{name}: no TFLite variant blessed: {validation['variants']}"
+        (version,) = [p for p in pushed_root.iterdir() if p.name.isdigit()]
+        pushed = {p.name for p in version.iterdir()}
+        assert {"labels.txt", "preprocessing_spec.json", "metadata.json"} <= pushed
+        assert {p.removeprefix("model_").removesuffix(".tflite") for p in pushed if p.endswith(".tflite")} == blessed
+        for variant, r in validation["variants"].items():
+            assert r["validation_examples"] == cfg.deployment.validation_examples
+            assert r["blessed"] == (not r["failures"]), (name, variant, r)
+            if variant == "float32":  # float32 is the SavedModel's arithmetic, nothing rounded
+                assert r["blessed"] and r["max_abs_diff"] < 1e-5, (name, r)
+
+
+def test_pushed_tflite_answers_raw_csv_rows_like_the_served_model(mobile):
+    """An app's view: raw CSV values in, the pushed serving model's answers out, per variant threshold."""
+    cfg = mobile["cfg"]
+    columns = _serving_columns(mobile["serving"])
+    for name in cfg.deployment.models:
+        version = _newest(cfg.pushed_dir(f"mobile{_suffix(name)}"))
+        spec = json.loads((version / "preprocessing_spec.json").read_text())
+        rows = _app_inputs(spec, mobile["csv_rows"], sorted({*columns, *(i["name"] for i in spec["inputs"])}))
+        expected = _serving_raw(_newest(cfg.pushed_dir(f"serving{_suffix(name)}")), mobile["csv_rows"])
+        for path in sorted(version.glob("model_*.tflite")):
+            variant = path.stem.removeprefix("model_")
+            content = path.read_bytes()
+            assert not [op for op in lite.op_names(content) if op.startswith("Flex") or op == "CUSTOM"]
+            got = lite.predict(content, {i["name"]: rows[i["name"]] for i in spec["inputs"]})
+            assert got.shape == (N_ROWS,) and np.all((got >= 0) & (got <= 1))
+            ref = expected
+            thresholds = cfg.deployment.tflite.thresholds[variant]
+            if "max_abs_diff" in thresholds:
+                assert np.max(np.abs(got - ref)) <= thresholds["max_abs_diff"], (name, variant)
+            if "min_agreement" in thresholds:
+                assert np.mean((got >= 0.5) == (ref >= 0.5)) >= thresholds["min_agreement"], (name, variant)
+
+
+def test_preprocessing_spec_reproduces_transform(mobile):
+    """NumPy reference and the built-in graph (both targets) vs Transform's own graph, on raw rows."""
+    serving = mobile["serving"]
+    version = _newest(mobile["cfg"].pushed_dir("mobile"))
+    spec = json.loads((version / "preprocessing_spec.json").read_text())
+    assert all(f["builtin"] for f in spec["features"]), [f.get("not_builtin") for f in spec["features"]]
+    columns = _serving_columns(serving)
+    rows = _app_inputs(spec, mobile["csv_rows"], sorted({*columns, *(i["name"] for i in spec["inputs"])}))
+    # Transform's output through the served model's transform_features signature (tf.Examples).
+    transform_graph = _newest(mobile["cfg"].pipeline_root / "Transform" / "transform_graph")
+    raw_spec = tft.TFTransformOutput(str(transform_graph)).raw_feature_spec()
+    examples = raw_inputs.tf_examples(mobile["csv_rows"], raw_spec)
+    loaded = tf.saved_model.load(str(serving))
+    transformed = loaded.signatures["transform_features"](examples=tf.constant(examples))
+    ref = reference.transform(spec, rows)
+    inputs = {i["name"]: tf.constant(rows[i["name"]].astype(str) if rows[i["name"]].dtype == object
+                                     else rows[i["name"]]) for i in spec["inputs"]}
+    graphs = {target: builtin.model_inputs(spec, builtin.transformed_features(
+        spec, inputs, builtin.vocabulary_tables(spec), target)) for target in builtin.TARGETS}
+    for feature in spec["features"]:
+        for out in feature["outputs"]:
+            want = transformed[out["name"]].numpy().astype(np.float64).reshape(N_ROWS, -1)
+            got = np.asarray(ref[out["name"]], np.float64).reshape(N_ROWS, -1)
+            np.testing.assert_allclose(got, want, atol=1e-5, err_msg=f"reference {out['name']}")
+            for target, graph in graphs.items():
+                got = graph[out["name"]].numpy().astype(np.float64).reshape(N_ROWS, -1)
+                np.testing.assert_allclose(got, want, atol=1e-5, err_msg=f"{target} {out['name']}")
+
+
+def test_tfma_evaluated_each_tflite_model(mobile):
+    """TFMA (model type tf_lite) ran every variant: its AUC is the AUC of the model's own answers."""
+    for name, uri in mobile["converted"].items():
+        validation = json.loads((uri / "validation.json").read_text())
+        for variant, r in validation["variants"].items():
+            tfma = r["tfma"]
+            assert tfma["example_count"] == r["validation_examples"], (name, variant)
+            assert 0.7 < tfma["auc"] <= 1.0, (name, variant, tfma)
+            assert abs(tfma["mean_prediction"] - tfma["mean_label"]) < 0.2, (name, variant, tfma)
