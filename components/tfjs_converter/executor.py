@@ -46,6 +46,7 @@ PAGE_FILES = ("index.html", "app.js")
 DEMO_EXAMPLES = 5  # validation rows offered by the page's "example" menu
 REQUIRED = ("custom_config", "quantization", "thresholds", "split", "validation_examples")
 THRESHOLD_KEYS = ("max_abs_diff", "min_agreement")
+DECISION = 0.5  # a positive decision is p > 0.5, as TFMA's binary metrics and TFLiteConverter decide
 MISSING = {"float32": "NaN (empty field)", "string": "\"\" (empty field)"}  # integers (timestamps): negative
 
 
@@ -83,13 +84,14 @@ def check_inputs(model_uri: str, transform_graph_uri: str, examples_uri: str, sp
 
 def parity(reference: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """How closely the TF.js probabilities follow the SavedModel's: the largest and mean absolute
-    difference, and the share of rows with the same decision at 0.5."""
+    difference, and the share of rows with the same decision (p > 0.5)."""
     reference, predicted = np.asarray(reference, np.float64), np.asarray(predicted, np.float64)
     if reference.shape != predicted.shape:
         raise ValueError(f"TF.js returned {predicted.shape[0]} predictions for {reference.shape[0]} rows")
     diff = np.abs(reference - predicted)
     return {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
-            "agreement": float(np.mean((reference >= 0.5) == (predicted >= 0.5))), "examples": int(reference.size)}
+            "agreement": float(np.mean((reference > DECISION) == (predicted > DECISION))),
+            "examples": int(reference.size)}
 
 
 def judge(measured: dict[str, float], thresholds: dict[str, float]) -> list[str]:

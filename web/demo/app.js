@@ -124,7 +124,7 @@ async function main() {
       const [p] = await predict(tf, model, spec, columns);
       out.value = p.toFixed(4);
       out.dataset.value = String(p);
-      $('decision').textContent = `${spec.label}: ${p >= 0.5 ? 'yes' : 'no'}`;
+      $('decision').textContent = `${spec.label}: ${p > 0.5 ? 'yes' : 'no'}`;
       $('decision').className = '';
     } catch (err) {
       out.value = '';
