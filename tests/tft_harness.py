@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import dataset_metadata
+from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 
 from modules.preprocessing import preprocessing_fn
 
@@ -61,6 +61,8 @@ def run(features: list[dict], train: Sequence[dict[str, str]], *others: Sequence
         others_out = [((_instances(rows, spec), metadata), transform_fn) | tft_beam.TransformDataset()
                       for rows in others]
         _ = transform_fn | tft_beam.WriteTransformFn(temp + "/out")
+    # The raw metadata beside it, as the Transform component writes it (raw_feature_spec()).
+    metadata_io.write_metadata(metadata, f"{temp}/out/{tft.TFTransformOutput.RAW_METADATA_DIR}")
 
     def columns(instances: list[dict]) -> dict[str, np.ndarray]:
         return {k: np.array([inst[k] for inst in instances]) for k in instances[0]}

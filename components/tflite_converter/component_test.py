@@ -1,0 +1,137 @@
+"""TFLiteConverter's parts on real graphs: an op without a built-in kernel is named, the blessing
+rule, and the fallback for steps built-in ops cannot express (hashes, hashed OOV buckets,
+crosses): the spec says which and why, the NumPy reference reproduces Transform for them, and
+the on-device graph takes them already transformed. The whole component, and every numeric
+step on a real Transform graph, run in the pipeline (tests/test_mobile_deployment.py; the
+in-memory tf.Transform harness used here does not run some numeric analyzer combinations on
+Beam's DirectRunner.)"""
+
+from __future__ import annotations
+
+import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
+
+# isort: split
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.ondevice import builtin, reference
+from components.ondevice import tflite as lite
+from components.ondevice.fitted import fitted_values
+from components.ondevice.spec import build_spec, not_builtin
+from components.tflite_converter import executor
+from tests import tft_harness
+from tests.conftest import sample_rows
+
+
+def test_an_op_without_a_builtin_kernel_is_named(tmp_path):
+    class Hashing(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="company")])
+        def serve(self, company):
+            return {"probabilities": tf.cast(tf.strings.to_hash_bucket_fast(company, 10), tf.float32)}
+
+    module = Hashing()
+    tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.serve})
+    with pytest.raises(lite.NotBuiltinError, match="StringToHashBucketFast") as err:
+        lite.convert(str(tmp_path), "float32")
+    assert str(tmp_path) in str(err.value) and "built-in" in str(err.value)
+
+
+def test_unknown_variant_and_missing_calibration_are_named(tmp_path):
+    with pytest.raises(ValueError, match="unknown TFLite variant 'int4'"):
+        lite.convert(str(tmp_path), "int4")
+    with pytest.raises(ValueError, match="TFLiteConverter: config lacks variants, thresholds"):
+        executor.run(None, None, None, None, None, json.dumps({"custom_config": {}}))
+
+
+def test_blessing_rule():
+    ref = np.array([0.1, 0.6, 0.5, 0.9])
+    # A quantized output of exactly 0.5 is a negative decision, as for TFMA (p > 0.5).
+    measured = executor.parity(np.array([0.1, 0.5, 0.5, 0.9]), ref)
+    assert measured == {"max_abs_diff": pytest.approx(0.1), "agreement": 0.75}
+    assert executor.blessed(measured, {"max_abs_diff": 0.2}) == (True, [])
+    ok, failures = executor.blessed(measured, {"max_abs_diff": 0.01, "min_agreement": 0.99})
+    assert not ok and len(failures) == 2 and "agreement 0.7500 < 0.99" in failures[1]
+
+
+def _feature(name, type_, *steps, **derived):
+    return {"name": name, "type": type_, "steps": [[s, a] for s, a in steps], **derived}
+
+
+FALLBACK_FEATURES = [
+    _feature("payment_x_hour", "string", ("hash", {"buckets": 64}), cross=["payment_type", "trip_start_hour"]),
+    _feature("company", "string", ("impute", {"value": ""}), ("vocabulary", {"top_k": 20, "oov_buckets": 5})),
+    _feature("payment_type", "string", ("impute", {"strategy": "most_frequent"}),
+             ("vocabulary", {"top_k": 10, "encoding": "one_hot"})),
+    _feature("dropoff_latitude", "float", ("bucketize", {"num_buckets": 8})),
+    _feature("trip_start", "int", cyclical={"column": "trip_start_timestamp", "parts": ["hour", "weekday", "month"]}),
+]
+
+
+@pytest.fixture(scope="module")
+def fallback():
+    _, sample = sample_rows(2600, seed=21)
+    _, (test_out,), out = tft_harness.run(FALLBACK_FEATURES, sample[:2200], sample[2200:])
+    spec = build_spec({"features": FALLBACK_FEATURES, "label": tft_harness.LABEL}, out,
+                      fitted_values(out.transform_savedmodel_dir))
+    return spec, sample[2200:], test_out
+
+
+def _rows(spec, csv_rows):
+    """Raw columns as an app holds them (spec convention)."""
+    kinds = {"payment_type": object, "company": object, "trip_start_timestamp": np.int64}
+    out = {}
+    for c in ("payment_type", "company", "trip_start_hour", "dropoff_latitude", "trip_start_timestamp"):
+        values = [r.get(c, "") for r in csv_rows]
+        kind = kinds.get(c, np.float32)
+        if kind is object:
+            out[c] = np.array(values, dtype=object)
+        elif kind is np.int64:
+            out[c] = np.array([int(float(v)) if v else -1 for v in values], np.int64)
+        else:
+            out[c] = np.array([float(v) if v else np.nan for v in values], np.float32)
+    return out
+
+
+def test_fallback_spec_names_what_builtin_ops_cannot_do(fallback):
+    spec, _, _ = fallback
+    reasons = not_builtin(spec)
+    assert set(reasons) == {"payment_x_hour", "company"}
+    assert any("cross" in r for r in reasons["payment_x_hour"])
+    assert any("hash" in r for r in reasons["payment_x_hour"])
+    assert any("oov_buckets=5" in r for r in reasons["company"])
+    transformed = {i["name"]: i for i in spec["inputs"] if i.get("transformed")}
+    assert set(transformed) == {"payment_x_hour_xf", "company_xf"}
+    assert all(i["dtype"] == "int64" for i in transformed.values())
+    raw = {i["name"] for i in spec["inputs"] if not i.get("transformed")}
+    # company and trip_start_hour feed only fallback features: the app sends their transformed values.
+    assert raw == {"payment_type", "dropoff_latitude", "trip_start_timestamp"}
+
+
+def test_reference_reproduces_transform_including_hashes(fallback):
+    spec, csv_rows, test_out = fallback
+    ref = reference.transform(spec, _rows(spec, csv_rows))
+    n = len(csv_rows)
+    for name, got in ref.items():
+        want = np.asarray(test_out[name]).reshape(n, -1).astype(np.float64)
+        np.testing.assert_allclose(np.asarray(got, np.float64).reshape(n, -1), want, atol=1e-5, err_msg=name)
+    assert len(np.unique(ref["payment_x_hour_xf"])) > 5  # real hashes, not a constant
+
+
+def test_builtin_graph_takes_fallback_features_transformed(fallback):
+    spec, csv_rows, test_out = fallback
+    rows = _rows(spec, csv_rows)
+    ref = reference.transform(spec, rows)
+    inputs = {}
+    for i in spec["inputs"]:
+        v = ref[i["name"]].astype(np.int64) if i.get("transformed") else rows[i["name"]]
+        inputs[i["name"]] = tf.constant(v.astype(str) if v.dtype == object else v)
+    n = len(csv_rows)
+    for target in builtin.TARGETS:
+        graph = builtin.transformed_features(spec, inputs, builtin.vocabulary_tables(spec), target)
+        for name, got in graph.items():
+            want = np.asarray(test_out[name]).reshape(n, -1).astype(np.float64)
+            np.testing.assert_allclose(got.numpy().astype(np.float64).reshape(n, -1), want, atol=1e-5,
+                                       err_msg=f"{target} {name}")
