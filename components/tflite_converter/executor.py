@@ -130,8 +130,12 @@ def run(model: Any, transform_graph: Any, examples: Any, mobile_model: Any, bles
                                                    quantization_aware=module.quantization_aware)
         with tf.io.gfile.GFile(os.path.join(candidates, f"model_{variant}.tflite"), "wb") as fh:
             fh.write(content)
-        measured = parity(lite.predict(content, data.feed(rows, spec)), reference)
-        ok, failures = blessed(measured, cfg["thresholds"][variant])
+        try:
+            measured = parity(lite.predict(content, data.feed(rows, spec)), reference)
+            ok, failures = blessed(measured, cfg["thresholds"][variant])
+        except RuntimeError as exc:  # a kernel refused the converted graph (e.g. int8 division by zero)
+            measured, ok = {"max_abs_diff": float("nan"), "agreement": 0.0}, False
+            failures = [f"LiteRT could not run it: {str(exc).splitlines()[0]}"]
         results[variant] = {"bytes": len(content), "size_vs_saved_model_variables": len(content) / saved_bytes,
                             **measured, "thresholds": cfg["thresholds"][variant], "blessed": ok,
                             "failures": failures, "validation_examples": n}
@@ -140,11 +144,14 @@ def run(model: Any, transform_graph: Any, examples: Any, mobile_model: Any, bles
         if ok:
             tf.io.gfile.copy(os.path.join(candidates, f"model_{variant}.tflite"),
                              os.path.join(serving, f"model_{variant}.tflite"), overwrite=True)
-    _log("TFMA metrics of every variant (model type tf_lite) ...")
-    with tempfile.TemporaryDirectory() as work:
-        for variant, metrics in tfma_metrics(contents, rows, spec, label_values, work).items():
-            results[variant]["tfma"] = metrics
-            _log(f"{variant}: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())))
+    # TFMA evaluates what ships: the blessed variants (a failed one may not even run).
+    shipped = {v: c for v, c in contents.items() if results[v]["blessed"]}
+    if shipped:
+        _log(f"TFMA metrics (model type tf_lite) of {', '.join(shipped)} ...")
+        with tempfile.TemporaryDirectory() as work:
+            for variant, metrics in tfma_metrics(shipped, rows, spec, label_values, work).items():
+                results[variant]["tfma"] = metrics
+                _log(f"{variant}: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())))
     metadata = _metadata(model.uri, spec, results, cfg)
     raw_model.write_spec(spec, os.path.join(serving, raw_model.SPEC_FILE))
     with tf.io.gfile.GFile(os.path.join(serving, "labels.txt"), "w") as fh:
