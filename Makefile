@@ -73,6 +73,7 @@ bench: setup
 	$(PY) benchmarks/bench_pipeline.py
 	$(PY) benchmarks/bench_preprocessing.py
 	$(PY) benchmarks/bench_optimization.py
+	$(PY) benchmarks/bench_deployment.py
 
 # Model server vs in-process SavedModel: latency and throughput, REST and gRPC, batching off/on.
 bench-serving: setup

@@ -48,7 +48,7 @@ def convert(saved_model_dir: str, variant: str, representative: list[dict[str, n
 
         def samples() -> Iterator[dict[str, np.ndarray]]:
             for sample in representative:
-                yield _encoded(sample)
+                yield encoded(sample)
 
         # Integer kernels where an op has one (the model's layers); string and table ops stay as
         # they are, inputs and outputs stay float so apps pass raw values.
@@ -68,7 +68,7 @@ def interpreter(content: bytes) -> Any:
     return Interpreter(model_content=content)
 
 
-def _encoded(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def encoded(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """String columns as UTF-8 bytes: TFLite string tensors hold bytes (a str would not match
     the vocabulary)."""
     return {k: (np.array([s.encode() for s in v], dtype=object) if v.dtype == object else v) for k, v in feeds.items()}
@@ -77,7 +77,7 @@ def _encoded(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def predict(content: bytes, feeds: dict[str, np.ndarray], runner: Any = None) -> np.ndarray:
     """Probabilities [n] of a .tflite model run in LiteRT on ``feeds`` (one batch)."""
     runner = runner or interpreter(content).get_signature_runner(SIGNATURE)
-    return np.asarray(runner(**_encoded(feeds))["probabilities"]).reshape(-1)
+    return np.asarray(runner(**encoded(feeds))["probabilities"]).reshape(-1)
 
 
 def op_names(content: bytes) -> list[str]:
