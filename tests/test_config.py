@@ -150,6 +150,25 @@ BAD = {
                               ["optimization.split", "eval, test"]),
     "empty optimization": (lambda c: c.update(optimization={"split": "test"}),
                            ["optimization", "name at least one of pruning"]),
+    # issue 5: on-device and in-browser deployment
+    "deployment unknown model": (lambda c: c["deployment"].update(models=["trained", "int4"]),
+                                 ["deployment.models[1]", "unknown model 'int4'", "trained, pruned, qat, student"]),
+    "deployment model twice": (lambda c: c["deployment"].update(models=["qat", "qat"]),
+                               ["deployment.models", "each model once"]),
+    "deployment unknown tflite variant": (lambda c: c["deployment"]["tflite"].update(variants=["float32", "int4"]),
+                                          ["deployment.tflite.variants[1]", "float32, float16, dynamic_range, int8"]),
+    "deployment threshold for an unlisted variant": (
+        lambda c: c["deployment"]["tflite"].update(variants=["float32"], thresholds={"int8": {"min_agreement": 0.9}}),
+        ["deployment.tflite.thresholds", "unknown key 'int8'"]),
+    "deployment agreement above one": (
+        lambda c: c["deployment"]["tflite"].update(thresholds={"int8": {"min_agreement": 1.5}}),
+        ["deployment.tflite.thresholds.int8.min_agreement", "(0, 1]"]),
+    "deployment tfjs quantization": (lambda c: c["deployment"]["tfjs"].update(quantization="int4"),
+                                     ["deployment.tfjs.quantization", "none, float16, uint8"]),
+    "deployment needs a target": (lambda c: c.update(deployment={"models": ["trained"]}),
+                                  ["deployment", "give tflite and/or tfjs"]),
+    "deployment split unknown": (lambda c: c["deployment"].update(split="holdout"),
+                                 ["deployment.split", "eval, test"]),
 }
 
 
