@@ -41,6 +41,7 @@ class RunSummary:
     variants: list[dict[str, Any]] = field(default_factory=list)  # VariantComparison rows, trained first
     variants_split: str | None = None
     variants_pushed: dict[str, str | None] = field(default_factory=dict)  # variant -> pushed path or None
+    tflite: dict[str, dict] = field(default_factory=dict)  # model -> {variant: validation numbers}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
@@ -108,6 +109,13 @@ def summarize(cfg: PipelineConfig, node_ids: list[str]) -> RunSummary:
             continue
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
         summary.nodes.append(NodeRun(node_id, STATES[execution.last_known_state], seconds, execution.id))
+        if node_id.startswith("TFLiteConverter"):
+            for artifact in output_artifacts(store, execution.id):
+                validation = Path(artifact.uri) / "validation.json"
+                if validation.exists():
+                    model = node_id.removeprefix("TFLiteConverter").removeprefix("_") or "trained"
+                    summary.tflite[model] = json.loads(validation.read_text())["variants"]
+            continue
         if node_id in ("DataCleaner", "FeatureSelector", "Tuner", "VariantComparison"):
             _read_reports(store, execution.id, summary)
             if summary.tuned_hyperparameters and node_id == "Tuner":
@@ -177,7 +185,23 @@ def format_summary(summary: RunSummary) -> str:
     lines.append(f"  pushed:  {summary.pushed_path if summary.pushed else 'no'}")
     if summary.variants:
         lines += _format_variants(summary)
+    if summary.tflite:
+        lines += _format_tflite(summary)
+    for target, path in sorted(summary.variants_pushed.items()):
+        if target.startswith(("mobile", "web")):
+            lines.append(f"  pushed {target}: {path or 'no'}")
     return "\n".join(lines)
+
+
+def _format_tflite(summary: RunSummary) -> list[str]:
+    lines = ["  TFLite (raw features in; ai-edge-litert vs the SavedModel):",
+             f"    {'model':<9}{'variant':<15}{'KB':>8}{'max |diff|':>12}{'agree':>8}{'TFMA AUC':>10}  blessed"]
+    for model, variants in summary.tflite.items():
+        for variant, r in variants.items():
+            auc = r.get("tfma", {}).get("auc")
+            lines.append(f"    {model:<9}{variant:<15}{r['bytes'] / 1024:>8.1f}{r['max_abs_diff']:>12.2e}"
+                         f"{r['agreement']:>8.2%}{'-' if auc is None else f'{auc:.4f}':>10}  {r['blessed']}")
+    return lines
 
 
 def _format_variants(summary: RunSummary) -> list[str]:
