@@ -168,15 +168,18 @@ def model_variants(cfg: PipelineConfig, model: Any, transform: Any, examples: An
     return nodes
 
 
-def mobile_deployment(cfg: PipelineConfig, models: dict[str, Any], transform: Any, examples: Any) -> list:
+def mobile_deployment(cfg: PipelineConfig, models: dict[str, Any], transform: Any, examples: Any,
+                      blessings: dict[str, Any] | None = None) -> list:
     """A TFLiteConverter per configured model (trained or variant), pushed to
-    ``pushed/mobile[_<variant>]/`` when its converter blessed at least one variant."""
+    ``pushed/mobile[_<variant>]/`` when its converter blessed at least one variant and the
+    model's Evaluator (``blessings``, by model name) blessed the model."""
     assert cfg.deployment is not None and cfg.deployment.tflite is not None
     nodes = []
     for name in cfg.deployment.models:
         suffix = "" if name == "trained" else f"_{name}"
         converter = TFLiteConverter(
             model=models[name], transform_graph=transform.outputs["transform_graph"], examples=examples,
+            model_blessing=(blessings or {}).get(name),
             config=json.dumps(deployment_config(cfg, "tflite"), sort_keys=True)).with_id(f"TFLiteConverter{suffix}")
         pusher = tfx.components.Pusher(
             model=converter.outputs["mobile_model"], model_blessing=converter.outputs["blessing"],
@@ -320,7 +323,7 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
     if cfg.optimization is not None:
         components += model_variants(cfg, trainer.outputs["model"], transform, model_examples, models)
     if cfg.deployment is not None and cfg.deployment.tflite is not None:
-        components += mobile_deployment(cfg, models, transform, model_examples)
+        components += mobile_deployment(cfg, models, transform, model_examples, evaluator_blessings(cfg, components))
     if cfg.deployment is not None and cfg.deployment.tfjs is not None:
         components += web_deployment(cfg, models, transform, model_examples, evaluator_blessings(cfg, components))
     if until is not None:

@@ -17,6 +17,7 @@ def TFLiteConverter(
     mobile_model: tfx.dsl.components.OutputArtifact[Model],
     blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     config: tfx.dsl.components.Parameter[str],
+    model_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing] = None,
 ) -> None:
     """Converts ``model`` with Transform's preprocessing embedded in built-in ops to each
     configured TFLite variant (float32, float16, dynamic_range, int8), runs every variant in
@@ -24,6 +25,7 @@ def TFLiteConverter(
     computes TFMA metrics of each (TFMA's tf_lite model type), and blesses the variants within
     their thresholds. ``mobile_model``'s Format-Serving folder (what Pusher copies) holds the
     blessed .tflite files, labels.txt, preprocessing_spec.json and metadata.json; ``blessing``
-    is blessed when at least one variant is (JSON ``config``: custom_config, variants,
-    thresholds, representative_examples, split, validation_examples)."""
-    executor.run(model, transform_graph, examples, mobile_model, blessing, config)
+    is blessed when at least one variant is and, when ``model_blessing`` is given, the source
+    model's Evaluator blessed it (JSON ``config``: custom_config, variants, thresholds,
+    representative_examples, split, validation_examples)."""
+    executor.run(model, transform_graph, examples, mobile_model, blessing, config, model_blessing)

@@ -91,7 +91,8 @@ def _metadata(model_uri: str, spec: dict[str, Any], results: dict[str, Any], cfg
             "not_builtin": {f["name"]: f["not_builtin"] for f in spec["features"] if not f["builtin"]}}
 
 
-def run(model: Any, transform_graph: Any, examples: Any, mobile_model: Any, blessing: Any, config_json: str) -> None:
+def run(model: Any, transform_graph: Any, examples: Any, mobile_model: Any, blessing: Any, config_json: str,
+        model_blessing: Any = None) -> None:
     cfg = model_io.parse_config(config_json, COMPONENT, ("variants", "thresholds"))
     split, n = cfg.get("split", "test"), int(cfg.get("validation_examples", 500))
     if not tf.io.gfile.exists(path_utils.serving_model_path(model.uri)):
@@ -160,6 +161,11 @@ def run(model: Any, transform_graph: Any, examples: Any, mobile_model: Any, bles
         with tf.io.gfile.GFile(path, "w") as fh:
             json.dump(metadata, fh, indent=1)
     any_blessed = any(r["blessed"] for r in results.values())
+    # A model its Evaluator did not bless is converted and measured, never shipped.
+    source_blessed = model_blessing is None or model_blessing.get_int_custom_property("blessed") == 1
+    if not source_blessed:
+        _log(f"not blessed: the Evaluator did not bless {model.uri}")
+    any_blessed = any_blessed and source_blessed
     for key, r in results.items():
         mobile_model.set_float_custom_property(f"{key}_bytes", float(r["bytes"]))
         mobile_model.set_float_custom_property(f"{key}_agreement", r["agreement"])
