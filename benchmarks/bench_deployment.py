@@ -17,44 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import pipeline  # noqa: E402,F401  (Keras flavour before TensorFlow)
+from benchmarks.taxi_run import TAXI, output_uri, run_pipeline  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 from pipeline.summary import latest_output_uri, open_store  # noqa: E402
 
-TAXI = ROOT / "pipeline/configs/taxi/pipeline.yaml"
 SINGLE_RUNS, BATCH, BATCH_RUNS = 200, 256, 20
-
-
-def run_pipeline(work: Path) -> Path:
-    cfg = yaml.safe_load(TAXI.read_text())
-    cfg["name"] = "bench_deployment"
-    cfg["data"]["csv_dir"] = str(ROOT / "data" / "taxi")
-    cfg["schema"] = str(TAXI.parent / cfg["schema"])
-    path = work / "bench_deployment.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    shutil.rmtree(work / "outputs" / cfg["name"], ignore_errors=True)
-    print(f"running the taxi pipeline with deployment (log: {work / 'run.log'}) ...", flush=True)
-    start = time.monotonic()
-    with (work / "run.log").open("w") as log:
-        proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "--config", str(path), "--output-root",
-                               str(work / "outputs")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        sys.exit(f"pipeline failed; see {work / 'run.log'}")
-    print(f"pipeline finished in {time.monotonic() - start:.0f}s")
-    return path
 
 
 def _p50_ms(fn, runs: int) -> float:
@@ -135,13 +112,6 @@ def measure_model(cfg, name: str, model_uri: str, examples_uri: str) -> list[dic
     return out
 
 
-def output_uri(cfg, node_id: str, type_name: str) -> str:
-    uri = latest_output_uri(open_store(cfg), cfg.name, node_id, type_name)
-    if uri is None:
-        raise SystemExit(f"no {type_name} output of {node_id} in {cfg.output_dir}: run the pipeline first")
-    return uri
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, default=None, help="run the pipeline here (default: a temp dir)")
@@ -153,7 +123,7 @@ def main() -> int:
     else:
         work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_deployment_"))
         work.mkdir(parents=True, exist_ok=True)
-        cfg = load_config(run_pipeline(work), output_root=work / "outputs")
+        cfg = load_config(run_pipeline(work, 'bench_deployment', 'deployment'), output_root=work / "outputs")
     examples = output_uri(cfg, "DataCleaner", "Examples")
     models = {"trained": output_uri(cfg, "Trainer", "Model")}
     if "qat" in cfg.deployment.models:

@@ -16,50 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import pipeline  # noqa: E402,F401  (Keras flavour before TensorFlow)
+from benchmarks.taxi_run import output_uri, run_pipeline  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
-from pipeline.summary import latest_output_uri, open_store  # noqa: E402
 
-TAXI = ROOT / "pipeline/configs/taxi/pipeline.yaml"
 SPLIT = "test"
-
-
-def run_pipeline(work: Path) -> Path:
-    cfg = yaml.safe_load(TAXI.read_text())
-    cfg["name"] = "bench_optimization"
-    cfg["data"]["csv_dir"] = str(ROOT / "data" / "taxi")
-    cfg["schema"] = str(TAXI.parent / cfg["schema"])
-    path = work / "bench_optimization.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    shutil.rmtree(work / "outputs" / cfg["name"], ignore_errors=True)
-    print(f"running the taxi pipeline with tuning and variants (log: {work / 'run.log'}) ...", flush=True)
-    start = time.monotonic()
-    with (work / "run.log").open("w") as log:
-        proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "--config", str(path), "--output-root",
-                               str(work / "outputs")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        sys.exit(f"pipeline failed; see {work / 'run.log'}")
-    print(f"pipeline finished in {time.monotonic() - start:.0f}s")
-    return path
-
-
-def output_uri(cfg, node_id: str, type_name: str) -> str:
-    uri = latest_output_uri(open_store(cfg), cfg.name, node_id, type_name)
-    if uri is None:
-        raise SystemExit(f"no {type_name} output of {node_id}")
-    return uri
 
 
 def int8_agreement(cfg) -> tuple[float, int, int]:
@@ -120,7 +88,7 @@ def main() -> int:
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_optimization_"))
     work.mkdir(parents=True, exist_ok=True)
-    cfg = load_config(run_pipeline(work), output_root=work / "outputs")
+    cfg = load_config(run_pipeline(work, 'bench_optimization', 'tuning and variants'), output_root=work / "outputs")
     table = json.loads((Path(output_uri(cfg, "VariantComparison", "VariantTable")) / "comparison.json").read_text())
     rows = {r["variant"]: r for r in table["rows"]}
     trained = rows["trained"]

@@ -585,8 +585,9 @@ def derived_raw(feature: FeatureDef, inputs: dict[str, Any], types: dict[str, st
     return Raw(tf.strings.join(tokens, separator="_x_"), present)
 
 
-def _civil_month(days: Any) -> Any:
-    """Month (1-12) of a count of days since 1970-01-01 (H. Hinnant's civil_from_days)."""
+def civil_month(days: Any) -> Any:
+    """Month (1-12) of a count of days since 1970-01-01 (H. Hinnant's civil_from_days); any
+    integer dtype (the on-device graph uses int32)."""
     import tensorflow as tf
 
     z = days + 719468
@@ -614,7 +615,7 @@ def cyclical_features(feature: FeatureDef, inputs: dict[str, Any]) -> dict[str, 
     values = {
         "hour": tf.cast(tf.math.floormod(seconds, 86400), tf.float64) / 3600.0,  # fractional hour
         "weekday": tf.cast(tf.math.floormod(days + 3, 7), tf.float64),  # Monday = 0
-        "month": tf.cast(_civil_month(days) - 1, tf.float64),
+        "month": tf.cast(civil_month(days) - 1, tf.float64),
     }
     out = {}
     for part in feature.cyclical["parts"]:

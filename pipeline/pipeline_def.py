@@ -168,46 +168,32 @@ def model_variants(cfg: PipelineConfig, model: Any, transform: Any, examples: An
     return nodes
 
 
-def mobile_deployment(cfg: PipelineConfig, models: dict[str, Any], transform: Any, examples: Any,
-                      blessings: dict[str, Any] | None = None) -> list:
-    """A TFLiteConverter per configured model (trained or variant), pushed to
-    ``pushed/mobile[_<variant>]/`` when its converter blessed at least one variant and the
-    model's Evaluator (``blessings``, by model name) blessed the model."""
-    assert cfg.deployment is not None and cfg.deployment.tflite is not None
+# deployment target -> (converter component, its model output, pushed folder prefix)
+DEPLOYMENT_TARGETS = {"tflite": (TFLiteConverter, "mobile_model", "mobile"),
+                      "tfjs": (TFJSConverter, "web_model", "web")}
+
+
+def deployment(cfg: PipelineConfig, target: str, models: dict[str, Any], transform: Any, examples: Any,
+               blessings: dict[str, Any] | None = None) -> list:
+    """A converter per configured model (trained or variant) for ``target`` ("tflite": .tflite
+    files validated in ai-edge-litert; "tfjs": a TF.js graph model and demo page validated in
+    Node), each pushed to ``pushed/<mobile|web>[_<variant>]/`` when its converter blessed it.
+    ``blessings`` (by model name: its Evaluator's blessing) also gate the push: a model its
+    Evaluator did not bless is converted and measured, never pushed."""
+    assert cfg.deployment is not None
+    component, output, prefix = DEPLOYMENT_TARGETS[target]
     nodes = []
     for name in cfg.deployment.models:
         suffix = "" if name == "trained" else f"_{name}"
-        converter = TFLiteConverter(
+        converter = component(
             model=models[name], transform_graph=transform.outputs["transform_graph"], examples=examples,
             model_blessing=(blessings or {}).get(name),
-            config=json.dumps(deployment_config(cfg, "tflite"), sort_keys=True)).with_id(f"TFLiteConverter{suffix}")
+            config=json.dumps({**deployment_config(cfg, target), "model_name": name}, sort_keys=True),
+        ).with_id(f"{component.__name__}{suffix}")
         pusher = tfx.components.Pusher(
-            model=converter.outputs["mobile_model"], model_blessing=converter.outputs["blessing"],
+            model=converter.outputs[output], model_blessing=converter.outputs["blessing"],
             push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=str(cfg.pushed_dir(f"mobile{suffix}"))))).with_id(f"Pusher_mobile{suffix}")
-        nodes += [converter, pusher]
-    return nodes
-
-
-def web_deployment(cfg: PipelineConfig, models: dict[str, Any], transform: Any, examples: Any,
-                   blessings: dict[str, Any] | None = None) -> list:
-    """A TFJSConverter per configured model (trained or variant): a TF.js graph model with a demo
-    page, validated in TF.js (Node) against the SavedModel, pushed to ``pushed/web[_<variant>]/``
-    when blessed. ``blessings`` (by model name: its Evaluator's blessing) also gate the push: a
-    model its Evaluator did not bless is converted and measured, never pushed."""
-    assert cfg.deployment is not None and cfg.deployment.tfjs is not None
-    nodes = []
-    for name in cfg.deployment.models:
-        suffix = "" if name == "trained" else f"_{name}"
-        converter = TFJSConverter(
-            model=models[name], transform_graph=transform.outputs["transform_graph"], examples=examples,
-            model_blessing=(blessings or {}).get(name),
-            config=json.dumps({**deployment_config(cfg, "tfjs"), "model_name": name}, sort_keys=True),
-        ).with_id(f"TFJSConverter{suffix}")
-        pusher = tfx.components.Pusher(
-            model=converter.outputs["web_model"], model_blessing=converter.outputs["blessing"],
-            push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=str(cfg.pushed_dir(f"web{suffix}"))))).with_id(f"Pusher_web{suffix}")
+                base_directory=str(cfg.pushed_dir(f"{prefix}{suffix}"))))).with_id(f"Pusher_{prefix}{suffix}")
         nodes += [converter, pusher]
     return nodes
 
@@ -322,10 +308,11 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
     models = {"trained": trainer.outputs["model"]}  # every model a deployment may convert
     if cfg.optimization is not None:
         components += model_variants(cfg, trainer.outputs["model"], transform, model_examples, models)
-    if cfg.deployment is not None and cfg.deployment.tflite is not None:
-        components += mobile_deployment(cfg, models, transform, model_examples, evaluator_blessings(cfg, components))
-    if cfg.deployment is not None and cfg.deployment.tfjs is not None:
-        components += web_deployment(cfg, models, transform, model_examples, evaluator_blessings(cfg, components))
+    if cfg.deployment is not None:  # on-device (TFLite) and in-browser (TF.js) models
+        blessings = evaluator_blessings(cfg, components)
+        for target in ("tflite", "tfjs"):
+            if getattr(cfg.deployment, target) is not None:
+                components += deployment(cfg, target, models, transform, model_examples, blessings)
     if until is not None:
         ids = [c.id for c in components]
         if until not in ids:

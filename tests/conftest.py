@@ -112,3 +112,13 @@ def e2e_run(tmp_path_factory, taxi_sample_dir):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     cfg = load_config(config_path, output_root=work / "outputs")
     return cfg, proc
+
+
+def newest_version(folder: Path) -> Path:
+    """The newest numbered subfolder (a pushed version or an artifact's execution id)."""
+    return max((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def model_suffix(name: str) -> str:
+    """"" for the trained model, "_<variant>" for a variant (component ids, pushed folders)."""
+    return "" if name == "trained" else f"_{name}"

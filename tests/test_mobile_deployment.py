@@ -23,27 +23,19 @@ from components.ondevice import builtin, reference
 from components.ondevice import tflite as lite
 from components.ondevice.spec import FLOAT, STRING, TIMESTAMP
 from pipeline import raw_inputs
-from tests.conftest import sample_rows
+from tests.conftest import model_suffix, newest_version, sample_rows
 
 pytestmark = pytest.mark.e2e
 N_ROWS = 400
-
-
-def _newest(folder: Path) -> Path:
-    return max((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-
-
-def _suffix(name: str) -> str:
-    return "" if name == "trained" else f"_{name}"
 
 
 @pytest.fixture(scope="module")
 def mobile(e2e_run) -> dict:
     cfg, _ = e2e_run
     assert cfg.deployment is not None and cfg.deployment.tflite is not None, "the e2e config deploys no TFLite model"
-    converted = {name: _newest(cfg.pipeline_root / f"TFLiteConverter{_suffix(name)}" / "mobile_model")
+    converted = {name: newest_version(cfg.pipeline_root / f"TFLiteConverter{model_suffix(name)}" / "mobile_model")
                  for name in cfg.deployment.models}
-    serving = _newest(cfg.pushed_dir("serving"))
+    serving = newest_version(cfg.pushed_dir("serving"))
     # Rows the pipeline never saw (the sample is 4,000 of the bundled rows; these are others).
     _, rows = sample_rows(N_ROWS, seed=123)
     return {"cfg": cfg, "converted": converted, "serving": serving, "csv_rows": rows}
@@ -79,7 +71,7 @@ def test_every_deployed_model_is_converted_validated_and_pushed_when_blessed(mob
     for name, uri in mobile["converted"].items():
         validation = json.loads((uri / "validation.json").read_text())
         assert set(validation["variants"]) == set(cfg.deployment.tflite.variants), name
-        pushed_root = cfg.pushed_dir(f"mobile{_suffix(name)}")
+        pushed_root = cfg.pushed_dir(f"mobile{model_suffix(name)}")
         blessed = {v for v, r in validation["variants"].items() if r["blessed"]}
         assert blessed, f"{name}: no TFLite variant blessed: {validation['variants']}"
         (version,) = [p for p in pushed_root.iterdir() if p.name.isdigit()]
@@ -98,10 +90,10 @@ def test_pushed_tflite_answers_raw_csv_rows_like_the_served_model(mobile):
     cfg = mobile["cfg"]
     columns = _serving_columns(mobile["serving"])
     for name in cfg.deployment.models:
-        version = _newest(cfg.pushed_dir(f"mobile{_suffix(name)}"))
+        version = newest_version(cfg.pushed_dir(f"mobile{model_suffix(name)}"))
         spec = json.loads((version / "preprocessing_spec.json").read_text())
         rows = _app_inputs(spec, mobile["csv_rows"], sorted({*columns, *(i["name"] for i in spec["inputs"])}))
-        expected = _serving_raw(_newest(cfg.pushed_dir(f"serving{_suffix(name)}")), mobile["csv_rows"])
+        expected = _serving_raw(newest_version(cfg.pushed_dir(f"serving{model_suffix(name)}")), mobile["csv_rows"])
         for path in sorted(version.glob("model_*.tflite")):
             variant = path.stem.removeprefix("model_")
             content = path.read_bytes()
@@ -119,13 +111,13 @@ def test_pushed_tflite_answers_raw_csv_rows_like_the_served_model(mobile):
 def test_preprocessing_spec_reproduces_transform(mobile):
     """NumPy reference and the built-in graph (both targets) vs Transform's own graph, on raw rows."""
     serving = mobile["serving"]
-    version = _newest(mobile["cfg"].pushed_dir("mobile"))
+    version = newest_version(mobile["cfg"].pushed_dir("mobile"))
     spec = json.loads((version / "preprocessing_spec.json").read_text())
     assert all(f["builtin"] for f in spec["features"]), [f.get("not_builtin") for f in spec["features"]]
     columns = _serving_columns(serving)
     rows = _app_inputs(spec, mobile["csv_rows"], sorted({*columns, *(i["name"] for i in spec["inputs"])}))
     # Transform's output through the served model's transform_features signature (tf.Examples).
-    transform_graph = _newest(mobile["cfg"].pipeline_root / "Transform" / "transform_graph")
+    transform_graph = newest_version(mobile["cfg"].pipeline_root / "Transform" / "transform_graph")
     raw_spec = tft.TFTransformOutput(str(transform_graph)).raw_feature_spec()
     examples = raw_inputs.tf_examples(mobile["csv_rows"], raw_spec)
     loaded = tf.saved_model.load(str(serving))

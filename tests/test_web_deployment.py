@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from components.tfjs_converter import executor, runtime
+from tests.conftest import model_suffix, newest_version
 
 pytestmark = pytest.mark.e2e
 
@@ -29,27 +30,19 @@ BROWSER_SCRIPT = runtime.WEB_DIR / "test" / "browser_predict.js"
 PAGE = ["app.js", "index.html", "metadata.json", "model", "model_runtime.js", "preprocessing_spec.json", "tf.min.js"]
 
 
-def _newest(folder: Path) -> Path:
-    return max((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-
-
-def _suffix(name: str) -> str:
-    return "" if name == "trained" else f"_{name}"
-
-
 @pytest.fixture(scope="module")
 def web(e2e_run) -> dict:
     cfg, _ = e2e_run
     assert cfg.deployment is not None and cfg.deployment.tfjs is not None, "the e2e config deploys no TF.js model"
-    converted = {name: _newest(cfg.pipeline_root / f"TFJSConverter{_suffix(name)}" / "web_model")
+    converted = {name: newest_version(cfg.pipeline_root / f"TFJSConverter{model_suffix(name)}" / "web_model")
                  for name in cfg.deployment.models}
     cleaned = cfg.pipeline_root / "DataCleaner" / "cleaned_examples"
-    examples = _newest(cleaned if cleaned.exists() else cfg.pipeline_root / "CsvExampleGen" / "examples")
+    examples = newest_version(cleaned if cleaned.exists() else cfg.pipeline_root / "CsvExampleGen" / "examples")
     return {"cfg": cfg, "converted": converted, "examples": examples}
 
 
 def _pushed_version(cfg, name: str) -> Path | None:
-    base = cfg.pushed_dir(f"web{_suffix(name)}")
+    base = cfg.pushed_dir(f"web{model_suffix(name)}")
     versions = sorted(base.iterdir()) if base.exists() else []
     assert len(versions) <= 1, versions
     return versions[0] if versions else None
@@ -69,7 +62,7 @@ def test_every_deployed_model_is_validated_in_tfjs_and_pushed_when_blessed(web):
         if not v["blessed"]:
             assert version is None, f"{name}: not blessed ({v['failures']}) but pushed to {version}"
             continue
-        assert version is not None, f"{name}: blessed but not pushed to {cfg.pushed_dir('web' + _suffix(name))}"
+        assert version is not None, f"{name}: blessed but not pushed to {cfg.pushed_dir('web' + model_suffix(name))}"
         assert sorted(p.name for p in version.iterdir()) == PAGE
         assert (version / "metadata.json").read_text() == (artifact / "Format-Serving" / "metadata.json").read_text()
     # The trained model passes its Evaluator and, float32 in TF.js, its parity thresholds.

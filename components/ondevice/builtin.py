@@ -22,7 +22,7 @@ from typing import Any
 import tensorflow as tf
 
 from components.ondevice.spec import FLOAT, STRING, TIMESTAMP
-from modules.feature_steps import CYCLICAL_PARTS
+from modules.feature_steps import CYCLICAL_PARTS, civil_month
 
 
 def input_signature(spec: dict[str, Any]) -> list[tf.TensorSpec]:
@@ -99,18 +99,6 @@ def _vocabulary(x: tf.Tensor, step: dict[str, Any], table: Any, present: tf.Tens
     return tf.where(present, index, tf.fill(tf.shape(index), fill_index))
 
 
-def _civil_month(days: tf.Tensor) -> tf.Tensor:
-    """feature_steps._civil_month in int32 (days since 1970 stay far inside int32)."""
-    z = days + 719468
-    era = tf.math.floordiv(z, 146097)
-    doe = z - era * 146097
-    yoe = tf.math.floordiv(doe - tf.math.floordiv(doe, 1460) + tf.math.floordiv(doe, 36524)
-                           - tf.math.floordiv(doe, 146096), 365)
-    doy = doe - (365 * yoe + tf.math.floordiv(yoe, 4) - tf.math.floordiv(yoe, 100))
-    mp = tf.math.floordiv(5 * doy + 2, 153)
-    return tf.where(mp < 10, mp + 3, mp - 9)
-
-
 def _cyclical(feature: dict[str, Any], inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     seconds, present = _column(inputs, feature["source"]["cyclical"]["column"])
     seconds = tf.where(present, seconds, tf.zeros_like(seconds))
@@ -118,7 +106,7 @@ def _cyclical(feature: dict[str, Any], inputs: dict[str, tf.Tensor]) -> dict[str
     values = {
         "hour": tf.cast(tf.math.floormod(seconds, 86400), tf.float32) / 3600.0,
         "weekday": tf.cast(tf.math.floormod(days + 3, 7), tf.float32),
-        "month": tf.cast(_civil_month(days) - 1, tf.float32),
+        "month": tf.cast(civil_month(days) - 1, tf.float32),
     }
     out = {}
     for part in feature["source"]["cyclical"]["parts"]:
