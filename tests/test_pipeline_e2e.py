@@ -236,6 +236,12 @@ def test_student_is_smaller_evaluated_and_not_pushed_when_it_fails_its_threshold
     assert summary.variants_pushed["student"] is None and summary.variants_pushed["pruned"]
     # The comparison table is in the CLI summary and the run report.
     assert "model variants (on test" in proc.stdout
-    assert [line.split()[0] for line in proc.stdout.splitlines() if line.startswith("    ")
-            and line.split()[0] in rows] == ["trained", "pruned", "qat", "student"]
+    lines = proc.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  model variants (on test"))
+    table = []  # the rows under the header, up to the next section (e.g. the TFLite table)
+    for line in lines[start + 2:]:
+        if not line.startswith("    "):
+            break
+        table.append(line.split()[0])
+    assert table == ["trained", "pruned", "qat", "student"]
     assert (cfg.output_dir / "report" / "variants.png").read_bytes()[:4] == b"\x89PNG"
