@@ -73,8 +73,8 @@ def task_logs(output: str) -> dict[str, str]:
 @pytest.mark.e2e
 def test_airflow_dags_test_runs_every_task(tmp_path: Path, taxi_sample_dir: Path) -> None:
     home = tmp_path / "airflow_home"
-    # Light preprocessing and a tiny training budget: the test is about orchestration, and Transform's
-    # analyzers dominate the run. DataCleaner and FeatureSelector (custom components) stay in.
+    # Light preprocessing and a tiny training budget: the test is about orchestration (Transform's time
+    # is mostly fixed cost anyway). DataCleaner and FeatureSelector (custom components) stay in.
     config = derived_config(tmp_path, taxi_sample_dir, name=DAG_ID, features=LIGHT_FEATURES, training=TINY_TRAINING,
                             feature_selection={"method": "mutual_information", "top_k": 5},
                             runner={"airflow": {"schedule": SCHEDULE, "start_date": "2024-01-01"}})
