@@ -21,7 +21,7 @@ def test_shipped_config_loads():
     assert cfg.serving_excluded_columns == ("tips",)  # label-only column, never asked at serving
     assert cfg.output_dir.name == "taxi"
     company = next(f for f in cfg.features if f.name == "company")
-    assert company.outputs() == [feature_steps.OutputSpec("company_xf", "categorical", 105)]
+    assert company.outputs() == [feature_steps.OutputSpec("company_xf", "categorical", 101)]
     fare = next(f for f in cfg.features if f.name == "fare")
     assert fare.outputs() == [feature_steps.OutputSpec("fare_xf", "numeric", 1)]
 
@@ -191,7 +191,7 @@ def test_tuning_and_variants_load_with_defaults(tmp_path):
     assert cfg.tuning.algorithm == "random" and cfg.tuning.search_space["num_layers"] == [1, 2]
     assert [v.name for v in cfg.optimization.variants] == ["pruned", "qat", "student"]
     assert cfg.optimization.variant("pruned").params["target_sparsity"] == 0.8
-    minimal = _write(tmp_path, lambda c: c.update(optimization={"pruning": None}, tuning=None))
+    minimal = _write(tmp_path, lambda c: c.update(optimization={"pruning": None}, tuning=None, deployment=None))
     cfg = load_config(minimal)
     assert cfg.tuning is None
     (pruned,) = cfg.optimization.variants
