@@ -40,13 +40,7 @@ def _value(feature: Any, dtype: str) -> Any:
 
 def raw_columns(spec: dict[str, Any], serving_columns: list[str] | None = None) -> dict[str, str]:
     """{raw column: on-device dtype} of the spec's features (and any extra serving columns)."""
-    columns: dict[str, str] = {i["name"]: i["dtype"] for i in spec["inputs"] if not i.get("transformed")}
-    for f in spec["features"]:
-        s = f["source"]
-        names = s.get("ratio") or s.get("cross") or ([s["cyclical"]["column"]] if "cyclical" in s else [s["column"]])
-        for c in names:
-            columns.setdefault(c, TIMESTAMP if "cyclical" in s else (STRING if f["type"] == "string" and
-                                                                      "ratio" not in s else FLOAT))
+    columns = dict(spec["columns"])
     for c in serving_columns or []:
         columns.setdefault(c, FLOAT)
     return columns

@@ -160,8 +160,9 @@ def build_spec(custom_config: dict, tft_output: Any, fitted: dict) -> dict[str, 
 
     raw_spec = tft_output.raw_feature_spec()
     types = {c: spec_value_type(s) for c, s in raw_spec.items()}
+    active = active_features(custom_config, raw_spec)
     features, columns = [], {}
-    for feature in active_features(custom_config, raw_spec):
+    for feature in active:
         entry: dict[str, Any] = {"name": feature.name, "type": feature.type, "source": _source(feature),
                                  "outputs": [_output(o) for o in feature.outputs()]}
         if feature.cyclical:
@@ -181,8 +182,7 @@ def build_spec(custom_config: dict, tft_output: Any, fitted: dict) -> dict[str, 
             entry["not_builtin"] = reasons
         features.append(entry)
     for c, dtype in list(columns.items()):
-        if dtype == TIMESTAMP and any(c in f.source_columns and not f.cyclical
-                                      for f in active_features(custom_config, raw_spec)):
+        if dtype == TIMESTAMP and any(c in f.source_columns and not f.cyclical for f in active):
             raise ValueError(f"column {c}: used both as a timestamp (cyclical) and as a number; "
                              "on-device inputs need one dtype per column")
     inputs = []
@@ -198,8 +198,10 @@ def build_spec(custom_config: dict, tft_output: Any, fitted: dict) -> dict[str, 
                 inputs.append({"name": o["name"], "dtype": "float32" if o["kind"] != "categorical" else "int64",
                                "shape": [o["size"]] if o["kind"] == "vector" else [],
                                "transformed": True, "feature": f["name"]})
-    return {"format": SPEC_FORMAT, "version": SPEC_VERSION, "inputs": inputs, "features": features,
-            "label": custom_config["label"]["name"], "output": "probabilities"}
+    # ``columns``: every raw column a feature reads, with its on-device dtype, including columns
+    # only the app-transformed features read (they are not model inputs).
+    return {"format": SPEC_FORMAT, "version": SPEC_VERSION, "inputs": inputs, "columns": columns,
+            "features": features, "label": custom_config["label"]["name"], "output": "probabilities"}
 
 
 def _source_columns(feature: dict[str, Any]) -> list[str]:

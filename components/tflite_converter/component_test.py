@@ -108,6 +108,10 @@ def test_fallback_spec_names_what_builtin_ops_cannot_do(fallback):
     raw = {i["name"] for i in spec["inputs"] if not i.get("transformed")}
     # company and trip_start_hour feed only fallback features: the app sends their transformed values.
     assert raw == {"payment_type", "dropoff_latitude", "trip_start_timestamp"}
+    # Every raw column keeps its own dtype, also those only a fallback feature reads (an int
+    # column crossed with a string is still a number).
+    assert spec["columns"] == {"payment_type": "string", "trip_start_hour": "float32", "company": "string",
+                               "dropoff_latitude": "float32", "trip_start_timestamp": "int64"}
 
 
 def test_reference_reproduces_transform_including_hashes(fallback):
