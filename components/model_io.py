@@ -70,6 +70,14 @@ class ModelData:
     def label(self) -> str:
         return self.custom_config["label"]["name"]
 
+    @property
+    def task(self) -> str:
+        return self.custom_config["label"]["task"]
+
+    @property
+    def head(self) -> Any:
+        return training.model_head(self.custom_config, self.tf_transform_output)
+
     def dataset(self, split: str, batch_size: int) -> tf.data.Dataset:
         """An endless shuffled stream of batches of ``split`` (which Transform must have materialized)."""
         splits = artifact_utils.decode_split_names(self.examples.split_names)
@@ -131,9 +139,9 @@ def measure(model: keras.Model) -> dict[str, Any]:
             "sparsity": sparsity(model)["overall"]}
 
 
-def compile_for_binary(model: keras.Model, learning_rate: float) -> None:
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="binary_crossentropy",
-                  metrics=[keras.metrics.AUC(name="auc")])
+def compile_for_task(model: keras.Model, data: ModelData, learning_rate: float) -> None:
+    """Compile a variant for fine-tuning with the trained model's loss and metrics."""
+    training.compile_model(model, data.head, learning_rate)
 
 
 def parse_config(config_json: str, component: str, required: tuple[str, ...]) -> dict[str, Any]:

@@ -16,16 +16,17 @@ from components import model_io
 from components.distiller import executor as distiller
 from components.pruner import executor as pruner
 from components.quantization import executor as quantization
-from modules import training
+from modules import task, training
 from modules.feature_steps import OutputSpec
 
 OUTPUTS = [OutputSpec("fare_xf", "numeric"), OutputSpec("company_xf", "categorical", 50),
            OutputSpec("payment_type_xf", "vector", 4)]
 HP = {"hidden_units": [32, 16], "embedding_dim": 4, "dropout": 0.0, "learning_rate": 0.01, "batch_size": 8}
+HEAD = task.head(task.Label("big_tipper", "tips", positive_class="1"))
 
 
 def test_sparsity_and_gzip_size_measure_zeroed_weights():
-    model = training.build_model(OUTPUTS, HP)
+    model = training.build_model(OUTPUTS, HP, HEAD)
     dense = model.get_layer("hidden_0")
     kernel = dense.kernel.numpy()
     kernel[: kernel.shape[0] // 2] = 0.0
@@ -42,7 +43,7 @@ def test_sparsity_and_gzip_size_measure_zeroed_weights():
 
 
 def test_every_dense_and_embedding_but_the_output_layer_is_pruned():
-    model = training.build_model(OUTPUTS, HP)
+    model = training.build_model(OUTPUTS, HP, HEAD)
     assert pruner.prunable_layers(model) == ["company_xf_embedding", "hidden_0", "hidden_1"]
 
 
@@ -55,7 +56,7 @@ def test_pruning_schedule_reaches_the_target_exactly_at_its_last_update():
 
 
 def test_quantization_wraps_dense_layers_only_and_keeps_trained_weights():
-    model = training.build_model(OUTPUTS, HP)
+    model = training.build_model(OUTPUTS, HP, HEAD)
     qat = quantization.quantize_aware(model)
     wrapped = {layer.name for layer in qat.layers if type(layer).__name__ == "QuantizeWrapperV2"}
     assert {"quant_hidden_0", "quant_hidden_1", "quant_probability"} <= wrapped
@@ -91,4 +92,4 @@ def test_missing_model_and_missing_split_are_named(tmp_path):
 
 def test_keras_flavour_of_the_variants_is_tf_keras():
     # tfmot wraps only tf_keras layers: the shared builder must give tf_keras by default.
-    assert isinstance(training.build_model(OUTPUTS, HP), keras.Model)
+    assert isinstance(training.build_model(OUTPUTS, HP, HEAD), keras.Model)

@@ -268,7 +268,7 @@ def fitted_name(feature: str, step: int, key: str) -> str:
     return f"{FITTED_PREFIX}{feature}__{step}__{key}"
 
 
-def _fit_recorder(feature: str, step: int) -> Fit:
+def fitted_recorder(feature: str, step: int) -> Fit:
     def fit(key: str, tensor: Any) -> Any:
         import tensorflow as tf
 
@@ -490,7 +490,7 @@ def _power_transform(x: Any, kind: str, fit: Fit = _no_fit) -> Any:
 
 
 # ----------------------------------------------------------------- categorical
-def _as_tokens(x: Any) -> Any:
+def as_tokens(x: Any) -> Any:
     import tensorflow as tf
 
     if x.dtype == tf.string:
@@ -509,7 +509,7 @@ def apply_steps(x: Any, value_type: str, steps: list[tuple[str, dict]], name: st
     col: Any = raw
     extra: list[Any] = []
     for i, (step, args) in enumerate(steps):
-        fit = _fit_recorder(name, i)
+        fit = fitted_recorder(name, i)
         if step == "impute":
             col, extra = _impute(raw, value_type, name, **args, fit=fit)
             continue
@@ -546,12 +546,12 @@ def apply_steps(x: Any, value_type: str, steps: list[tuple[str, dict]], name: st
             elif step == "vocabulary":
                 size = args["top_k"] + args.get("oov_buckets", 1)
                 col = tft.compute_and_apply_vocabulary(
-                    _as_tokens(col), top_k=args["top_k"], num_oov_buckets=args.get("oov_buckets", 1),
+                    as_tokens(col), top_k=args["top_k"], num_oov_buckets=args.get("oov_buckets", 1),
                     frequency_threshold=args.get("frequency_threshold") or None, vocab_filename=f"vocab_{name}")
                 if args.get("encoding") == "one_hot":
                     col = tf.one_hot(col, size, dtype=tf.float32)
             elif step == "hash":
-                col = tft.hash_strings(_as_tokens(col), args["buckets"])
+                col = tft.hash_strings(as_tokens(col), args["buckets"])
             elif step == "bucketize":  # tft.bucketize, with the boundaries named
                 boundaries = fit("boundaries", tft.quantiles(col, args["num_buckets"], epsilon=0.001))
                 col = tft.apply_buckets(col, boundaries)
@@ -578,7 +578,7 @@ def derived_raw(feature: FeatureDef, inputs: dict[str, Any], types: dict[str, st
         ok = num.present & den.present & tf.not_equal(den.values, 0.0)
         return Raw(tf.where(ok, num.values / tf.where(ok, den.values, 1.0), 0.0), ok)
     parts = [to_raw(inputs[c], types.get(c, "string")) for c in feature.cross]
-    tokens = [p.values if p.values.dtype == tf.string else _as_tokens(p.values) for p in parts]
+    tokens = [p.values if p.values.dtype == tf.string else as_tokens(p.values) for p in parts]
     present = parts[0].present
     for p in parts[1:]:
         present = present & p.present

@@ -16,7 +16,7 @@ keras_env.apply()  # before TensorFlow is imported in this process
 
 import tensorflow as tf  # noqa: E402
 
-from modules import feature_steps  # noqa: E402
+from modules import feature_steps, task  # noqa: E402
 from modules.feature_steps import FeatureDef  # noqa: E402
 
 
@@ -33,19 +33,6 @@ def active_features(custom_config: dict, available: set[str] | dict) -> list[Fea
     return [f for f in features if all(c in available for c in f.source_columns)]
 
 
-def label_fn(inputs: dict[str, Any], label: dict[str, Any]) -> tf.Tensor:
-    """0/1 label; a row whose label inputs are missing counts as negative (as upstream TFX)."""
-    value = feature_steps.to_raw(inputs[label["column"]], "float")
-    if label.get("greater_than_column"):
-        other = feature_steps.to_raw(inputs[label["greater_than_column"]], "float")
-        positive = value.values > other.values * label.get("factor", 1.0)
-        known = value.present & other.present
-    else:
-        positive = value.values > label["greater_than"]
-        known = value.present
-    return tf.cast(positive & known, tf.int64)
-
-
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, Any]:
     outputs = {}
     types = {name: value_type_of(t) for name, t in inputs.items()}
@@ -56,6 +43,6 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
         raw = (feature_steps.derived_raw(feature, inputs, types) if feature.ratio or feature.cross
                else inputs[feature.name])
         outputs.update(feature_steps.apply_steps(raw, feature.type, list(feature.steps), feature.name))
-    label = custom_config["label"]
-    outputs[label["name"]] = label_fn(inputs, label)
+    label = task.Label.from_json(custom_config["label"])
+    outputs[label.name] = task.label_tensor(inputs, label)
     return outputs

@@ -1,11 +1,16 @@
 """Serving signatures shared by every exported model (trained, and later variants).
 
-* ``serving_default``: serialized ``tf.Example`` in, probabilities out (TF Serving
-  predict/classify clients, TFMA).
+* ``serving_default``: serialized ``tf.Example`` in (TF Serving predict/classify/regress
+  clients, TFMA).
 * ``serving_raw``: one named tensor per raw column the features use (numbers as
-  floats with NaN for missing, strings with "" for missing), probabilities out.
+  floats with NaN for missing, strings with "" for missing).
 * ``transform_features``: serialized ``tf.Example`` in, transformed features and
-  label out (TFMA's preprocessing function for the label).
+  label out (TFMA's preprocessing function for the label; a regression target in its own
+  units, as the served model answers).
+
+Outputs by task (``modules.task.serving_outputs``): classification ``probabilities``
+([batch, 1] P(positive), or [batch, K]) with TF Serving's ``classes`` (names) and ``scores``
+for :classify; regression ``outputs`` [batch, 1] in the target's units for :regress.
 
 All three apply the Transform graph inside the model, so training and serving
 cannot skew; a missing value at serving time is imputed exactly as in training.
@@ -17,7 +22,7 @@ from typing import Any
 
 import tensorflow as tf
 
-OUTPUT_KEY = "probabilities"
+from modules import feature_steps, task
 
 
 def raw_input_dtype(value_type: str) -> tf.DType:
@@ -63,7 +68,20 @@ def model_inputs(transformed: dict[str, tf.Tensor], outputs: list) -> dict[str, 
 
 
 def build_signatures(model: Any, tf_transform_output: Any, custom_config: dict, outputs: list) -> dict:
-    label_name = custom_config["label"]["name"]
+    label = task.label_of(custom_config)
+    label_name = label.name
+    classes = task.class_names(label, tf_transform_output)
+    inverse = None
+    if label.task == task.REGRESSION:
+        fitted = {}
+        if label.transform == "z_score":
+            from modules.fitted import fitted_values
+
+            fitted = fitted_values(tf_transform_output.transform_savedmodel_dir)
+        inverse = task.target_inverse(label, fitted)
+
+    def answer(transformed: dict) -> dict:
+        return task.serving_outputs(label, model(model_inputs(transformed, outputs)), classes, inverse)
     excluded = set(custom_config.get("serving_excluded_columns", []))
     raw_spec = tf_transform_output.raw_feature_spec()
     serving_spec = {k: v for k, v in raw_spec.items() if k not in excluded}
@@ -73,21 +91,24 @@ def build_signatures(model: Any, tf_transform_output: Any, custom_config: dict, 
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(serialized):
-        parsed = tf.io.parse_example(serialized, serving_spec)
-        return {OUTPUT_KEY: model(model_inputs(model.tft_layer(parsed), outputs))}
+        return answer(model.tft_layer(tf.io.parse_example(serialized, serving_spec)))
 
     raw_specs = [tf.TensorSpec([None], raw_input_dtype(spec_value_type(raw_spec[c])), name=c) for c in columns]
 
     @tf.function(input_signature=raw_specs)
     def serve_raw(*values):
         raw = {c: _dense_to_raw(v, raw_spec[c]) for c, v in zip(columns, values, strict=True)}
-        return {OUTPUT_KEY: model(model_inputs(model.tft_layer(raw), outputs))}
+        return answer(model.tft_layer(raw))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(serialized):
-        transformed = model.tft_layer(tf.io.parse_example(serialized, raw_spec))
+        parsed = tf.io.parse_example(serialized, raw_spec)
+        transformed = model.tft_layer(parsed)
         out = model_inputs(transformed, outputs)
-        out[label_name] = tf.reshape(transformed[label_name], [-1, 1])
+        if label.task == task.REGRESSION:  # the target in its own units, as the model answers
+            out[label_name] = tf.reshape(feature_steps.to_raw(parsed[label.column], "float").values, [-1, 1])
+        else:
+            out[label_name] = tf.reshape(transformed[label_name], [-1, 1])
         return out
 
     return {

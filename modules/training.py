@@ -23,7 +23,7 @@ import tf_keras as keras  # noqa: E402
 from absl import logging  # noqa: E402
 from tfx_bsl.public.tfxio import TensorFlowDatasetOptions  # noqa: E402
 
-from modules import feature_steps, hyperparameters, signatures  # noqa: E402
+from modules import feature_steps, hyperparameters, signatures, task  # noqa: E402
 from modules.feature_steps import FeatureDef  # noqa: E402
 
 
@@ -42,9 +42,11 @@ def model_outputs(custom_config: dict, tf_transform_output: Any) -> list[feature
     return [o for o in specs if o.name in produced]
 
 
-def build_model(outputs: list[feature_steps.OutputSpec], hp: dict[str, Any], keras: Any = keras) -> Any:
-    """The model on Transform's outputs. ``keras`` is tf_keras (Trainer, optimization) or Keras 3
-    (KerasTuner builds only Keras 3 models); the layers used exist alike in both."""
+def build_model(outputs: list[feature_steps.OutputSpec], hp: dict[str, Any], head: task.Head,
+                keras: Any = keras) -> Any:
+    """The model on Transform's outputs with the task's ``head`` (``task.head``: sigmoid,
+    softmax over K classes, or a linear output). ``keras`` is tf_keras (Trainer, optimization)
+    or Keras 3 (KerasTuner builds only Keras 3 models); the layers used exist alike in both."""
     inputs, parts = {}, []
     for out in outputs:
         if out.kind == feature_steps.CATEGORICAL:
@@ -60,14 +62,23 @@ def build_model(outputs: list[feature_steps.OutputSpec], hp: dict[str, Any], ker
         x = keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")(x)
         if hp.get("dropout"):
             x = keras.layers.Dropout(hp["dropout"], name=f"dropout_{i}")(x)
-    output = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
+    output = keras.layers.Dense(head.units, activation=head.activation,
+                                name="probability" if head.activation else "prediction")(x)
     model = keras.Model(inputs=inputs, outputs=output)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=hp["learning_rate"]),
-        loss="binary_crossentropy",
-        metrics=[keras.metrics.BinaryAccuracy(name="binary_accuracy"), keras.metrics.AUC(name="auc")],
-    )
+    compile_model(model, head, hp["learning_rate"], keras)
     return model
+
+
+def compile_model(model: Any, head: task.Head, learning_rate: float, keras: Any = keras) -> None:
+    """Adam with the task's loss and metrics (also for fine-tuning a variant)."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=head.loss,
+                  metrics=task.keras_metrics(head.task, keras))
+
+
+def model_head(custom_config: dict, tf_transform_output: Any) -> task.Head:
+    """The task's output layer; K for multiclass is the size of Transform's class vocabulary."""
+    label = task.label_of(custom_config)
+    return task.head(label, task.num_classes(label, tf_transform_output))
 
 
 def input_fn(files: list[str], data_accessor: Any, tf_transform_output: Any, label: str,
@@ -90,11 +101,12 @@ def run_fn(fn_args: Any) -> None:
     evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, label,
                           hp["batch_size"], outputs)
 
-    model = build_model(outputs, hp)
+    head = model_head(config, tf_transform_output)
+    model = build_model(outputs, hp, head)
     model.summary(print_fn=logging.info)
     epochs = config["training"]["epochs"]
     callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", restore_best_weights=True,
+        keras.callbacks.EarlyStopping(monitor=head.monitor, mode=head.monitor_mode, restore_best_weights=True,
                                       patience=config["training"]["early_stopping_patience"]),
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
     ]

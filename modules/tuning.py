@@ -20,7 +20,7 @@ import tensorflow_transform as tft  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
 
 from modules import hyperparameters  # noqa: E402
-from modules.training import build_model, input_fn, model_outputs  # noqa: E402
+from modules.training import build_model, input_fn, model_head, model_outputs  # noqa: E402
 
 ALGORITHMS = {
     "random": keras_tuner.RandomSearch,
@@ -37,10 +37,11 @@ class TaxiHyperModel(keras_tuner.HyperModel):
         self.fn_args, self.config = fn_args, config
         self.tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
         self.outputs = model_outputs(config, self.tf_transform_output)
+        self.head = model_head(config, self.tf_transform_output)
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         model_hp = hyperparameters.sample(hp, self.config["tuning"]["search_space"], self.config["model"])
-        return build_model(self.outputs, model_hp, keras=keras)
+        return build_model(self.outputs, model_hp, self.head, keras=keras)
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
         batch_size = int(hp.values.get("batch_size", self.config["model"]["batch_size"]))
@@ -57,7 +58,7 @@ def tuner_fn(fn_args: Any) -> tfx.components.TunerFnResult:
     keras.utils.set_random_seed(tuning["seed"])
     common = {
         "hypermodel": TaxiHyperModel(fn_args, config),
-        "objective": keras_tuner.Objective(tuning["objective"], direction="max"),
+        "objective": keras_tuner.Objective(tuning["objective"], direction=tuning.get("direction", "max")),
         "seed": tuning["seed"],
         "directory": fn_args.working_dir,
         "project_name": "search",

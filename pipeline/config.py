@@ -8,6 +8,7 @@ resolved against the directory of the config file.
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -17,7 +18,11 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from modules import feature_steps
+from modules import task as task_lib
 from modules.feature_steps import FeatureDef
+from modules.task import Label
+
+__all__ = ["ConfigError", "Label", "PipelineConfig", "load_config"]
 
 if TYPE_CHECKING:
     from pipeline.config_deployment import DeploymentConfig
@@ -25,18 +30,8 @@ if TYPE_CHECKING:
     from pipeline.orchestration import AirflowSettings, MySQLSettings
 
 ENGINES = ("local", "beam")
-TASKS = ("binary_classification",)
+TASKS = task_lib.TASKS
 SPLIT_NAMES = ("train", "eval", "test")
-# TFMA class names of the metrics every run reports; thresholds may name any of them.
-METRICS = {
-    "example_count": "ExampleCount",
-    "binary_crossentropy": "BinaryCrossentropy",
-    "binary_accuracy": "BinaryAccuracy",
-    "precision": "Precision",
-    "recall": "Recall",
-    "f1_score": "F1Score",
-    "auc": "AUC",
-}
 
 
 class ConfigError(ValueError):
@@ -44,27 +39,12 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class Label:
-    name: str
-    column: str
-    task: str
-    # Positive when column > factor * other column, or column > value.
-    greater_than_column: str | None = None
-    factor: float = 1.0
-    greater_than: float | None = None
-
-    @property
-    def source_columns(self) -> tuple[str, ...]:
-        """Every raw column the label is computed from."""
-        return (self.column,) + ((self.greater_than_column,) if self.greater_than_column else ())
-
-
-@dataclass(frozen=True)
 class Threshold:
     metric: str
     lower_bound: float | None = None
     upper_bound: float | None = None
-    max_decrease: float | None = None  # vs the latest blessed model
+    max_decrease: float | None = None  # vs the baseline model (higher-is-better metrics)
+    max_increase: float | None = None  # vs the baseline model (lower-is-better metrics: rmse, mse, ...)
 
 
 @dataclass(frozen=True)
@@ -171,6 +151,8 @@ class PipelineConfig:
     deployment: DeploymentConfig | None = None  # TFLite / TF.js conversion and push
     output_root: Path = Path("outputs")
     description: str = ""
+    # Multiclass: the label's classes found in the data by the config check (sorted); () unchecked.
+    label_classes: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     # --- where a run writes: everything under output_root/<name>/ -----------
@@ -205,8 +187,14 @@ class PipelineConfig:
         rules: dict[str, Any] = {"protected_columns": list(self.label.source_columns)}
         if c.drop_columns_missing_fraction is not None:
             rules["drop_columns_missing_fraction"] = c.drop_columns_missing_fraction
-        if c.drop_rows_missing:
-            rules["drop_rows_missing"] = list(c.drop_rows_missing)
+        # Rows without a label cannot be learned from (except by the threshold rule, which
+        # counts them negative); a multiclass label must only hold classes train has.
+        drop = [*([self.label.column] if self.label.drops_missing else []),
+                *(col for col in c.drop_rows_missing if col != self.label.column or not self.label.drops_missing)]
+        if drop:
+            rules["drop_rows_missing"] = drop
+        if self.label.task == task_lib.MULTICLASS:
+            rules["label_classes"] = self.label.column
         if c.max_missing_per_row is not None:
             rules["max_missing_per_row"] = {"columns": list(c.max_missing_columns), "max": c.max_missing_per_row}
         if c.remove_outliers:
@@ -225,22 +213,20 @@ class PipelineConfig:
             "method": sel.method, "top_k": sel.top_k, "threshold": sel.threshold,
             "candidates": [{"name": f.name, "type": f.type} for f in self.features
                            if not (f.ratio or f.cross or f.cyclical)],
-            "label": {"column": self.label.column, "greater_than_column": self.label.greater_than_column,
-                      "factor": self.label.factor, "greater_than": self.label.greater_than},
+            "label": self.label.to_json(),
             "always_keep": sorted(set(sel.always_keep) | derived_sources),
             "sample_size": sel.sample_size, "seed": 0,
         }
 
+    @property
+    def cleaning_enabled(self) -> bool:
+        """DataCleaner runs: for configured rules, or to drop rows without a label."""
+        return self.cleaning.enabled or self.label.drops_missing
+
     def transform_custom_config(self) -> dict[str, Any]:
         """The JSON-able slice of the config that module files read (via custom_config)."""
         return {
-            "label": {
-                "name": self.label.name,
-                "column": self.label.column,
-                "greater_than_column": self.label.greater_than_column,
-                "factor": self.label.factor,
-                "greater_than": self.label.greater_than,
-            },
+            "label": self.label.to_json(),
             "features": [f.to_json() for f in self.features],
             "serving_excluded_columns": list(self.serving_excluded_columns),
         }
@@ -310,23 +296,35 @@ class _Reader:
         return value
 
 
-def parse_thresholds(parent: _Reader, key: str) -> tuple[Threshold, ...]:
-    """A list of {metric, lower_bound?, upper_bound?, max_decrease?} under ``parent[key]``."""
+def parse_thresholds(parent: _Reader, key: str, task: str) -> tuple[Threshold, ...]:
+    """A list of {metric, lower_bound?, upper_bound?, max_decrease? | max_increase?} under
+    ``parent[key]``; metrics are the ``task``'s (``modules.task.METRICS``)."""
     if not isinstance(parent.data[key], list):
-        raise parent.fail("must be a list of {metric, lower_bound, upper_bound, max_decrease}", key)
+        raise parent.fail("must be a list of {metric, lower_bound, upper_bound, max_decrease, max_increase}", key)
+    known = task_lib.METRICS[task]
     thresholds = []
     for k in range(len(parent.data[key])):
         th = parent.child(key).child(k)
-        th.mapping({"metric", "lower_bound", "upper_bound", "max_decrease"})
-        metric = th.get("metric", (str,), check=lambda v: None if v in METRICS
-                        else f"unknown metric; known: {', '.join(METRICS)}")
+        th.mapping({"metric", "lower_bound", "upper_bound", "max_decrease", "max_increase"})
+        metric = th.get("metric", (str,), check=lambda v: None if v in known
+                        else f"unknown metric for {task}; known: {', '.join(known)}")
         lb = th.get("lower_bound", (int, float), None)
         ub = th.get("upper_bound", (int, float), None)
-        md = th.get("max_decrease", (int, float), None)
-        if lb is None and ub is None and md is None:
-            raise th.fail("give lower_bound, upper_bound or max_decrease")
-        thresholds.append(Threshold(metric, lb, ub, md))
+        md = th.get("max_decrease", (int, float), None, _non_negative)
+        mi = th.get("max_increase", (int, float), None, _non_negative)
+        if lb is None and ub is None and md is None and mi is None:
+            raise th.fail("give lower_bound, upper_bound, max_decrease or max_increase")
+        higher = known[metric].higher_is_better
+        if md is not None and not higher:
+            raise th.fail(f"'{metric}' is lower-is-better: limit its change with max_increase", "max_decrease")
+        if mi is not None and higher:
+            raise th.fail(f"'{metric}' is higher-is-better: limit its change with max_decrease", "max_increase")
+        thresholds.append(Threshold(metric, lb, ub, md, mi))
     return tuple(thresholds)
+
+
+def _non_negative(v: Any) -> str | None:
+    return None if v >= 0 else "must be >= 0"
 
 
 def _positive(v: Any) -> str | None:
@@ -386,24 +384,7 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     schema_path = (base / top.get("schema", (str,))).resolve()
 
     label_r = top.child("label")
-    label_r.mapping({"name", "column", "task", "positive_when"})
-    pos = label_r.child("positive_when") if "positive_when" in label_r.data else None
-    gt_col, factor, gt = None, 1.0, None
-    if pos is not None:
-        pos.mapping({"greater_than_column", "factor", "greater_than"})
-        gt_col = pos.get("greater_than_column", (str,), None)
-        factor = float(pos.get("factor", (int, float), 1.0))
-        gt = pos.get("greater_than", (int, float), None)
-        if (gt_col is None) == (gt is None):
-            raise pos.fail("give exactly one of greater_than_column or greater_than")
-    label = Label(
-        name=label_r.get("name", (str,)),
-        column=label_r.get("column", (str,)),
-        task=label_r.get("task", (str,), "binary_classification",
-                         check=lambda v: None if v in TASKS else f"must be one of {', '.join(TASKS)}"),
-        greater_than_column=gt_col, factor=factor,
-        greater_than=None if gt is None else float(gt),
-    )
+    label = _label(label_r)
 
     feats_r = top.child("features")
     if not isinstance(feats_r.data, list) or not feats_r.data:
@@ -493,18 +474,18 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
                 if c not in names:
                     raise e.fail(f"'{c}' is not a feature", f"slices[{k}]")
             slices.append(tuple(cols))
-        thresholds = parse_thresholds(e, "thresholds") if "thresholds" in e.data else ()
+        thresholds = parse_thresholds(e, "thresholds", label.task) if "thresholds" in e.data else ()
         evaluation = EvaluationConfig(tuple(esplits), tuple(slices), thresholds)
 
     from pipeline import config_optimization
 
-    tuning = config_optimization.parse_tuning(top) if top.data.get("tuning") is not None else None
-    optimization = (config_optimization.parse_optimization(top, evaluation.splits)
+    tuning = config_optimization.parse_tuning(top, label.task) if top.data.get("tuning") is not None else None
+    optimization = (config_optimization.parse_optimization(top, evaluation.splits, label.task)
                     if top.data.get("optimization") is not None else None)
     from pipeline import config_deployment
 
     variant_names = tuple(v.name for v in optimization.variants) if optimization else ()
-    deployment = (config_deployment.parse_deployment(top, evaluation.splits, variant_names)
+    deployment = (config_deployment.parse_deployment(top, evaluation.splits, variant_names, label.task)
                   if top.data.get("deployment") is not None else None)
 
     runner = RunnerConfig()
@@ -539,7 +520,45 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     )
     if check_data:
         _check_against_data(config, source)
+        config = replace(config, label_classes=_check_label_against_data(config, source))
     return config
+
+
+def _label(r: _Reader) -> Label:
+    """The label section: the column, the task and the task's own keys."""
+    r.mapping({"name", "column", "task", "positive_when", "positive_class", "transform"})
+    column = r.get("column", (str,))
+    task = r.get("task", (str,), task_lib.BINARY,
+                 check=lambda v: None if v in TASKS else f"must be one of {', '.join(TASKS)}")
+    own = {task_lib.BINARY: {"positive_when", "positive_class"}, task_lib.MULTICLASS: set(),
+           task_lib.REGRESSION: {"transform"}}[task]
+    for key in ("positive_when", "positive_class", "transform"):
+        if key in r.data and key not in own:
+            raise r.fail(f"'{key}' does not apply to task {task}", key)
+    name = r.get("name", (str,), f"{column}_label")
+    if task == task_lib.BINARY:
+        if ("positive_when" in r.data) == ("positive_class" in r.data):
+            raise r.fail("binary_classification needs exactly one of positive_when (a numeric rule) or "
+                         "positive_class (the value of the column that is positive)")
+        if "positive_class" in r.data:
+            value = r.data["positive_class"]
+            if isinstance(value, bool):
+                raise r.fail("YAML reads an unquoted yes/no/true/false as a boolean: quote the class, e.g. "
+                             "positive_class: \"yes\"", "positive_class")
+            r.get("positive_class", (str, int))
+            return Label(name, column, task, positive_class=task_lib.token(value))
+        pos = r.child("positive_when")
+        pos.mapping({"greater_than_column", "factor", "greater_than"})
+        gt_col = pos.get("greater_than_column", (str,), None)
+        factor = float(pos.get("factor", (int, float), 1.0))
+        gt = pos.get("greater_than", (int, float), None)
+        if (gt_col is None) == (gt is None):
+            raise pos.fail("give exactly one of greater_than_column or greater_than")
+        return Label(name, column, task, greater_than_column=gt_col, factor=factor,
+                     greater_than=None if gt is None else float(gt))
+    transform = r.get("transform", (str,), "none", lambda v: None if v in task_lib.TARGET_TRANSFORMS
+                      else f"must be one of {', '.join(task_lib.TARGET_TRANSFORMS)}")
+    return Label(name, column, task, transform=transform)
 
 
 def _split_config(data: _Reader) -> SplitConfig:
@@ -695,6 +714,59 @@ def _check_against_data(config: PipelineConfig, source: Path) -> None:
         if fill is not None and fill <= bound:
             raise ConfigError(f"{source}: features[{i}] ({f.name}): step '{step}' needs values > {bound:g}, "
                               f"but missing values are filled with {fill:g}: add an impute step")
+
+
+MISSING_TOKENS = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"}  # TODO(csv reader): one definition
+MAX_CLASSES = 1000  # more distinct labels than this is an ID or a number, not a class
+
+
+def _check_label_against_data(config: PipelineConfig, source: Path) -> tuple[str, ...]:
+    """The label column must fit the task: numeric for regression (and > -1 for log1p), the
+    positive class present (binary), 2..MAX_CLASSES classes (multiclass). Returns the classes."""
+    label = config.label
+    if label.threshold_rule:
+        return ()
+    where = f"{source}: label.column ({label.column})"
+    values: dict[str, int] = {}
+    low = math.inf
+    for row_number, row in enumerate(_read_rows(_csv_files(config.data_dir, config.split.span_pattern)), 1):
+        value = row.get(label.column)
+        if value is None or value.strip() in MISSING_TOKENS:
+            continue
+        if label.task == task_lib.REGRESSION:
+            try:
+                number = float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: regression needs a numeric target, but data row {row_number} "
+                                  f"has {value!r}") from None
+            if not math.isfinite(number):
+                raise ConfigError(f"{where}: data row {row_number} has {value!r}: the target must be finite")
+            low = min(low, number)
+            continue
+        try:  # a numeric class column: the token an integer or number has in the graph
+            key = task_lib.token(float(value))
+        except ValueError:
+            key = value
+        values[key] = values.get(key, 0) + 1
+        if len(values) > MAX_CLASSES:
+            raise ConfigError(f"{where}: more than {MAX_CLASSES} distinct values: not a class label "
+                              f"(for a number to predict use task: regression)")
+    if label.task == task_lib.REGRESSION:
+        if low == math.inf:
+            raise ConfigError(f"{where}: the column has no value")
+        if label.transform == "log1p" and low <= -1:
+            raise ConfigError(f"{source}: label.transform: log1p needs targets > -1, but the data has {low:g}")
+        return ()
+    if label.task == task_lib.BINARY:
+        if label.positive_class not in values:
+            raise ConfigError(f"{source}: label.positive_class: {label.positive_class!r} never occurs in column "
+                              f"'{label.column}'; its values: {', '.join(sorted(values)[:20])}")
+        if len(values) < 2:
+            raise ConfigError(f"{where}: every row is {label.positive_class!r}: nothing to learn")
+        return ()
+    if len(values) < 2:
+        raise ConfigError(f"{where}: multiclass needs at least 2 classes; found {sorted(values)}")
+    return tuple(sorted(values))
 
 
 def _read_rows(files: list[Path]) -> Iterator[dict[str, str]]:

@@ -13,30 +13,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from modules import task as task_lib
 from pipeline.config import _positive, _Reader
 
 TFLITE_VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 TFJS_QUANTIZATION = ("none", "float16", "uint8")
-# Parity with the SavedModel's serving signature that blesses a converted model by default:
-# float models must match closely; quantized ones must make the same decisions.
-DEFAULT_TFLITE_THRESHOLDS: dict[str, dict[str, float]] = {
-    "float32": {"max_abs_diff": 1e-5},
-    "float16": {"max_abs_diff": 1e-3},
-    "dynamic_range": {"min_agreement": 0.99},
-    "int8": {"min_agreement": 0.99},
-}
-DEFAULT_TFJS_THRESHOLDS: dict[str, dict[str, float]] = {
-    "none": {"max_abs_diff": 1e-5},
-    "float16": {"max_abs_diff": 1e-3},
-    "uint8": {"min_agreement": 0.99},
-}
-THRESHOLD_KEYS = ("max_abs_diff", "min_agreement")
+THRESHOLD_KEYS = task_lib.THRESHOLD_KEYS
+
+
+def default_thresholds(variant: str, task: str = task_lib.BINARY) -> dict[str, float]:
+    """Parity with the SavedModel that blesses a converted model by default (``modules.task``):
+    float models must match closely; quantized ones must make the same decisions."""
+    return task_lib.default_conversion_thresholds(task, exact=variant in ("float32", "none"),
+                                                  loose=variant == "float16")
 
 
 @dataclass(frozen=True)
 class TFLiteConfig:
     variants: tuple[str, ...] = ("float32", "float16", "dynamic_range", "int8")
-    thresholds: dict[str, dict[str, float]] = field(default_factory=lambda: dict(DEFAULT_TFLITE_THRESHOLDS))
+    thresholds: dict[str, dict[str, float]] = field(
+        default_factory=lambda: {v: default_thresholds(v) for v in TFLITE_VARIANTS})
     representative_examples: int = 200  # drawn from train for int8 calibration
 
     def to_json(self) -> dict[str, Any]:
@@ -47,7 +43,7 @@ class TFLiteConfig:
 @dataclass(frozen=True)
 class TFJSConfig:
     quantization: str = "none"
-    thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TFJS_THRESHOLDS["none"]))
+    thresholds: dict[str, float] = field(default_factory=lambda: default_thresholds("none"))
 
     def to_json(self) -> dict[str, Any]:
         return {"quantization": self.quantization, "thresholds": self.thresholds}
@@ -80,7 +76,8 @@ def _thresholds(r: _Reader, defaults: dict[str, float]) -> dict[str, float]:
     return out or dict(defaults)
 
 
-def parse_deployment(top: _Reader, split_names: tuple[str, ...], variant_names: tuple[str, ...]) -> DeploymentConfig:
+def parse_deployment(top: _Reader, split_names: tuple[str, ...], variant_names: tuple[str, ...],
+                     task: str = task_lib.BINARY) -> DeploymentConfig:
     d = top.child("deployment")
     d.mapping({"models", "split", "validation_examples", "tflite", "tfjs"})
     known = ("trained", *variant_names)
@@ -104,12 +101,12 @@ def parse_deployment(top: _Reader, split_names: tuple[str, ...], variant_names: 
                 raise t.fail(f"unknown variant {v!r}; known: {', '.join(TFLITE_VARIANTS)}", f"variants[{k}]")
         if not variants or len(set(variants)) != len(variants):
             raise t.fail("must list each variant once", "variants")
-        thresholds = {v: dict(DEFAULT_TFLITE_THRESHOLDS[v]) for v in variants}
+        thresholds = {v: default_thresholds(v, task) for v in variants}
         if "thresholds" in t.data:
             th = t.child("thresholds")
             th.mapping(set(variants))
             for v in th.data:
-                thresholds[v] = _thresholds(th.child(v), DEFAULT_TFLITE_THRESHOLDS[v])
+                thresholds[v] = _thresholds(th.child(v), default_thresholds(v, task))
         tflite = TFLiteConfig(tuple(variants), thresholds,
                               t.get("representative_examples", (int,), 200, _positive))
     if "tfjs" in d.data:
@@ -117,8 +114,8 @@ def parse_deployment(top: _Reader, split_names: tuple[str, ...], variant_names: 
         j.mapping({"quantization", "thresholds"})
         q = j.get("quantization", (str,), "none",
                   lambda v: None if v in TFJS_QUANTIZATION else f"must be one of {', '.join(TFJS_QUANTIZATION)}")
-        th = (_thresholds(j.child("thresholds"), DEFAULT_TFJS_THRESHOLDS[q]) if "thresholds" in j.data
-              else dict(DEFAULT_TFJS_THRESHOLDS[q]))
+        th = (_thresholds(j.child("thresholds"), default_thresholds(q, task)) if "thresholds" in j.data
+              else default_thresholds(q, task))
         tfjs = TFJSConfig(q, th)
     if tflite is None and tfjs is None:
         raise d.fail("give tflite and/or tfjs")

@@ -11,11 +11,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from modules import hyperparameters
+from modules import task as task_lib
 from pipeline.config import Threshold, _positive, _Reader, parse_thresholds
 
 ALGORITHMS = ("random", "hyperband", "bayesian")
-# Default thresholds of every variant: AUC may drop by at most 0.01 vs the trained model.
-DEFAULT_VARIANT_THRESHOLDS = (Threshold("auc", max_decrease=0.01),)
+# Default thresholds of every variant, relative to the trained model, per task: AUC or accuracy
+# may drop by at most 0.01. Regression errors have units: give max_increase per dataset.
+DEFAULT_VARIANT_THRESHOLDS = {
+    task_lib.BINARY: (Threshold("auc", max_decrease=0.01),),
+    task_lib.MULTICLASS: (Threshold("accuracy", max_decrease=0.01),),
+    task_lib.REGRESSION: (),  # no unit-free default: a variant is blessed unless thresholds are given
+}
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class TuningConfig:
     steps_per_epoch: int = 100
     validation_steps: int = 20
     objective: str = "val_auc"
+    direction: str = "max"  # of the objective: max (auc, accuracy) or min (loss, rmse, mae)
     seed: int = 42
 
     def to_json(self) -> dict[str, Any]:
@@ -40,7 +47,7 @@ class Variant:
     name: str  # pruned | qat | student
     component: str
     params: dict[str, Any]
-    thresholds: tuple[Threshold, ...] = DEFAULT_VARIANT_THRESHOLDS
+    thresholds: tuple[Threshold, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,7 @@ STUDENT_KEYS = {"hidden_units": ((list,), _units), "embedding_dim": ((int,), _po
                 "dropout": (NUMBER, lambda v: None if 0 <= v < 1 else "must be in [0, 1)")}
 
 
-def parse_tuning(top: _Reader) -> TuningConfig:
+def parse_tuning(top: _Reader, task: str = task_lib.BINARY) -> TuningConfig:
     t = top.child("tuning")
     t.mapping({"algorithm", "max_trials", "epochs", "steps_per_epoch", "validation_steps", "objective", "seed",
                "search_space"})
@@ -98,7 +105,10 @@ def parse_tuning(top: _Reader) -> TuningConfig:
         raise t.fail("must name at least one hyperparameter to search", "search_space")
     if problem := hyperparameters.check_space(space):
         raise t.fail(problem, "search_space")
-    d = TuningConfig(space)
+    task_head = task_lib.head(task_lib.Label("", "", task), 2)
+    d = TuningConfig(space, objective=task_head.monitor, direction=task_head.monitor_mode)
+    objective = t.get("objective", (str,), d.objective,
+                      lambda v: None if v.startswith("val_") else f"must be a validation metric, e.g. {d.objective}")
     return TuningConfig(
         search_space=space,
         algorithm=t.get("algorithm", (str,), d.algorithm,
@@ -107,19 +117,20 @@ def parse_tuning(top: _Reader) -> TuningConfig:
         epochs=t.get("epochs", (int,), d.epochs, _positive),
         steps_per_epoch=t.get("steps_per_epoch", (int,), d.steps_per_epoch, _positive),
         validation_steps=t.get("validation_steps", (int,), d.validation_steps, _positive),
-        objective=t.get("objective", (str,), d.objective,
-                        lambda v: None if v.startswith("val_") else "must be a validation metric, e.g. val_auc"),
+        objective=objective,
+        direction="min" if objective.endswith(("loss", "rmse", "mae", "mse", "mape", "crossentropy")) else "max",
         seed=t.get("seed", (int,), d.seed),
     )
 
 
-def parse_optimization(top: _Reader, split_names: tuple[str, ...]) -> OptimizationConfig:
+def parse_optimization(top: _Reader, split_names: tuple[str, ...], task: str = task_lib.BINARY
+                       ) -> OptimizationConfig:
     o = top.child("optimization")
     o.mapping({"split", "thresholds", *VARIANTS})
     split = o.get("split", (str,), "test",
                   lambda v: None if v in split_names else f"must be one of {', '.join(split_names)}")
-    default_thresholds = (parse_thresholds(o, "thresholds") if "thresholds" in o.data
-                          else DEFAULT_VARIANT_THRESHOLDS)
+    default_thresholds = (parse_thresholds(o, "thresholds", task) if "thresholds" in o.data
+                          else DEFAULT_VARIANT_THRESHOLDS[task])
     variants = []
     for key, (name, component, spec) in VARIANTS.items():
         if key not in o.data:
@@ -132,7 +143,7 @@ def parse_optimization(top: _Reader, split_names: tuple[str, ...]) -> Optimizati
             s.mapping(set(STUDENT_KEYS))
             for p, (types, check) in STUDENT_KEYS.items():
                 s.get(p, types, None, check)
-        thresholds = parse_thresholds(v, "thresholds") if "thresholds" in v.data else default_thresholds
+        thresholds = parse_thresholds(v, "thresholds", task) if "thresholds" in v.data else default_thresholds
         variants.append(Variant(name, component, params, thresholds))
     if not variants:
         raise o.fail(f"name at least one of {', '.join(VARIANTS)}")

@@ -24,9 +24,10 @@ from components.temporal_split import TemporalCsvExampleGen
 from components.tfjs_converter import TFJSConverter
 from components.tflite_converter import TFLiteConverter
 from components.variant_comparison import VariantComparison
+from modules import task as task_lib
 from pipeline import orchestration, span_resolvers
 from pipeline.baseline import BLESSING, CANDIDATE, MODEL, PreviousBlessedModelStrategy
-from pipeline.config import METRICS, PipelineConfig, Threshold
+from pipeline.config import PipelineConfig, Threshold
 from pipeline.config_deployment import deployment_config
 
 MODULES_DIR = Path(__file__).resolve().parent.parent / "modules"
@@ -36,41 +37,58 @@ TUNING_MODULE = MODULES_DIR / "tuning.py"
 EVALUATOR_ID = "Evaluator"  # the one whose blessing gates the Pusher
 
 
+def _metric_threshold(th: Threshold | None, higher_is_better: bool) -> tfma.MetricThreshold | None:
+    if th is None:
+        return None
+    threshold = tfma.MetricThreshold()
+    if th.lower_bound is not None or th.upper_bound is not None:
+        value = tfma.GenericValueThreshold()
+        if th.lower_bound is not None:
+            value.lower_bound.value = th.lower_bound
+        if th.upper_bound is not None:
+            value.upper_bound.value = th.upper_bound
+        threshold.value_threshold.CopyFrom(value)
+    change = th.max_decrease if higher_is_better else th.max_increase
+    if change is not None:  # ignored when no baseline was resolved (first run)
+        threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER if higher_is_better
+            else tfma.MetricDirection.LOWER_IS_BETTER,
+            absolute={"value": -change if higher_is_better else change}))
+    return threshold
+
+
 def eval_config(cfg: PipelineConfig, thresholds: tuple[Threshold, ...] = ()) -> tfma.EvalConfig:
-    """Every reported metric, sliced as configured; ``thresholds`` (if any) decide the blessing,
-    ``max_decrease`` relative to the Evaluator's baseline model."""
-    thresholds = {t.metric: t for t in thresholds}
-    metrics = []
-    for name, class_name in METRICS.items():
-        th = thresholds.get(name)
-        threshold = None
-        if th is not None:
-            value = tfma.GenericValueThreshold()
-            if th.lower_bound is not None:
-                value.lower_bound.value = th.lower_bound
-            if th.upper_bound is not None:
-                value.upper_bound.value = th.upper_bound
-            threshold = tfma.MetricThreshold()
-            if th.lower_bound is not None or th.upper_bound is not None:
-                threshold.value_threshold.CopyFrom(value)
-            if th.max_decrease is not None:
-                # Ignored when no baseline was resolved (first run).
-                threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
-                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                    absolute={"value": -th.max_decrease}))
+    """Every metric of the config's task (``modules.task.METRICS``), sliced as configured;
+    ``thresholds`` (if any) decide the blessing, ``max_decrease`` / ``max_increase`` relative to
+    the Evaluator's baseline model. Multiclass: per-class (one-vs-rest) metrics and their macro
+    average, and the confusion matrix plot."""
+    label = cfg.label
+    by_metric = {t.metric: t for t in thresholds}
+    plain, per_class = [], []
+    for name, metric in task_lib.METRICS[label.task].items():
+        threshold = _metric_threshold(by_metric.get(name), metric.higher_is_better)
         # Thresholds gate the overall slice only: small slices (a rare payment type) are
         # reported, not used to block a model.
         per_slice = [] if threshold is None else [config_pb2.PerSliceMetricThreshold(
             slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
-        metrics.append(tfma.MetricConfig(class_name=class_name, per_slice_thresholds=per_slice))
+        (per_class if metric.per_class else plain).append(
+            tfma.MetricConfig(class_name=metric.class_name, per_slice_thresholds=per_slice))
+    # Unweighted only: the data has no example weights, and TFMA's weighted variant
+    # of a metric without weights is meaningless (AUC 0.5).
+    unweighted = config_pb2.ExampleWeightOptions(unweighted=True)
+    specs = [tfma.MetricsSpec(metrics=plain, example_weights=unweighted)]
+    if label.task == task_lib.MULTICLASS:
+        specs[0].metrics.append(tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"))
+        if per_class and cfg.label_classes:  # class ids 0..K-1 (Transform's vocabulary order)
+            class_ids = tfma.BinarizationOptions(class_ids={"values": list(range(len(cfg.label_classes)))})
+            specs.append(tfma.MetricsSpec(metrics=per_class, binarize=class_ids,
+                                          aggregate=tfma.AggregationOptions(macro_average=True),
+                                          example_weights=unweighted))
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(
-            signature_name="serving_default", label_key=cfg.label.name,
-            preprocessing_function_names=["transform_features"], prediction_key="probabilities")],
-        # Unweighted only: the data has no example weights, and TFMA's weighted variant
-        # of a metric without weights is meaningless (AUC 0.5).
-        metrics_specs=[tfma.MetricsSpec(
-            metrics=metrics, example_weights=config_pb2.ExampleWeightOptions(unweighted=True))],
+            signature_name="serving_default", label_key=label.name,
+            preprocessing_function_names=["transform_features"], prediction_key=label.prediction_key)],
+        metrics_specs=specs,
         # Only the metrics above: not the Keras model's compiled ones again.
         options=config_pb2.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False)),
         slicing_specs=[tfma.SlicingSpec()] + [
@@ -232,7 +250,7 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
 
     # Row/column deletion, then feature selection: each hands on examples and a narrower schema.
     model_examples, model_schema, after_gate = examples, schema, []
-    if cfg.cleaning.enabled:
+    if cfg.cleaning_enabled:
         cleaner = DataCleaner(examples=examples, schema=schema, rules=json.dumps(cfg.cleaning_rules()))
         _after(cleaner, gates)
         model_examples, model_schema = cleaner.outputs["cleaned_examples"], cleaner.outputs["cleaned_schema"]

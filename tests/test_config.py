@@ -196,7 +196,7 @@ def test_tuning_and_variants_load_with_defaults(tmp_path):
     assert cfg.tuning is None
     (pruned,) = cfg.optimization.variants
     assert pruned.params == {"target_sparsity": 0.8, "fine_tune_steps": 400, "epochs": 2, "learning_rate": 0.001}
-    assert pruned.thresholds == DEFAULT_VARIANT_THRESHOLDS
+    assert pruned.thresholds == DEFAULT_VARIANT_THRESHOLDS["binary_classification"]
     assert cfg.variant_config("pruned")["custom_config"]["model"]["hidden_units"] == [64, 32]
 
 

@@ -89,7 +89,7 @@ def test_pushed_web_model_in_node_matches_the_saved_model(web):
     rows = _rows(web, spec, 300)
     reference = data.reference_predictions(metadata["source_model"], rows, spec)
     out = runtime.node_predict(str(version), rows, list(data.raw_columns(spec)))
-    measured = executor.parity(reference, np.array(out["predictions"]))
+    measured = executor.parity(spec["task"], reference, np.array(out["predictions"]))
     assert not executor.judge(measured, metadata["thresholds"]), measured
     assert measured["agreement"] == 1.0
 
@@ -133,6 +133,6 @@ def test_web_demo_in_chromium_predicts_like_the_saved_model(web, served, tmp_pat
     assert out["errors"] == [] and out["backend"] == "cpu", out
     assert not [line for line in out["console"] if line.startswith(("error", "pageerror"))], out["console"]
     assert "Model loaded" in out["subtitle"]
-    measured = executor.parity(reference, np.array(out["predictions"], dtype=np.float64))
+    measured = executor.parity(spec["task"], reference, np.array(out["predictions"], dtype=np.float64))
     assert not executor.judge(measured, metadata["thresholds"]), measured
     assert (tmp_path / "page.png").stat().st_size > 10_000

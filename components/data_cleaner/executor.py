@@ -6,6 +6,9 @@ values among listed columns; (4) outlier rules in order, each fitted on the trai
 every previous step. Rules (2)-(4) read the input columns, including any that step (1) drops from
 the output. A missing value (absent feature, empty list or float NaN) is never an outlier.
 
+With ``label_classes``, the cleaned rows of every other split are checked against the classes of
+the fit split: a class the model never saw in training stops the run with a named error.
+
 Outputs are staged and moved into place only after the Beam pipeline succeeded.
 """
 
@@ -69,6 +72,34 @@ def present_value(example: tf.train.Example, column: str) -> list[float]:
 
 
 # ---- fitting (plain functions and combiners) ------------------------------------------------------
+
+class UnseenLabelClasses(ValueError):
+    """Eval/test rows hold a label class that train does not have: the model cannot predict it."""
+
+
+def class_token(example: tf.train.Example, column: str) -> list[str]:
+    """The row's label as a class token (``modules.task.token``), [] when missing."""
+    from modules.task import token
+
+    values = _values(example, column)
+    if len(values) == 0 or (isinstance(values[0], float) and math.isnan(values[0])):
+        return []
+    return [token(values[0])]
+
+
+def unseen_classes(items: Iterable[Sequence[Any]], column: str, fit_split: str) -> str | None:
+    """The error text when a split has classes the fit split lacks (from the report items)."""
+    seen = next((set(item[1]) for item in items if item[0] == "classes"), set())
+    unseen = {(item[1], item[2]): item[3] for item in items if item[0] == "unseen"}
+    if not unseen:
+        return None
+    lines = [f"split '{split}': class {cls!r} in {n} row{'s' if n > 1 else ''}"
+             for (split, cls), n in sorted(unseen.items())]
+    return (f"DataCleaner: label column '{column}' has classes that the {fit_split} split never has, so the "
+            f"model cannot learn them ({fit_split} classes: {', '.join(sorted(seen)) or 'none'}):\n  - "
+            + "\n  - ".join(lines) + "\nAdd such rows to the data (the split is a hash of each row), merge "
+            "the rare class into another, or remove its rows.")
+
 
 class MissingFractionFn(beam.CombineFn):
     """Fraction of rows missing each column: {column: fraction}."""
@@ -227,6 +258,20 @@ def clean_splits(splits: Mapping[str, beam.PCollection], rules: Rules, columns: 
             items.append(pcoll | f"Count[{split}][{stage}]" >> beam.combiners.Count.Globally()
                          | f"ItemCount[{split}][{stage}]" >> beam.Map(lambda n, s=split, j=stage: ("count", s, j, n)))
 
+    if rules.label_classes:
+        column = rules.label_classes
+        classes = (current[fit_split] | "FitClasses" >> beam.FlatMap(class_token, column)
+                   | "DistinctClasses" >> beam.Distinct() | "ClassList" >> beam.combiners.ToList())
+        items.append(classes | "ItemClasses" >> beam.Map(lambda c: ("classes", sorted(c))))
+        known = beam.pvalue.AsSingleton(classes)
+        for split in current:
+            if split != fit_split:
+                items.append(
+                    current[split] | f"Classes[{split}]" >> beam.FlatMap(class_token, column)
+                    | f"Unseen[{split}]" >> beam.Filter(lambda c, k: c not in k, known)
+                    | f"CountUnseen[{split}]" >> beam.combiners.Count.PerElement()
+                    | f"ItemUnseen[{split}]" >> beam.Map(lambda kv, s=split: ("unseen", s, kv[0], kv[1])))
+
     drop = beam.pvalue.AsSingleton(dropped)
     cleaned = {split: pcoll | f"DropColumns[{split}]" >> beam.Map(drop_features, drop)
                for split, pcoll in current.items()}
@@ -248,7 +293,7 @@ def build_report(items: Iterable[Sequence[Any]], rules: Rules, split_names: Sequ
             fitted[item[2]["rule"]] = item[2]
         elif item[0] == "columns":
             columns = item[1]
-        else:
+        elif item[0] == "missing_fraction":
             missing_fraction = item[1]
     last = len(rules.row_rules)
     splits = {split: [{"rule": rule.name, "rows_in": counts[(split, i)],
@@ -329,9 +374,12 @@ def run(*, examples_uri: str, split_names: Sequence[str], schema_uri: str, clean
             _ = (items | "GatherItems" >> beam.combiners.ToList() | "ItemsJson" >> beam.Map(json.dumps)
                  | "WriteItems" >> beam.io.WriteToText(os.path.join(staging, _ITEMS_FILE),
                                                        num_shards=1, shard_name_template=""))
-        # The pipeline succeeded: publish.
+        # The pipeline succeeded: check the label's classes, then publish.
         with fileio.open(os.path.join(staging, _ITEMS_FILE)) as fh:
-            report = build_report(json.loads(fh.read()), rules, split_names, fit_split)
+            items = json.loads(fh.read())
+        if rules.label_classes and (problem := unseen_classes(items, rules.label_classes, fit_split)):
+            raise UnseenLabelClasses(problem)
+        report = build_report(items, rules, split_names, fit_split)
         for s in split_names:
             fileio.makedirs(_split_dir(cleaned_examples_uri, s))
             for path in fileio.glob(os.path.join(_split_dir(staging, s), "*")):

@@ -12,7 +12,9 @@ Every key is optional; unknown keys are errors (a typo must not silently disable
         {"column": "fare", "method": "iqr", "k": 1.5},                        # k >= 0, default 1.5
         {"column": "trip_miles", "method": "quantile", "lower": 0.01, "upper": 0.99},  # 0 <= lower <= upper <= 1
         {"column": "trip_seconds", "method": "z_score", "k": 3.0}             # k >= 0, default 3.0
-      ]
+      ],
+      "label_classes": "species"                   # a multiclass label: a class in another split that
+                                                   #   the fit split never has stops the run (named)
     }
 
 Every column must be in the schema; outlier columns must be INT or FLOAT, at most one outlier rule
@@ -32,7 +34,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 METHODS = ("quantile", "iqr", "z_score")
 DEFAULT_K = {"iqr": 1.5, "z_score": 3.0}
 _TOP_KEYS = ("drop_columns_missing_fraction", "drop_rows_missing", "max_missing_per_row", "remove_outliers",
-             "protected_columns")
+             "protected_columns", "label_classes")
 _NUMERIC = (schema_pb2.INT, schema_pb2.FLOAT)
 
 
@@ -88,6 +90,7 @@ class Rules:
     drop_columns_missing_fraction: float | None = None
     protected_columns: tuple[str, ...] = ()
     row_rules: tuple[RowRule, ...] = ()  # applied in this order: steps (2), (3), then (4) rule by rule
+    label_classes: str | None = None  # checked on the cleaned rows: every class must occur in the fit split
 
     @property
     def outlier_rules(self) -> tuple[RemoveOutliers, ...]:
@@ -194,4 +197,9 @@ def parse_rules(rules_json: str, schema: schema_pb2.Schema) -> Rules:
                                                            "report's fitted.missing_fraction key")
         seen.add(rule.column)
         row_rules.append(rule)
-    return Rules(threshold, protected, tuple(row_rules))
+    label_classes = raw.get("label_classes")
+    if label_classes is not None:
+        if not isinstance(label_classes, str):
+            _fail("label_classes", f"expected a column name, got {label_classes!r}")
+        _known("label_classes", label_classes, known)
+    return Rules(threshold, protected, tuple(row_rules), label_classes)

@@ -172,8 +172,8 @@ def test_scores_equal_sklearn_and_numpy_on_the_train_rows(run):
         assert artifact.custom_properties["fit_split"].string_value == "train"
 
 
-def test_label_rule_is_label_fn(run):
-    from modules.preprocessing import label_fn
+def test_label_rule_is_the_transform_label(run):
+    from modules.task import Label, label_tensor
 
     records = split_records(run.examples_uri, "train")
     columns = executor.parse_records(records, ["tips", "fare"])
@@ -181,7 +181,8 @@ def test_label_rule_is_label_fn(run):
     for rule in (LABEL, {"column": "tips", "greater_than_column": None, "factor": 1.0, "greater_than": 2.0}):
         ours = scoring.label_values(columns, executor.parse_config(json.dumps(selector_config(label=rule))).label)
         assert 0 < ours.sum() < len(ours)
-        np.testing.assert_array_equal(ours, label_fn(dense, rule).numpy())
+        transform = label_tensor(dense, Label.from_json({**rule, "name": "label"}))
+        np.testing.assert_array_equal(ours, transform.numpy())
 
 
 def test_selected_schema_drops_exactly_the_unselected_candidates(run):

@@ -28,19 +28,21 @@ from tfx.types.artifact import Artifact
 from tfx.utils import io_utils
 
 from components.feature_selector import report, scoring
-from components.feature_selector.scoring import Candidate, FeatureScore, LabelRule
+from components.feature_selector.scoring import Candidate, FeatureScore
+from modules import task as task_lib
+from modules.task import Label
 
 SCHEMA_FILE = "schema.pbtxt"
 STAGING_DIR = ".staging"  # inside the scores artifact while Beam runs; removed before outputs are written
 DEFAULT_SAMPLE_SIZE = 50000
 CONFIG_KEYS = {"method", "top_k", "threshold", "candidates", "label", "always_keep", "sample_size", "seed"}
-LABEL_KEYS = {"column", "greater_than_column", "factor", "greater_than"}
+LABEL_KEYS = set(Label.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
 class SelectorConfig:
     candidates: tuple[Candidate, ...]
-    label: LabelRule
+    label: Label
     method: str = scoring.MUTUAL_INFORMATION
     top_k: int | None = None
     threshold: float | None = None
@@ -65,7 +67,7 @@ class Selection:
     table: list[FeatureScore]
     schema: schema_pb2.Schema  # the input schema minus the unselected candidates
     rows: int  # rows scored (the sample)
-    positives: int  # rows with label 1
+    positives: int | None  # rows with label 1 (binary); None for multiclass and regression
 
 
 # ------------------------------------------------------------------ config --
@@ -108,23 +110,32 @@ def _candidates(raw: Any) -> tuple[Candidate, ...]:
     return tuple(out)
 
 
-def _label(raw: Any) -> LabelRule:
+def _label(raw: Any) -> Label:
+    """The label as ``modules.task.Label.to_json`` writes it (the config's one definition)."""
     raw = _mapping(raw, "label", LABEL_KEYS)
-    column, gt_col, gt = raw.get("column"), raw.get("greater_than_column"), raw.get("greater_than")
-    factor = raw.get("factor", 1.0)
+    column, task = raw.get("column"), raw.get("task", task_lib.BINARY)
     if not isinstance(column, str) or not column:
         raise _fail("label.column", f"must be a column name, got {column!r}")
-    if (gt_col is None) == (gt is None):
-        raise _fail("label", "give exactly one of greater_than_column or greater_than (the other null)")
-    if gt_col is not None and (not isinstance(gt_col, str) or not gt_col):
-        raise _fail("label.greater_than_column", f"must be a column name, got {gt_col!r}")
-    if gt is not None and not _is_number(gt):
-        raise _fail("label.greater_than", f"must be a number, got {gt!r}")
+    if task not in task_lib.TASKS:
+        raise _fail("label.task", f"must be one of {', '.join(task_lib.TASKS)}, got {task!r}")
+    gt_col, gt, positive = raw.get("greater_than_column"), raw.get("greater_than"), raw.get("positive_class")
+    factor = raw.get("factor", 1.0)
+    if task == task_lib.BINARY and positive is None:
+        if (gt_col is None) == (gt is None):
+            raise _fail("label", "give exactly one of greater_than_column or greater_than (the other null), "
+                                 "or positive_class")
+        if gt_col is not None and (not isinstance(gt_col, str) or not gt_col):
+            raise _fail("label.greater_than_column", f"must be a column name, got {gt_col!r}")
+        if gt is not None and not _is_number(gt):
+            raise _fail("label.greater_than", f"must be a number, got {gt!r}")
+    if positive is not None and not isinstance(positive, str):
+        raise _fail("label.positive_class", f"must be a class token (a string), got {positive!r}")
     if factor is None:
         factor = 1.0
     if not _is_number(factor):
         raise _fail("label.factor", f"must be a number, got {factor!r}")
-    return LabelRule(column, gt_col, float(factor), None if gt is None else float(gt))
+    return Label(raw.get("name") or column, column, task, gt_col, float(factor),
+                 None if gt is None else float(gt), positive, raw.get("transform") or "none")
 
 
 def parse_config(text: str) -> SelectorConfig:
@@ -133,8 +144,9 @@ def parse_config(text: str) -> SelectorConfig:
         {"method": "mutual_information" | "correlation",       (default mutual_information)
          "top_k": int >= 1 | null, "threshold": number | null,  (exactly one of them)
          "candidates": [{"name": str, "type": "float" | "int" | "string"}, ...],
-         "label": {"column": str, "greater_than_column": str | null, "factor": number (1.0),
-                   "greater_than": number | null},              (exactly one of the two)
+         "label": modules.task.Label as JSON: {"column": str, "task": ..., and for the binary
+                   threshold rule exactly one of "greater_than_column" / "greater_than",
+                   or "positive_class"},
          "always_keep": [str, ...],   (kept whatever their score; non-candidates are kept anyway)
          "sample_size": int >= 4 (50000), "seed": int (0)}
     """
@@ -192,9 +204,10 @@ def check_schema(cfg: SelectorConfig, schema: schema_pb2.Schema) -> None:
         if col not in types:
             raise ValueError(f"FeatureSelector: label column '{col}' ({label_keys[col]}) is not in the data "
                              f"(not a column of the examples' schema; columns: {columns})")
-        if types[col] == schema_pb2.BYTES:
+        if types[col] == schema_pb2.BYTES and (cfg.label.threshold_rule or cfg.label.task == task_lib.REGRESSION):
             raise ValueError(f"FeatureSelector: label column '{col}' ({label_keys[col]}) holds strings; "
-                             "the label rule compares numbers")
+                             f"{'the label rule compares' if cfg.label.threshold_rule else 'regression needs'} "
+                             "numbers")
 
 
 def selected_schema(schema: schema_pb2.Schema, drop: set[str]) -> schema_pb2.Schema:
@@ -310,7 +323,8 @@ def compute(pipeline: beam.Pipeline, examples: Artifact, schema: schema_pb2.Sche
     table = [replace(r, reason=f"{r.reason}; kept in the schema: the label needs it")
              if not r.selected and r.feature in label_columns else r for r in table]
     drop = {r.feature for r in table if not r.selected} - label_columns
-    return Selection(cfg, table, selected_schema(schema, drop), len(records), int(y.sum()))
+    return Selection(cfg, table, selected_schema(schema, drop), len(records),
+                     int(y.sum()) if cfg.label.task == task_lib.BINARY else None)
 
 
 def write_outputs(selection: Selection, selected_schema_uri: str, scores_uri: str) -> None:

@@ -1,4 +1,7 @@
-"""Scores candidate features against the 0/1 label on one in-memory sample, then selects.
+"""Scores candidate features against the label on one in-memory sample, then selects.
+
+The label is ``modules.task``'s (0/1, class tokens or a numeric target): mutual information
+for classification (``mutual_info_classif``) or regression (``mutual_info_regression``).
 
 Pure numpy / scikit-learn on plain columns (name -> one value per row, ``None`` = missing),
 so every number in the score table can be recomputed from the same rows.
@@ -11,7 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.feature_selection import mutual_info_classif
+from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
+
+from modules.task import REGRESSION, Label
 
 MUTUAL_INFORMATION, CORRELATION = "mutual_information", "correlation"
 METHODS = (MUTUAL_INFORMATION, CORRELATION)
@@ -38,20 +43,6 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class LabelRule:
-    """Positive when ``column > factor * greater_than_column`` or ``column > greater_than``."""
-
-    column: str
-    greater_than_column: str | None = None
-    factor: float = 1.0
-    greater_than: float | None = None
-
-    @property
-    def source_columns(self) -> tuple[str, ...]:
-        return (self.column,) + ((self.greater_than_column,) if self.greater_than_column else ())
-
-
-@dataclass(frozen=True)
 class FeatureScore:
     feature: str
     type: str
@@ -72,15 +63,25 @@ def _as_float32(values: Sequence[Any]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float32)
 
 
-def label_values(columns: Columns, rule: LabelRule) -> np.ndarray:
-    """The label as ``modules.preprocessing.label_fn`` computes it: float32 values (as Transform
-    parses them), and a row whose label inputs are missing (NaN here) is negative."""
-    value = _as_float32(columns[rule.column])
-    if rule.greater_than_column:
-        positive = value > _as_float32(columns[rule.greater_than_column]) * np.float32(rule.factor)
-    else:
-        positive = value > np.float32(rule.greater_than)
-    return positive.astype(np.int64)  # NaN compares False: missing -> 0
+def label_values(columns: Columns, label: Label) -> np.ndarray:
+    """The label as Transform computes it (``modules.task.label_values``), as numbers: 0/1,
+    class codes (multiclass, codes in sorted order of the class tokens) or the target."""
+    from modules import task
+
+    other = columns[label.greater_than_column] if label.greater_than_column else None
+    y = task.label_values(columns[label.column], label, other)
+    if label.classification and y.dtype == object:
+        return np.unique(y, return_inverse=True)[1].astype(np.int64)
+    return y
+
+
+def present_label_rows(columns: Columns, label: Label) -> np.ndarray:
+    """Rows whose label is known: all of them for the threshold rule (missing = negative),
+    the others drop rows without a label (as DataCleaner does before Transform)."""
+    values = columns[label.column]
+    if not label.drops_missing:
+        return np.ones(len(values), dtype=bool)
+    return np.array([not (v is None or (isinstance(v, float) and np.isnan(v))) for v in values], dtype=bool)
 
 
 def _text(value: Any) -> str:
@@ -114,7 +115,7 @@ def abs_correlation(x: np.ndarray, y: np.ndarray) -> float:
     return abs(float(np.corrcoef(x, y)[0, 1]))
 
 
-def score(columns: Columns, candidates: Sequence[Candidate], rule: LabelRule,
+def score(columns: Columns, candidates: Sequence[Candidate], rule: Label,
           seed: int) -> tuple[np.ndarray, list[float | None], np.ndarray]:
     """(MI per candidate, |r| per candidate (None for strings), label) on the given rows.
 
@@ -122,13 +123,17 @@ def score(columns: Columns, candidates: Sequence[Candidate], rule: LabelRule,
     estimator's jitter on continuous columns is drawn for all of them at once from
     ``random_state=seed``, so the result is reproducible from the same rows in the same order.
     """
+    keep = present_label_rows(columns, rule)
+    if not keep.all():
+        columns = {name: [v for v, k in zip(values, keep, strict=True) if k] for name, values in columns.items()}
     y = label_values(columns, rule)
     if len(y) < MIN_ROWS:
         raise ValueError(f"only {len(y)} rows to score on; need at least {MIN_ROWS}")
     encoded = [encode(columns[c.name], c) for c in candidates]
     matrix = np.column_stack([mi_col for mi_col, _ in encoded])
     discrete = np.array([c.discrete for c in candidates], dtype=bool)
-    mi = mutual_info_classif(matrix, y, discrete_features=discrete, random_state=seed)
+    estimate = mutual_info_regression if rule.task == REGRESSION else mutual_info_classif
+    mi = estimate(matrix, y, discrete_features=discrete, random_state=seed)
     corr = [None if num is None else abs_correlation(num, y.astype(np.float64)) for _, num in encoded]
     return mi, corr, y
 

@@ -74,9 +74,9 @@ def feed(rows: dict[str, np.ndarray], spec: dict[str, Any], start: int = 0, stop
     return {i["name"]: rows[i["name"]][start:stop] for i in spec["inputs"]}
 
 
-def reference_predictions(model_uri: str, rows: dict[str, np.ndarray], spec: dict[str, Any] | None = None
-                          ) -> np.ndarray:
-    """The SavedModel's ``serving_raw`` signature (Transform graph inside) on ``rows``: shape [n]."""
+def reference_predictions(model_uri: str, rows: dict[str, np.ndarray], spec: dict[str, Any]) -> np.ndarray:
+    """The SavedModel's ``serving_raw`` signature (Transform graph inside) on ``rows``, its
+    ``spec["output"]``: shape [n], or [n, K] for multiclass probabilities."""
     from tfx.utils import path_utils
 
     path = path_utils.serving_model_path(model_uri)
@@ -93,7 +93,14 @@ def reference_predictions(model_uri: str, rows: dict[str, np.ndarray], spec: dic
             feeds[name] = tf.constant(np.where(v >= 0, v.astype(np.float64), np.nan), tspec.dtype)
         else:
             feeds[name] = tf.constant(v.astype(np.float64), tspec.dtype)
-    return fn(**feeds)["probabilities"].numpy().reshape(-1)
+    return flat(fn(**feeds)[spec["output"]].numpy())
+
+
+def flat(values: np.ndarray) -> np.ndarray:
+    """[n, 1] -> [n]; [n, K] stays."""
+    values = np.asarray(values)
+    values = values.reshape(values.shape[0], -1)
+    return values[:, 0] if values.shape[1] == 1 else values
 
 
 def labels(model_uri: str, examples_uri: str, split: str, n: int, label: str) -> np.ndarray:

@@ -1,8 +1,9 @@
 """A trained Keras model behind Transform's preprocessing rebuilt with built-in ops.
 
 ``export_raw_savedmodel`` writes a SavedModel whose ``serving_default`` takes raw columns
-(one [batch] tensor each, the spec's input convention) and returns ``probabilities``
-[batch, 1]: the form TFLite and TF.js convert. Its preprocessing constants come from
+(one [batch] tensor each, the spec's input convention) and returns the task's prediction
+(``spec["output"]``: ``probabilities`` [batch, 1] or [batch, K], or a regression target
+``outputs`` [batch, 1] in its own units): the form TFLite and TF.js convert. Its preprocessing constants come from
 Transform's graph (``fitted.py``), so it answers as the served model does.
 """
 
@@ -22,15 +23,23 @@ import tensorflow_transform as tft  # noqa: E402
 
 from components import model_io  # noqa: E402
 from components.ondevice import builtin  # noqa: E402
-from components.ondevice.fitted import fitted_values  # noqa: E402
 from components.ondevice.spec import build_spec  # noqa: E402
+from modules.fitted import fitted_values  # noqa: E402
 
 SPEC_FILE = "preprocessing_spec.json"
-OUTPUT_KEY = "probabilities"
+
+
+def target_units(y: tf.Tensor, target: dict[str, Any] | None) -> tf.Tensor:
+    """A regression output in the target's units, with built-in ops (EXP, MUL, ADD)."""
+    if not target or target["transform"] == "none":
+        return y
+    if target["transform"] == "log1p":
+        return tf.exp(y) - 1.0  # expm1 has no TFLite built-in kernel
+    return y * target["std"] + target["mean"]
 
 
 class OnDeviceModel(tf.Module):
-    """Raw inputs -> built-in preprocessing -> the Keras model -> probabilities."""
+    """Raw inputs -> built-in preprocessing -> the Keras model -> the task's prediction."""
 
     def __init__(self, keras_model: Any, spec: dict[str, Any], target: str = "portable"):
         super().__init__()
@@ -42,7 +51,7 @@ class OnDeviceModel(tf.Module):
         def serve(*values: tf.Tensor) -> dict[str, tf.Tensor]:
             inputs = dict(zip(names, values, strict=True))
             features = builtin.model_inputs(spec, builtin.transformed_features(spec, inputs, self.tables, target))
-            return {OUTPUT_KEY: self.model(features, training=False)}
+            return {spec["output"]: target_units(self.model(features, training=False), spec.get("target"))}
 
         self.serve = serve
 

@@ -24,7 +24,7 @@ def _hash_buckets(tokens: np.ndarray, buckets: int) -> np.ndarray:
 
 
 def _tokens(x: np.ndarray) -> np.ndarray:
-    """feature_steps._as_tokens: integers print without a fraction, other floats as %f."""
+    """feature_steps.as_tokens: integers print without a fraction, other floats as %f."""
     if x.dtype == object:
         return x
     return np.array([str(int(v)) if v == round(v) else f"{v:f}" for v in x.astype(np.float64)], dtype=object)

@@ -41,7 +41,7 @@ def _vocabulary(tft_output: Any, filename: str) -> list[str]:
 
 def _numeric_token(token: str) -> float | None:
     """The number a vocabulary token of a numeric column stands for, if it is an integer
-    (feature_steps._as_tokens prints integers without a fraction; other floats are formatted
+    (feature_steps.as_tokens prints integers without a fraction; other floats are formatted
     strings that exact float comparison cannot match)."""
     try:
         value = float(token)
@@ -200,8 +200,26 @@ def build_spec(custom_config: dict, tft_output: Any, fitted: dict) -> dict[str, 
                                "transformed": True, "feature": f["name"]})
     # ``columns``: every raw column a feature reads, with its on-device dtype, including columns
     # only the app-transformed features read (they are not model inputs).
+    from modules import task
+
+    label = task.label_of(custom_config)
     return {"format": SPEC_FORMAT, "version": SPEC_VERSION, "inputs": inputs, "columns": columns,
-            "features": features, "label": custom_config["label"]["name"], "output": "probabilities"}
+            "features": features, "label": label.name, "task": label.task, "output": label.prediction_key,
+            "classes": task.class_names(label, tft_output), "target": _target(label, fitted)}
+
+
+def _target(label: Any, fitted: dict) -> dict[str, Any] | None:
+    """Regression: how the model's output becomes the target's units (y -> expm1(y), or
+    y * std + mean with Transform's fitted moments)."""
+    from modules import task
+
+    if label.task != task.REGRESSION:
+        return None
+    out: dict[str, Any] = {"transform": label.transform}
+    if label.transform == "z_score":
+        std = float(fitted[(label.name, 0, "std")])
+        out.update(mean=float(fitted[(label.name, 0, "mean")]), std=std if std > 0 else 1.0)
+    return out
 
 
 def _source_columns(feature: dict[str, Any]) -> list[str]:

@@ -75,9 +75,13 @@ def encoded(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def predict(content: bytes, feeds: dict[str, np.ndarray], runner: Any = None) -> np.ndarray:
-    """Probabilities [n] of a .tflite model run in LiteRT on ``feeds`` (one batch)."""
+    """The prediction ([n], or [n, K] class probabilities) of a .tflite model run in LiteRT on
+    ``feeds`` (one batch); the model has one output (the spec's ``output``)."""
+    from components.ondevice.data import flat
+
     runner = runner or interpreter(content).get_signature_runner(SIGNATURE)
-    return np.asarray(runner(**encoded(feeds))["probabilities"]).reshape(-1)
+    (values,) = runner(**encoded(feeds)).values()
+    return flat(values)
 
 
 def op_names(content: bytes) -> list[str]:

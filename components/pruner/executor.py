@@ -53,7 +53,7 @@ def prune(model: keras.Model, data: model_io.ModelData, config: dict[str, Any]) 
         return layer
 
     wrapped = keras.models.clone_model(model, clone_function=wrap)
-    model_io.compile_for_binary(wrapped, config["learning_rate"])
+    model_io.compile_for_task(wrapped, data, config["learning_rate"])
     epochs = config.get("epochs", 2)
     wrapped.fit(data.dataset("train", config["batch_size"]), epochs=epochs,
                 steps_per_epoch=max(1, steps // epochs), callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],

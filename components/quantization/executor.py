@@ -37,7 +37,7 @@ def run(model_artifact: Any, examples: Any, transform_graph: Any, output: Any, c
     keras.utils.set_random_seed(config.get("seed", 42))
     data = model_io.ModelData.of(config["custom_config"], transform_graph, examples)
     qat = quantize_aware(model_io.load_model(model_artifact.uri))
-    model_io.compile_for_binary(qat, config["learning_rate"])
+    model_io.compile_for_task(qat, data, config["learning_rate"])
     steps, epochs = config["fine_tune_steps"], config.get("epochs", 2)
     qat.fit(data.dataset("train", config["batch_size"]), epochs=epochs, steps_per_epoch=max(1, steps // epochs),
             validation_data=data.dataset("eval", config["batch_size"]), validation_steps=config.get("eval_steps", 20),

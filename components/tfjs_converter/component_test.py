@@ -117,7 +117,7 @@ def test_pushed_web_model_in_node_matches_the_saved_model_on_real_rows(run):
     reference = data.reference_predictions(str(run["model"].model_artifact), rows, spec)
     out = runtime.node_predict(str(version), rows, list(data.raw_columns(spec)))
     assert out["backend"] == "cpu" and out["tfjs_version"] == runtime.tfjs_version()
-    measured = executor.parity(reference, np.array(out["predictions"]))
+    measured = executor.parity(spec["task"], reference, np.array(out["predictions"]))
     assert measured["max_abs_diff"] <= 1e-5 and measured["agreement"] == 1.0, measured
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from components.tfjs_converter import runtime
+from modules import task
 
 SERVING_DIR = "Format-Serving"  # tfx path_constants.SERVING_MODEL_DIR: what Pusher copies
 MODEL_SUBDIR = "model"
@@ -45,8 +46,7 @@ DEMO_DIR = runtime.WEB_DIR / "demo"
 PAGE_FILES = ("index.html", "app.js")
 DEMO_EXAMPLES = 5  # validation rows offered by the page's "example" menu
 REQUIRED = ("custom_config", "quantization", "thresholds", "split", "validation_examples")
-THRESHOLD_KEYS = ("max_abs_diff", "min_agreement")
-DECISION = 0.5  # a positive decision is p > 0.5, as TFMA's binary metrics and TFLiteConverter decide
+THRESHOLD_KEYS = task.THRESHOLD_KEYS
 MISSING = {"float32": "NaN (empty field)", "string": "\"\" (empty field)"}  # integers (timestamps): negative
 
 
@@ -82,26 +82,20 @@ def check_inputs(model_uri: str, transform_graph_uri: str, examples_uri: str, sp
         raise FileNotFoundError(f"TFJSConverter: no '{split}' examples to validate on: {split_dir} is missing or empty")
 
 
-def parity(reference: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """How closely the TF.js probabilities follow the SavedModel's: the largest and mean absolute
-    difference, and the share of rows with the same decision (p > 0.5)."""
+def parity(kind: str, reference: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """How closely the TF.js outputs follow the SavedModel's (``modules.task.parity``: largest
+    absolute and relative difference, decision agreement), plus the mean absolute difference."""
     reference, predicted = np.asarray(reference, np.float64), np.asarray(predicted, np.float64)
-    if reference.shape != predicted.shape:
-        raise ValueError(f"TF.js returned {predicted.shape[0]} predictions for {reference.shape[0]} rows")
-    diff = np.abs(reference - predicted)
-    return {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
-            "agreement": float(np.mean((reference > DECISION) == (predicted > DECISION))),
-            "examples": int(reference.size)}
+    if reference.size != predicted.size:
+        raise ValueError(f"TF.js returned {predicted.size} values for {reference.size} reference values")
+    predicted = predicted.reshape(reference.shape)  # TF.js returns the output tensor flattened
+    return {**task.parity(kind, predicted, reference),
+            "mean_abs_diff": float(np.mean(np.abs(reference - predicted))), "examples": len(reference)}
 
 
 def judge(measured: dict[str, float], thresholds: dict[str, float]) -> list[str]:
     """The thresholds ``measured`` misses (empty: within all of them)."""
-    failures = []
-    if "max_abs_diff" in thresholds and not measured["max_abs_diff"] <= thresholds["max_abs_diff"]:
-        failures.append(f"max_abs_diff {measured['max_abs_diff']:.3g} > {thresholds['max_abs_diff']:.3g}")
-    if "min_agreement" in thresholds and not measured["agreement"] >= thresholds["min_agreement"]:
-        failures.append(f"agreement {measured['agreement']:.4f} < min_agreement {thresholds['min_agreement']:.4f}")
-    return failures
+    return task.blessed(measured, thresholds)[1]
 
 
 def sizes(serving_dir: Path) -> dict[str, int]:
@@ -151,8 +145,8 @@ def ignored_ops(model_json: Path) -> dict[str, int]:
 def _example_rows(rows: dict[str, np.ndarray], columns: list[str], reference: np.ndarray, predicted: np.ndarray,
                   k: int) -> list[dict[str, Any]]:
     js = runtime.rows_json({c: rows[c][:k] for c in columns}, columns)["columns"]
-    return [{"values": {c: js[c][i] for c in columns}, "saved_model": float(reference[i]),
-             "tfjs": float(predicted[i])} for i in range(min(k, len(reference)))]
+    return [{"values": {c: js[c][i] for c in columns}, "saved_model": reference[i].tolist(),
+             "tfjs": predicted[i].tolist()} for i in range(min(k, len(reference)))]
 
 
 def write_page(serving_dir: Path) -> None:
@@ -198,13 +192,13 @@ def convert_and_validate(model_uri: str, transform_graph_uri: str, examples_uri:
     raw_columns = data.raw_columns(spec)
     rows = data.raw_rows(examples_uri, split, n, spec)
     t = time.monotonic()
-    reference = np.asarray(data.reference_predictions(model_uri, rows, spec), np.float64).reshape(-1)
+    reference = np.asarray(data.reference_predictions(model_uri, rows, spec), np.float64)
     timings["reference_s"] = time.monotonic() - t
     t = time.monotonic()
     node = runtime.node_predict(str(serving), rows, list(raw_columns))
     timings["tfjs_node_s"] = time.monotonic() - t
-    predicted = np.asarray(node["predictions"], np.float64)
-    measured = parity(reference, predicted)
+    predicted = np.asarray(node["predictions"], np.float64).reshape(reference.shape)
+    measured = parity(spec["task"], reference, predicted)
     failures = judge(measured, config["thresholds"])
     ignored = ignored_ops(serving / MODEL_SUBDIR / "model.json")
     notes = [f"TF.js runs {op} as identity ({n} nodes): {IGNORED_OPS[op]}" for op, n in ignored.items()]
@@ -219,7 +213,9 @@ def convert_and_validate(model_uri: str, transform_graph_uri: str, examples_uri:
         "version": 1,
         "model": config.get("model_name", "trained"),
         "source_model": model_uri,
-        "output": spec.get("output", "probabilities"),
+        "output": spec["output"],
+        "task": spec["task"],
+        "classes": spec["classes"],
         "model_json": f"{MODEL_SUBDIR}/model.json",
         # The graph model's inputs (signature order): raw columns and app-transformed features.
         "inputs": [{"name": i["name"], "dtype": i["dtype"], "shape": [None, *i.get("shape", [])],

@@ -19,9 +19,9 @@ import tensorflow as tf
 
 from components.ondevice import builtin, reference
 from components.ondevice import tflite as lite
-from components.ondevice.fitted import fitted_values
 from components.ondevice.spec import build_spec, not_builtin
 from components.tflite_converter import executor
+from modules.fitted import fitted_values
 from tests import tft_harness
 from tests.conftest import sample_rows
 
@@ -44,16 +44,6 @@ def test_unknown_variant_and_missing_calibration_are_named(tmp_path):
         lite.convert(str(tmp_path), "int4")
     with pytest.raises(ValueError, match="TFLiteConverter: config lacks variants, thresholds"):
         executor.run(None, None, None, None, None, json.dumps({"custom_config": {}}))
-
-
-def test_blessing_rule():
-    ref = np.array([0.1, 0.6, 0.5, 0.9])
-    # A quantized output of exactly 0.5 is a negative decision, as for TFMA (p > 0.5).
-    measured = executor.parity(np.array([0.1, 0.5, 0.5, 0.9]), ref)
-    assert measured == {"max_abs_diff": pytest.approx(0.1), "agreement": 0.75}
-    assert executor.blessed(measured, {"max_abs_diff": 0.2}) == (True, [])
-    ok, failures = executor.blessed(measured, {"max_abs_diff": 0.01, "min_agreement": 0.99})
-    assert not ok and len(failures) == 2 and "agreement 0.7500 < 0.99" in failures[1]
 
 
 def _feature(name, type_, *steps, **derived):

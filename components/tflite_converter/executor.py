@@ -27,28 +27,19 @@ from tfx.utils import path_utils  # noqa: E402
 from components import model_io  # noqa: E402
 from components.ondevice import data, raw_model  # noqa: E402
 from components.ondevice import tflite as lite  # noqa: E402
+from modules import task  # noqa: E402
 
 COMPONENT = "TFLiteConverter"
-THRESHOLD = 0.5  # a positive decision is p > 0.5 (as TFMA's binary metrics); quantized outputs can be exactly 0.5
+# TFMA metrics of the shipped .tflite files, per task (TFMA computes them from the model's output).
+TFLITE_METRICS = {
+    task.BINARY: ("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall", "MeanPrediction", "MeanLabel"),
+    task.MULTICLASS: ("ExampleCount", "SparseCategoricalAccuracy", "SparseCategoricalCrossentropy"),
+    task.REGRESSION: ("ExampleCount", "MeanSquaredError", "MeanAbsoluteError", "MeanPrediction", "MeanLabel"),
+}
 
 
 def _log(msg: str) -> None:
     print(f"[{COMPONENT}] {msg}", flush=True)
-
-
-def parity(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
-    """Max |difference| of probabilities and the fraction of equal decisions at 0.5."""
-    return {"max_abs_diff": float(np.max(np.abs(pred - ref))),
-            "agreement": float(np.mean((pred > THRESHOLD) == (ref > THRESHOLD)))}
-
-
-def blessed(measured: dict[str, float], thresholds: dict[str, float]) -> tuple[bool, list[str]]:
-    failures = []
-    if "max_abs_diff" in thresholds and not measured["max_abs_diff"] <= thresholds["max_abs_diff"]:
-        failures.append(f"max_abs_diff {measured['max_abs_diff']:.3g} > {thresholds['max_abs_diff']:.3g}")
-    if "min_agreement" in thresholds and not measured["agreement"] >= thresholds["min_agreement"]:
-        failures.append(f"agreement {measured['agreement']:.4f} < {thresholds['min_agreement']}")
-    return not failures, failures
 
 
 def tfma_metrics(contents: dict[str, bytes], rows: dict[str, np.ndarray], spec: dict[str, Any],
@@ -59,11 +50,11 @@ def tfma_metrics(contents: dict[str, bytes], rows: dict[str, np.ndarray], spec: 
 
     examples = os.path.join(workdir, "examples.tfrecord")
     label = spec["label"]
-    data.write_examples(rows, spec, {label: label_values.astype(np.int64)}, examples)
+    values = label_values.astype(np.float32 if spec["task"] == task.REGRESSION else np.int64)
+    data.write_examples(rows, spec, {label: values}, examples)
     specs, shared = [], []
     metrics = [tfma.MetricsSpec(model_names=list(contents), metrics=[
-        tfma.MetricConfig(class_name=c) for c in
-        ("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall", "MeanPrediction", "MeanLabel")])]
+        tfma.MetricConfig(class_name=c) for c in TFLITE_METRICS[spec["task"]]])]
     for name in contents:
         specs.append(tfma.ModelSpec(name=name, model_type=tfma.TF_LITE, label_key=label))
     eval_config = tfma.EvalConfig(model_specs=specs, slicing_specs=[tfma.SlicingSpec()], metrics_specs=metrics)
@@ -85,8 +76,12 @@ def tfma_metrics(contents: dict[str, bytes], rows: dict[str, np.ndarray], spec: 
 
 
 def _metadata(model_uri: str, spec: dict[str, Any], results: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
-    return {"source_model": model_uri, "inputs": spec["inputs"], "output": {"name": raw_model.OUTPUT_KEY,
-            "shape": [-1, 1], "meaning": f"P({spec['label']} = 1)"},
+    k = len(spec["classes"]) if spec["task"] == task.MULTICLASS else 1
+    meaning = {task.BINARY: f"P({spec['classes'][-1] if spec['classes'] else spec['label']})",
+               task.MULTICLASS: f"P(class) for the classes of labels.txt, in order ({', '.join(spec['classes'])})",
+               task.REGRESSION: f"{spec['label']} in its own units"}[spec["task"]]
+    return {"source_model": model_uri, "inputs": spec["inputs"], "output": {"name": spec["output"],
+            "shape": [-1, k], "meaning": meaning},
             "variants": results, "validation_split": cfg.get("split", "test"),
             "not_builtin": {f["name"]: f["not_builtin"] for f in spec["features"] if not f["builtin"]}}
 
@@ -113,7 +108,7 @@ def run(model: Any, transform_graph: Any, examples: Any, mobile_model: Any, bles
     columns = serving_columns(cfg["custom_config"], raw_spec)  # what serving_raw (the reference) needs
     rows = data.raw_rows(examples.uri, split, n, spec, columns)
     n = len(next(iter(rows.values())))
-    reference = data.reference_predictions(model.uri, rows)
+    reference = data.reference_predictions(model.uri, rows, spec)
     label_values = data.labels(model.uri, examples.uri, split, n, spec["label"])
     train = data.raw_rows(examples.uri, "train", int(cfg.get("representative_examples", 200)), spec, columns)
     representative = [data.feed(train, spec, i, i + 1) for i in range(len(next(iter(train.values()))))]
@@ -132,10 +127,10 @@ def run(model: Any, transform_graph: Any, examples: Any, mobile_model: Any, bles
         with tf.io.gfile.GFile(os.path.join(candidates, f"model_{variant}.tflite"), "wb") as fh:
             fh.write(content)
         try:
-            measured = parity(lite.predict(content, data.feed(rows, spec)), reference)
-            ok, failures = blessed(measured, cfg["thresholds"][variant])
+            measured = task.parity(spec["task"], lite.predict(content, data.feed(rows, spec)), reference)
+            ok, failures = task.blessed(measured, cfg["thresholds"][variant])
         except RuntimeError as exc:  # a kernel refused the converted graph (e.g. int8 division by zero)
-            measured, ok = {"max_abs_diff": float("nan"), "agreement": 0.0}, False
+            measured, ok = {"max_abs_diff": float("nan"), "max_rel_diff": float("nan"), "agreement": 0.0}, False
             failures = [f"LiteRT could not run it: {str(exc).splitlines()[0]}"]
         results[variant] = {"bytes": len(content), "size_vs_saved_model_variables": len(content) / saved_bytes,
                             **measured, "thresholds": cfg["thresholds"][variant], "blessed": ok,
@@ -155,8 +150,9 @@ def run(model: Any, transform_graph: Any, examples: Any, mobile_model: Any, bles
                 _log(f"{variant}: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())))
     metadata = _metadata(model.uri, spec, results, cfg)
     raw_model.write_spec(spec, os.path.join(serving, raw_model.SPEC_FILE))
-    with tf.io.gfile.GFile(os.path.join(serving, "labels.txt"), "w") as fh:
-        fh.write(f"not {spec['label']}\n{spec['label']}\n")
+    if spec["classes"]:  # classification: output index -> class name
+        with tf.io.gfile.GFile(os.path.join(serving, "labels.txt"), "w") as fh:
+            fh.write("".join(f"{c}\n" for c in spec["classes"]))
     for path in (os.path.join(serving, "metadata.json"), os.path.join(mobile_model.uri, "validation.json")):
         with tf.io.gfile.GFile(path, "w") as fh:
             json.dump(metadata, fh, indent=1)

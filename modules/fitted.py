@@ -1,9 +1,10 @@
 """Read the parameters Transform fitted (means, quantiles, λ, ...) out of its transform graph.
 
-``modules.feature_steps`` passes every fitted parameter through an Identity op named
+``feature_steps`` passes every fitted parameter through an Identity op named
 ``fitted__<feature>__<step>__<key>``. In the saved ``transform_fn`` those ops are fed by
 constants that tf.Transform captured after analysis; this module evaluates exactly those ops
-(nothing is re-fitted), so the on-device preprocessing uses Transform's own numbers.
+(nothing is re-fitted), so the on-device preprocessing and the served regression target's
+inverse use Transform's own numbers.
 Vocabularies are read from Transform's vocabulary files.
 """
 
