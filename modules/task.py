@@ -171,6 +171,19 @@ def metric_direction(task: str, metric: str) -> bool:
     return METRICS[task][metric].higher_is_better
 
 
+def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """{metric: value} of one slice's TFMA metrics: the overall sub-key (no class); a multiclass
+    per-class value is ``<metric>@<class id>`` and the macro average ``<metric>`` itself."""
+    out = {}
+    for sub_key, values in (kv for output in metrics.values() for kv in output.items()):
+        for name, value in values.items():
+            if "doubleValue" in value:
+                name = name.split("\n_")[-1]  # TFMA prefixes an aggregate: "macro_average: true\n_auc"
+                class_id = sub_key.removeprefix("classId:") if sub_key.startswith("classId:") else None
+                out[name if class_id is None else f"{name}@{class_id}"] = float(value["doubleValue"])
+    return out
+
+
 # ------------------------------------------------------------------------------ the model head --
 @dataclass(frozen=True)
 class Head:

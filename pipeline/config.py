@@ -423,6 +423,10 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
         raise top.fail(f"feature '{dupes[0]}' is listed twice", "features")
     if label.name in names:
         raise label_r.fail(f"label name '{label.name}' collides with a feature name", "name")
+    for f in features:  # the threshold rule's second column (fare in tips > 0.2 * fare) may be one
+        if label.column in f.source_columns:
+            raise label_r.fail(f"'{label.column}' is also a source of feature '{f.name}': the model would be "
+                               "given the answer; remove that feature", "column")
     cleaning = _cleaning_config(top) if "cleaning" in top.data else CleaningConfig()
     selection = _selection_config(top, names) if "feature_selection" in top.data else None
     drift = _drift_config(top, split) if "drift" in top.data else None

@@ -71,8 +71,10 @@ def eval_config(cfg: PipelineConfig, thresholds: tuple[Threshold, ...] = ()) -> 
         # reported, not used to block a model.
         per_slice = [] if threshold is None else [config_pb2.PerSliceMetricThreshold(
             slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
-        (per_class if metric.per_class else plain).append(
-            tfma.MetricConfig(class_name=metric.class_name, per_slice_thresholds=per_slice))
+        # Reported under the config's name (rmse, not root_mean_squared_error): thresholds,
+        # the summary and the variant table all speak the same names.
+        (per_class if metric.per_class else plain).append(tfma.MetricConfig(
+            class_name=metric.class_name, config=f'"name": "{name}"', per_slice_thresholds=per_slice))
     # Unweighted only: the data has no example weights, and TFMA's weighted variant
     # of a metric without weights is meaningless (AUC 0.5).
     unweighted = config_pb2.ExampleWeightOptions(unweighted=True)
@@ -80,10 +82,12 @@ def eval_config(cfg: PipelineConfig, thresholds: tuple[Threshold, ...] = ()) -> 
     if label.task == task_lib.MULTICLASS:
         specs[0].metrics.append(tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"))
         if per_class and cfg.label_classes:  # class ids 0..K-1 (Transform's vocabulary order)
-            class_ids = tfma.BinarizationOptions(class_ids={"values": list(range(len(cfg.label_classes)))})
-            specs.append(tfma.MetricsSpec(metrics=per_class, binarize=class_ids,
-                                          aggregate=tfma.AggregationOptions(macro_average=True),
-                                          example_weights=unweighted))
+            ids = list(range(len(cfg.label_classes)))
+            specs.append(tfma.MetricsSpec(
+                metrics=per_class, binarize=config_pb2.BinarizationOptions(class_ids={"values": ids}),
+                # The macro average weighs every class alike (TFMA needs the weights spelled out).
+                aggregate=config_pb2.AggregationOptions(macro_average=True, class_weights={i: 1.0 for i in ids}),
+                example_weights=unweighted))
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(
             signature_name="serving_default", label_key=label.name,
@@ -182,7 +186,8 @@ def model_variants(cfg: PipelineConfig, model: Any, transform: Any, examples: An
         compared.update({f"{variant.name}_model": variant_model,
                          f"{variant.name}_evaluation": evaluator.outputs["evaluation"],
                          f"{variant.name}_blessing": evaluator.outputs["blessing"]})
-    nodes.append(VariantComparison(examples=examples, model=model, split=cfg.optimization.split, **compared))
+    nodes.append(VariantComparison(examples=examples, model=model, split=cfg.optimization.split,
+                                   task=cfg.label.task, **compared))
     return nodes
 
 

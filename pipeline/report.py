@@ -1,4 +1,5 @@
-"""The run report's pictures: training curves and metrics per slice (PNG, matplotlib)."""
+"""The run report's pictures: training curves, metrics per slice and, for multiclass, the
+confusion matrix (PNG, matplotlib)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
+from modules.task import flat_metrics
+
 
 def training_curves(training_json: Path, out: Path) -> Path:
     history = json.loads(training_json.read_text())["history"]
-    metrics = [m for m in ("loss", "auc", "binary_accuracy") if m in history]
+    metrics = [m for m in ("loss", "auc", "binary_accuracy", "accuracy", "rmse", "mae") if m in history]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4))
     for ax, metric in zip(axes, metrics, strict=True):
         epochs = range(1, len(history[metric]) + 1)
@@ -33,15 +36,54 @@ def training_curves(training_json: Path, out: Path) -> Path:
     return out
 
 
-def slice_metrics(evaluation_uri: str, metric: str, out: Path, min_examples: int = 20) -> Path:
+def confusion_matrix(evaluation_uri: str, classes: list[str], out: Path) -> Path:
+    """TFMA's multi-class confusion matrix (overall slice) as a heat map, rows normalised: what
+    each true class was predicted as."""
+    import numpy as np
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(evaluation_uri)
+    entries = []
+    for key, plots in result.plots:
+        if key == ():
+            for sub in plots.values():
+                for values in sub.values():
+                    matrix = values.get("multiClassConfusionMatrixAtThresholds", {}).get("matrices", [{}])[0]
+                    entries = matrix.get("entries", entries)
+    k = max([len(classes)] + [int(e.get(f, 0)) + 1 for e in entries for f in ("actualClassId", "predictedClassId")])
+    counts = np.zeros((k, k))
+    for e in entries:
+        predicted = int(e.get("predictedClassId", 0))
+        if predicted >= 0:  # -1: no prediction above the threshold
+            counts[int(e.get("actualClassId", 0)), predicted] += float(e.get("numWeightedExamples", 0))
+    names = [classes[i] if i < len(classes) else str(i) for i in range(k)]
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.2 * k + 2.5, 1.0 * k + 2))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{int(counts[i, j])}\n{share[i, j]:.0%}", ha="center", va="center", fontsize=8,
+                    color="white" if share[i, j] > 0.6 else "black")
+    ax.set_xticks(range(k), names, rotation=45)
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title("Evaluator: confusion matrix (rows: true class)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def slice_metrics(evaluation_uri: str, metric: str, out: Path, min_examples: int = 20,
+                  higher_is_better: bool = True) -> Path:
     """One bar chart per slicing column: the metric per value, with the overall value as a line."""
     import tensorflow_model_analysis as tfma
 
     result = tfma.load_eval_result(evaluation_uri)
     overall, by_column = None, {}
     for key, metrics in result.slicing_metrics:
-        flat = {name: v.get("doubleValue") for sub in metrics.values() for vals in sub.values()
-                for name, v in vals.items()}
+        flat = flat_metrics(metrics)
         if key == ():
             overall = flat.get(metric)
         elif len(key) == 1 and (flat.get("example_count") or 0) >= min_examples and flat.get(metric) is not None:
@@ -56,7 +98,8 @@ def slice_metrics(evaluation_uri: str, metric: str, out: Path, min_examples: int
             ax.axhline(overall, color="#c44e52", linestyle="--", label=f"overall {overall:.3f}")
             ax.legend(loc="lower right")
         ax.set_title(f"{metric} by {column} (slices with >= {min_examples} examples)")
-        ax.set_ylim(min(0.5, *(r[1] for r in rows)) if rows else 0, 1.0)
+        if higher_is_better:  # scores in [0, 1]; errors (rmse) start at 0
+            ax.set_ylim(min(0.5, *(r[1] for r in rows)) if rows else 0, 1.0)
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)

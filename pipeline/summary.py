@@ -13,6 +13,7 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 from modules import hyperparameters
+from modules import task as task_lib
 from pipeline.config import PipelineConfig
 
 STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
@@ -29,6 +30,8 @@ class NodeRun:
 @dataclass
 class RunSummary:
     pipeline: str
+    task: str = task_lib.BINARY
+    classes: list[str] = field(default_factory=list)  # multiclass: class id -> name (Transform's order)
     nodes: list[NodeRun] = field(default_factory=list)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # split -> metric -> value
     blessed: bool | None = None
@@ -84,16 +87,12 @@ def _custom(artifact: metadata_store_pb2.Artifact, key: str) -> Any:
 def overall_metrics(evaluation_uri: str) -> dict[str, float]:
     import tensorflow_model_analysis as tfma
 
+    from modules.task import flat_metrics
+
     result = tfma.load_eval_result(evaluation_uri)
     for slice_key, metrics in result.slicing_metrics:
         if slice_key == ():
-            flat = {}
-            for sub in metrics.values():
-                for values in sub.values():
-                    for name, value in values.items():
-                        if "doubleValue" in value:
-                            flat[name] = float(value["doubleValue"])
-            return flat
+            return flat_metrics(metrics)
     return {}
 
 
@@ -101,7 +100,7 @@ def summarize(cfg: PipelineConfig, node_ids: list[str]) -> RunSummary:
     from pipeline.pipeline_def import EVALUATOR_ID
 
     store = open_store(cfg)
-    summary = RunSummary(cfg.name)
+    summary = RunSummary(cfg.name, cfg.label.task)
     splits = list(cfg.evaluation.splits)
     for node_id in node_ids:
         execution = latest_execution(store, cfg.name, node_id)
@@ -115,6 +114,12 @@ def summarize(cfg: PipelineConfig, node_ids: list[str]) -> RunSummary:
                 if validation.exists():
                     model = node_id.removeprefix("TFLiteConverter").removeprefix("_") or "trained"
                     summary.tflite[model] = json.loads(validation.read_text())["variants"]
+            continue
+        if node_id == "Transform" and cfg.label.task == task_lib.MULTICLASS:
+            for artifact in output_artifacts(store, execution.id):
+                vocab = Path(artifact.uri) / "transform_fn" / "assets" / task_lib.CLASS_VOCABULARY
+                if vocab.exists():
+                    summary.classes = vocab.read_text().splitlines()
             continue
         if node_id in ("DataCleaner", "FeatureSelector", "Tuner", "VariantComparison"):
             _read_reports(store, execution.id, summary)
@@ -166,12 +171,14 @@ def format_summary(summary: RunSummary) -> str:
     for node in summary.nodes:
         lines.append(f"  {node.node_id:<28} {node.state:<9} {node.seconds:7.1f}s")
     if summary.metrics:
-        names = sorted({m for split in summary.metrics.values() for m in split})
-        splits = list(summary.metrics)
+        names = sorted({m for split in summary.metrics.values() for m in split if "@" not in m})
+        splits = sorted(summary.metrics, key=lambda s: ("train", "eval", "test").index(s))
+        lines.append(f"  task: {summary.task}")
         lines.append("  metrics        " + "".join(f"{s:>12}" for s in splits))
         for name in names:
             row = "".join(f"{summary.metrics[s].get(name, float('nan')):12.4f}" for s in splits)
             lines.append(f"  {name:<15}{row}")
+        lines += _format_per_class(summary)
     if summary.cleaning:
         rows = ", ".join(f"{split} {c['rows_in']:,} -> {c['rows_out']:,}" for split, c in summary.cleaning.items())
         lines.append(f"  cleaning: rows {rows}; columns dropped: {', '.join(summary.dropped_columns) or 'none'}")
@@ -193,29 +200,51 @@ def format_summary(summary: RunSummary) -> str:
     return "\n".join(lines)
 
 
+def _format_per_class(summary: RunSummary) -> list[str]:
+    """Multiclass: one-vs-rest metrics per class on the first evaluated split."""
+    split = min(summary.metrics, key=lambda s: ("train", "eval", "test").index(s))
+    metrics = summary.metrics[split]
+    ids = sorted({int(k.split("@")[1]) for k in metrics if "@" in k})
+    if not ids:
+        return []
+    names = ("precision", "recall", "f1_score", "auc")
+    lines = [f"  per class on {split} (one-vs-rest; the rows above are macro averages):",
+             f"    {'class':<16}" + "".join(f"{n:>11}" for n in names)]
+    for i in ids:
+        label = summary.classes[i] if i < len(summary.classes) else str(i)
+        lines.append(f"    {label:<16}" + "".join(f"{metrics.get(f'{n}@{i}', float('nan')):11.4f}" for n in names))
+    return lines
+
+
+# The TFMA metric the TFLite table shows per task (TFLiteConverter's default metric names).
+TFLITE_HEADLINE = {task_lib.BINARY: ("auc", "AUC"), task_lib.MULTICLASS: ("sparse_categorical_accuracy", "acc"),
+                   task_lib.REGRESSION: ("mean_absolute_error", "MAE")}
+
+
 def _format_tflite(summary: RunSummary) -> list[str]:
+    key, title = TFLITE_HEADLINE[summary.task]
     lines = ["  TFLite (raw features in; ai-edge-litert vs the SavedModel):",
-             f"    {'model':<9}{'variant':<15}{'KB':>8}{'max |diff|':>12}{'agree':>8}{'TFMA AUC':>10}  blessed"]
+             f"    {'model':<9}{'variant':<15}{'KB':>8}{'max |diff|':>12}{'agree':>8}{'TFMA ' + title:>10}  blessed"]
     for model, variants in summary.tflite.items():
         for variant, r in variants.items():
-            auc = r.get("tfma", {}).get("auc")
+            auc = r.get("tfma", {}).get(key)
             lines.append(f"    {model:<9}{variant:<15}{r['bytes'] / 1024:>8.1f}{r['max_abs_diff']:>12.2e}"
                          f"{r['agreement']:>8.2%}{'-' if auc is None else f'{auc:.4f}':>10}  {r['blessed']}")
     return lines
 
 
 def _format_variants(summary: RunSummary) -> list[str]:
-    split = summary.variants_split
+    split, metric = summary.variants_split, task_lib.PRIMARY[summary.task]
     lines = [f"  model variants (on {split}; ratios vs trained):",
-             f"    {'variant':<9}{'params':>9}{'x':>7}{'gzip KB':>9}{'x':>7}{'sparsity':>9}{'AUC':>8}"
-             f"{'ΔAUC':>8}{'ms/ex':>7}  blessed  pushed"]
+             f"    {'variant':<9}{'params':>9}{'x':>7}{'gzip KB':>9}{'x':>7}{'sparsity':>9}{metric:>9}"
+             f"{'Δ':>8}{'ms/ex':>7}  blessed  pushed"]
     for r in summary.variants:
-        auc, change = r.get(f"auc_{split}"), r.get("auc_change")
+        auc, change = r.get(f"{metric}_{split}"), r.get(f"{metric}_change")
         pushed = "-" if r["variant"] == "trained" else (summary.variants_pushed.get(r["variant"]) or "no")
         lines.append(
             f"    {r['variant']:<9}{r['parameters']:>9,}{r['parameter_ratio']:>7.2f}"
             f"{r['weights_gzip_bytes'] / 1024:>9.1f}{r['gzip_ratio']:>7.2f}{r['sparsity']:>9.2f}"
-            f"{'' if auc is None else f'{auc:.4f}':>8}{'' if change is None else f'{change:+.4f}':>8}"
+            f"{'' if auc is None else f'{auc:.4f}':>9}{'' if change is None else f'{change:+.4f}':>8}"
             f"{r['latency_ms']:>7.2f}  {'-' if r['blessed'] is None else str(r['blessed']):<7}  {pushed}")
     return lines
 
@@ -241,8 +270,15 @@ def write_pictures(cfg: PipelineConfig, report_dir: Path) -> list[Path]:
     if run_dir and (Path(run_dir) / "training.json").exists():
         pictures.append(report.training_curves(Path(run_dir) / "training.json", report_dir / "training.png"))
     evaluation = latest_output_uri(store, cfg.name, EVALUATOR_ID, "ModelEvaluation")
+    metric = task_lib.PRIMARY[cfg.label.task]
     if evaluation and cfg.evaluation.slices:
-        pictures.append(report.slice_metrics(evaluation, "auc", report_dir / "slices_auc.png"))
+        pictures.append(report.slice_metrics(evaluation, metric, report_dir / f"slices_{metric}.png",
+                                             higher_is_better=task_lib.metric_direction(cfg.label.task, metric)))
+    if evaluation and cfg.label.task == task_lib.MULTICLASS:
+        transform = latest_output_uri(store, cfg.name, "Transform", "TransformGraph")
+        vocab = Path(transform or "") / "transform_fn" / "assets" / task_lib.CLASS_VOCABULARY
+        classes = vocab.read_text().splitlines() if vocab.exists() else []
+        pictures.append(report.confusion_matrix(evaluation, classes, report_dir / "confusion_matrix.png"))
     comparison = latest_output_uri(store, cfg.name, "VariantComparison", "VariantTable")
     if cfg.optimization is not None and comparison and (Path(comparison) / "comparison.png").exists():
         pictures.append(Path(shutil.copyfile(Path(comparison) / "comparison.png", report_dir / "variants.png")))

@@ -98,9 +98,9 @@ BAD = {
                           ["features[16].type", "a cross is a string feature"]),
     "cyclical unknown part": (lambda c: c["features"].append({"name": "t", "type": "int", "cyclical": {
         "column": "trip_start_timestamp", "parts": ["minute"]}}), ["features[16].cyclical.parts", "hour"]),
-    "derived reuses a column name": (lambda c: c["features"].append({"name": "tips", "type": "float",
-                                                                      "ratio": ["tips", "fare"]}),
-                                     ["(tips)", "cannot reuse the column name"]),
+    "derived reuses a column name": (lambda c: c["features"].append({"name": "pickup_census_tract", "type": "float",
+                                                                      "ratio": ["trip_miles", "fare"]}),
+                                     ["(pickup_census_tract)", "cannot reuse the column name"]),
     "derived source not in data": (lambda c: c["features"].append({"name": "r", "type": "float",
                                                                     "ratio": ["fare", "distance"]}),
                                    ["features (r)", "column 'distance' is not in the data"]),
@@ -169,7 +169,73 @@ BAD = {
                                   ["deployment", "give tflite and/or tfjs"]),
     "deployment split unknown": (lambda c: c["deployment"].update(split="holdout"),
                                  ["deployment.split", "eval, test"]),
+    # issue 12: the label section per task, checked against the data
+    "positive_class read as a boolean": (lambda c: _task(c, "payment_type", "binary_classification",
+                                                         positive_class=True), ["label.positive_class", "quote"]),
+    "positive_class not in the data": (lambda c: _task(c, "payment_type", "binary_classification",
+                                                       positive_class="Bitcoin"),
+                                       ["label.positive_class", "'Bitcoin' never occurs", "Cash"]),
+    "binary without a rule": (lambda c: _task(c, "payment_type", "binary_classification"),
+                              ["label", "exactly one of positive_when", "positive_class"]),
+    "target transform on a classifier": (lambda c: _task(c, "payment_type", "multiclass_classification",
+                                                         transform="log1p"),
+                                         ["label", "'transform' does not apply to task multiclass_classification"]),
+    "unknown target transform": (lambda c: _task(c, "tips", "regression", transform="sqrt"),
+                                 ["label.transform", "none, log1p, z_score"]),
+    "regression on a string column": (lambda c: _task(c, "payment_type", "regression"),
+                                      ["label.column (payment_type)", "numeric target", "data row 1"]),
+    "log1p target below -1": (lambda c: _task(c, "pickup_longitude", "regression", transform="log1p"),
+                              ["label.transform", "log1p needs targets > -1", "-87"]),
+    "label column is a feature": (lambda c: _task(c, "company", "multiclass_classification", keep_feature=True),
+                                  ["label.column", "'company' is also a source of feature 'company'"]),
+    "binary metric on a multiclass task": (
+        lambda c: (_task(c, "payment_type", "multiclass_classification"),
+                   c["evaluation"].update(thresholds=[{"metric": "binary_accuracy", "lower_bound": 0.5}])),
+        ["evaluation.thresholds[0].metric", "unknown metric for multiclass_classification", "accuracy"]),
+    "max_decrease on an error metric": (
+        lambda c: (_task(c, "tips", "regression"),
+                   c["evaluation"].update(thresholds=[{"metric": "rmse", "max_decrease": 1.0}])),
+        ["evaluation.thresholds[0].max_decrease", "'rmse' is lower-is-better", "max_increase"]),
 }
+
+
+def _task(cfg, column, task, keep_feature=False, **keys):
+    """The taxi config with another label (and only sections every task has); the column's own
+    feature and slice go, unless ``keep_feature``."""
+    cfg["label"] = {"column": column, "task": task, **keys}
+    cfg["evaluation"]["thresholds"] = []
+    if not keep_feature:
+        cfg["features"] = [f for f in cfg["features"] if f["name"] != column]
+        cfg["evaluation"]["slices"] = [s for s in cfg["evaluation"]["slices"] if s != column]
+    for key in ("tuning", "optimization", "deployment", "feature_selection"):
+        cfg.pop(key, None)
+
+
+def test_each_task_loads_with_its_defaults(tmp_path):
+    from pipeline.config_deployment import default_thresholds
+
+    cash = load_config(_write(tmp_path, lambda c: _task(c, "payment_type", "binary_classification",
+                                                        positive_class="Cash")))
+    assert (cash.label.name, cash.label.positive_class, cash.label.drops_missing) == ("payment_type_label", "Cash",
+                                                                                      True)
+    # Rows without the label are deleted (DataCleaner runs even without a cleaning section).
+    assert cash.cleaning_rules()["drop_rows_missing"][0] == "payment_type" and cash.cleaning_enabled
+
+    multi = load_config(_write(tmp_path, lambda c: (_task(c, "payment_type", "multiclass_classification"),
+                                                    c.update(tuning=yaml.safe_load(TAXI_CONFIG.read_text())["tuning"]))))
+    assert "Cash" in multi.label_classes and "Credit Card" in multi.label_classes
+    assert multi.cleaning_rules()["label_classes"] == "payment_type"
+    assert (multi.tuning.objective, multi.tuning.direction) == ("val_accuracy", "max")
+
+    reg = load_config(_write(tmp_path, lambda c: (_task(c, "tips", "regression", transform="log1p"),
+                                                  c.update(tuning=yaml.safe_load(TAXI_CONFIG.read_text())["tuning"]))))
+    assert (reg.tuning.objective, reg.tuning.direction) == ("val_rmse", "min")
+    assert reg.label.transform == "log1p" and "label_classes" not in reg.cleaning_rules()
+    assert default_thresholds("float32", "regression") == {"max_rel_diff": 1e-4}
+    assert default_thresholds("int8", "multiclass_classification") == {"min_agreement": 0.99}
+    # The threshold rule keeps its meaning: a missing tip is a negative row, not a deleted one.
+    taxi = load_config(TAXI_CONFIG)
+    assert not taxi.label.drops_missing and "tips" not in taxi.cleaning_rules()["drop_rows_missing"]
 
 
 @pytest.mark.parametrize("case", list(BAD))

@@ -139,18 +139,22 @@ def test_rest_predict_row_and_columnar_equal_in_process(env):
     rest, expected = env["server"].rest, _expected(env)
     status, body = http(rest, "POST", "/v1/models/taxi:predict", {"instances": _b64_instances(env)})
     assert status == 200
-    np.testing.assert_allclose(np.array(body["predictions"], np.float32), expected, rtol=1e-6)
+    # Several outputs (probabilities, and classes/scores for :classify): one object per row.
+    assert body["predictions"][0]["classes"] == ["not big_tipper", "big_tipper"]
+    np.testing.assert_allclose(np.array([p["probabilities"] for p in body["predictions"]], np.float32), expected,
+                               rtol=1e-6)
     # Named instances of serving_raw (NaN / "" for missing) and the columnar form, on a label.
     rows = _raw_json_rows(env)
     status, body = http(rest, "POST", "/v1/models/taxi/labels/stable:predict",
                         {"signature_name": "serving_raw", "instances": rows})
     assert status == 200, body
-    np.testing.assert_allclose(np.array(body["predictions"], np.float32), expected, rtol=1e-6)
+    np.testing.assert_allclose(np.array([p["probabilities"] for p in body["predictions"]], np.float32), expected,
+                               rtol=1e-6)
     columns = {k: [r[k] for r in rows] for k in rows[0]}
     status, body = http(rest, "POST", "/v1/models/taxi/versions/1:predict",
                         {"signature_name": "serving_raw", "inputs": columns})
     assert status == 200, body
-    np.testing.assert_allclose(np.array(body["outputs"], np.float32), expected, rtol=1e-6)
+    np.testing.assert_allclose(np.array(body["outputs"]["probabilities"], np.float32), expected, rtol=1e-6)
     # A signature with several outputs answers one object per row.
     status, body = http(rest, "POST", "/v1/models/taxi:predict",
                         {"signature_name": "transform_features", "instances": _b64_instances(env)[:2]})
@@ -197,6 +201,16 @@ def test_classify_and_regress_rest_and_grpc(env):
     request.input.example_list.examples.extend(tf.train.Example.FromString(e) for e in env["examples"])
     values = [r.value for r in env["predict"].Regress(request).result.regressions]
     np.testing.assert_array_equal(np.array(values, np.float32), p)
+
+    # The pipeline's own model answers :classify on its default signature: the class names
+    # from the config's label and [1 - p, p] as scores (TF Serving's classes/scores outputs).
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = "taxi"
+    request.input.example_list.examples.extend(tf.train.Example.FromString(e) for e in env["examples"])
+    result = env["predict"].Classify(request).result
+    names = [[c.label for c in row.classes] for row in result.classifications]
+    assert names == [["not big_tipper", "big_tipper"]] * ROWS
+    np.testing.assert_allclose([[c.score for c in row.classes][1] for row in result.classifications], p, rtol=1e-6)
 
     # REST: tf.Examples as JSON objects (numbers, strings), with a shared context.
     rows = env["rows"][:3]
@@ -326,9 +340,11 @@ def test_predict_cli_rest_and_grpc(env, tmp_path):
         proc = subprocess.run([sys.executable, "-m", "pipeline", "predict", "--csv", str(csv_path),
                                "--model_name", "taxi", *flags], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
-        lines = proc.stdout.split()
-        assert lines[0] == "probabilities"
-        np.testing.assert_allclose(np.array(lines[1:], np.float32), expected, rtol=1e-5)
+        # The predicted class's name, then each class's probability under its name.
+        lines = [line.split(",") for line in proc.stdout.splitlines()]
+        assert lines[0] == ["predicted_class", "not big_tipper", "big_tipper"]
+        np.testing.assert_allclose(np.array([float(r[2]) for r in lines[1:]]), expected, rtol=1e-5)
+        assert [r[0] for r in lines[1:]] == ["big_tipper" if p > 0.5 else "not big_tipper" for p in expected]
     proc = subprocess.run([sys.executable, "-m", "pipeline", "predict", "--csv", str(tmp_path / "missing.csv"),
                            "--server", env["server"].rest], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "missing.csv" in proc.stderr and "Traceback" not in proc.stderr
@@ -369,7 +385,7 @@ def test_rest_response_is_tf_serving_json(env):
                         {"signature_name": "serving_raw",
                          "instances": [dict.fromkeys(_raw_json_rows(env)[0], float("nan")) | {
                              "company": "", "payment_type": ""}]})
-    assert status == 200 and np.isfinite(body["predictions"][0][0])
+    assert status == 200 and np.isfinite(body["predictions"][0]["probabilities"][0])
     assert json.dumps(body["predictions"])
 
 

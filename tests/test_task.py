@@ -96,3 +96,49 @@ def test_serving_outputs_follow_tf_serving_names():
     assert set(multi) == {"probabilities", "classes", "scores"} and multi["classes"].shape == (1, 2)
     reg = task.serving_outputs(Label("y", "c", REGRESSION), tf.constant([[1.0]]), [], lambda y: y * 2)
     assert set(reg) == {"outputs"} and float(reg["outputs"][0, 0]) == 2.0
+
+
+# --- the label through real tf.Transform (fit on train rows, applied to others) ---------------
+def _taxi_rows(values: list[str | None], column: str = "payment_type") -> list[dict[str, str]]:
+    return [{column: "" if v is None else v, "fare": "1.0"} for v in values]
+
+
+FARE = [{"name": "fare", "type": "float", "steps": [["z_score", {}]]}]
+
+
+def test_multiclass_classes_come_from_train_only_and_unseen_is_minus_one():
+    from tests import tft_harness
+
+    label = Label("payment_label", "payment_type", MULTICLASS).to_json()
+    train = _taxi_rows(["Cash", "Credit Card", "Cash", "Cash", "Credit Card", "Dispute"])
+    evaluation = _taxi_rows(["Dispute", "Mobile", "Cash"])
+    out, (other,), tft_out = tft_harness.run(FARE, train, evaluation, label=label)
+    classes = task.class_names(Label.from_json(label), tft_out)
+    assert classes == ["Cash", "Credit Card", "Dispute"]  # most frequent first; "Mobile" is not in train
+    assert task.num_classes(Label.from_json(label), tft_out) == 3
+    assert [classes[i] for i in out["payment_label"]] == ["Cash", "Credit Card", "Cash", "Cash", "Credit Card",
+                                                          "Dispute"]
+    assert other["payment_label"].tolist() == [2, -1, 0]  # DataCleaner stops a run before this reaches Trainer
+
+
+def test_positive_class_label_through_transform_matches_feature_selectors():
+    from tests import tft_harness
+
+    label = Label("cash", "payment_type", BINARY, positive_class="Cash")
+    values = ["Cash", "Credit Card", None, "Cash"]
+    out, _, _ = tft_harness.run(FARE, _taxi_rows(values), label=label.to_json())
+    assert out["cash"].tolist() == task.label_values(values, label).tolist() == [1, 0, 0, 1]
+
+
+def test_regression_z_score_target_is_fitted_on_train_and_named_for_the_inverse():
+    from modules.fitted import fitted_values
+    from tests import tft_harness
+
+    label = Label("tips_label", "tips", REGRESSION, transform="z_score")
+    train = [{"tips": t, "fare": "1.0"} for t in ("1.0", "3.0", "5.0", "7.0")]
+    out, (other,), tft_out = tft_harness.run(FARE, train, [{"tips": "9.0", "fare": "1.0"}], label=label.to_json())
+    np.testing.assert_allclose(out["tips_label"], [-1.3416, -0.4472, 0.4472, 1.3416], atol=1e-4)
+    fitted = fitted_values(tft_out.transform_savedmodel_dir)
+    assert float(fitted[("tips_label", 0, "mean")]) == pytest.approx(4.0)
+    inverse = task.target_inverse(label, fitted)
+    np.testing.assert_allclose(inverse(tf.constant(other["tips_label"])).numpy(), [9.0], rtol=1e-5)

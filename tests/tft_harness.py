@@ -47,12 +47,13 @@ def _instances(rows: Sequence[dict[str, str]], spec: dict) -> list[dict]:
     return out
 
 
-def run(features: list[dict], train: Sequence[dict[str, str]], *others: Sequence[dict[str, str]]
-        ) -> tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]], tft.TFTransformOutput]:
-    """Fit on ``train`` and transform ``train`` and each of ``others``; outputs as column arrays."""
+def run(features: list[dict], train: Sequence[dict[str, str]], *others: Sequence[dict[str, str]],
+        label: dict | None = None) -> tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]], tft.TFTransformOutput]:
+    """Fit on ``train`` and transform ``train`` and each of ``others``; outputs as column arrays.
+    ``label``: a ``modules.task.Label`` as JSON (default: taxi's big_tipper rule)."""
     spec = {name: tf.io.VarLenFeature(dtype) for name, dtype in TAXI_TYPES.items()}
     metadata = dataset_metadata.DatasetMetadata.from_feature_spec(spec)
-    config = {"features": features, "label": LABEL}
+    config = {"features": features, "label": label or LABEL}
     temp = tempfile.mkdtemp(prefix="tft_harness_")
     with tft_beam.Context(temp_dir=temp):
         (train_out, _), transform_fn = ((_instances(train, spec), metadata)

@@ -70,8 +70,9 @@ def tfma_metrics(contents: dict[str, bytes], rows: dict[str, np.ndarray], spec: 
                             output_path=output)
     out = {}
     for name in contents:
-        values = tfma.load_eval_result(output, model_name=name).slicing_metrics[0][1][""][""]
-        out[name] = {k: float(v.get("doubleValue", v.get("int64Value", np.nan))) for k, v in values.items()}
+        # TFMA keys the results of a lone model spec by no name at all (a run with one blessed variant).
+        result = tfma.load_eval_result(output, model_name=name if len(contents) > 1 else None)
+        out[name] = next((task.flat_metrics(m) for key, m in result.slicing_metrics if key == ()), {})
     return out
 
 

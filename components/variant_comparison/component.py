@@ -34,6 +34,7 @@ def VariantComparison(
     student_evaluation: InputArtifact[ModelEvaluation] = None,
     student_blessing: InputArtifact[ModelBlessing] = None,
     latency_examples: tfx.dsl.components.Parameter[int] = 200,
+    task: tfx.dsl.components.Parameter[str] = "binary_classification",
 ) -> None:
     """Compares ``model`` (trained) with each given variant on ``split`` of the raw ``examples``:
     parameters, gzip size, sparsity, metrics (from the variant's Evaluator, which also evaluated
@@ -45,5 +46,5 @@ def VariantComparison(
     incomplete = [name for name, arts in variants.items() if None in arts]
     if incomplete:
         raise ValueError(f"VariantComparison: {', '.join(incomplete)}: give the model, evaluation and blessing")
-    rows = executor.run(examples, model, variants, split, comparison.uri, latency_examples)
+    rows = executor.run(examples, model, variants, split, comparison.uri, latency_examples, task)
     comparison.set_string_custom_property("variants", ",".join(r["variant"] for r in rows))

@@ -20,9 +20,13 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
 from components import model_io
+from modules import task as task_lib
 
 TRAINED = "trained"
-METRICS = ("auc", "binary_accuracy", "precision", "recall")
+# The metrics of each row, per task; the first is the task's headline (``modules.task.PRIMARY``).
+METRICS = {task_lib.BINARY: ("auc", "binary_accuracy", "precision", "recall"),
+           task_lib.MULTICLASS: ("accuracy", "crossentropy"),
+           task_lib.REGRESSION: ("rmse", "mae", "r2")}
 
 
 def evaluation_metrics(evaluation_uri: str, model_name: str) -> dict[str, float]:
@@ -32,8 +36,7 @@ def evaluation_metrics(evaluation_uri: str, model_name: str) -> dict[str, float]
     result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
     for slice_key, metrics in result.slicing_metrics:
         if slice_key == ():
-            return {name: float(value["doubleValue"]) for sub in metrics.values() for values in sub.values()
-                    for name, value in values.items() if "doubleValue" in value}
+            return task_lib.flat_metrics(metrics)
     return {}
 
 
@@ -59,28 +62,30 @@ def latency_ms(model_uri: str, records: list[bytes]) -> float:
 
 
 def row(name: str, model_uri: str, metrics: dict[str, float], blessed: bool | None, records: list[bytes],
-        split: str) -> dict[str, Any]:
+        split: str, task: str) -> dict[str, Any]:
     keras_model = model_io.load_model(model_uri)
     return {
         "variant": name, **model_io.measure(keras_model),
-        **{f"{m}_{split}": metrics.get(m) for m in METRICS},
+        **{f"{m}_{split}": metrics.get(m) for m in METRICS[task]},
         "blessed": blessed, "latency_ms": latency_ms(model_uri, records), "model": model_uri,
     }
 
 
-def add_ratios(rows: list[dict[str, Any]], split: str) -> None:
-    """Each row relative to the trained model: size and parameter ratios, AUC change."""
-    base = rows[0]
+def add_ratios(rows: list[dict[str, Any]], split: str, task: str) -> None:
+    """Each row relative to the trained model: size and parameter ratios, the headline metric's
+    change (``<metric>_change``)."""
+    base, metric = rows[0], METRICS[task][0]
     for r in rows:
         r["parameter_ratio"] = r["parameters"] / base["parameters"]
         r["gzip_ratio"] = r["weights_gzip_bytes"] / base["weights_gzip_bytes"]
-        auc, base_auc = r.get(f"auc_{split}"), base.get(f"auc_{split}")
-        r["auc_change"] = None if auc is None or base_auc is None else auc - base_auc
+        value, base_value = r.get(f"{metric}_{split}"), base.get(f"{metric}_{split}")
+        r[f"{metric}_change"] = None if value is None or base_value is None else value - base_value
 
 
-def markdown(rows: list[dict[str, Any]], split: str) -> str:
+def markdown(rows: list[dict[str, Any]], split: str, task: str) -> str:
+    metric, *others = METRICS[task]
     cols = ["variant", "parameters", "parameter_ratio", "weights_gzip_bytes", "gzip_ratio", "sparsity",
-            f"auc_{split}", "auc_change", f"binary_accuracy_{split}", "latency_ms", "blessed"]
+            f"{metric}_{split}", f"{metric}_change", *(f"{m}_{split}" for m in others[:1]), "latency_ms", "blessed"]
     fmt = {float: "{:.4f}".format}
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
@@ -88,7 +93,7 @@ def markdown(rows: list[dict[str, Any]], split: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict[str, Any]], split: str, path: str) -> None:
+def plot(rows: list[dict[str, Any]], split: str, path: str, task: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,13 +101,14 @@ def plot(rows: list[dict[str, Any]], split: str, path: str) -> None:
 
     names = [r["variant"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    metric = METRICS[task][0]
     panels = [("parameter_ratio", "parameters (x trained)"), ("gzip_ratio", "gzip size (x trained)"),
-              (f"auc_{split}", f"AUC on {split}")]
+              (f"{metric}_{split}", f"{metric} on {split}")]
     for ax, (key, title) in zip(axes, panels, strict=True):
         values = [r.get(key) or 0.0 for r in rows]
         ax.bar(names, values, color=["#555"] + ["#2a7" if r["blessed"] else "#c44" for r in rows[1:]])
         ax.set_title(title)
-        if key.startswith("auc"):
+        if key.startswith(("auc", "accuracy")):
             ax.set_ylim(max(0.0, min(values) - 0.05), 1.0)
     fig.suptitle("Model variants (green: blessed, red: not blessed)")
     fig.tight_layout()
@@ -112,7 +118,7 @@ def plot(rows: list[dict[str, Any]], split: str, path: str) -> None:
 
 
 def run(examples: Any, model: Any, variants: dict[str, tuple[Any, Any, Any]], split: str, output_uri: str,
-        latency_examples: int) -> list[dict[str, Any]]:
+        latency_examples: int, task: str = task_lib.BINARY) -> list[dict[str, Any]]:
     """``variants``: name -> (model, evaluation, blessing) artifacts."""
     if not variants:
         raise ValueError("VariantComparison: no variant to compare (give e.g. pruned_model and its evaluation)")
@@ -120,21 +126,22 @@ def run(examples: Any, model: Any, variants: dict[str, tuple[Any, Any, Any]], sp
     if not records:
         raise ValueError(f"VariantComparison: split '{split}' of {examples.uri} has no examples")
     first = next(iter(variants.values()))
-    rows = [row(TRAINED, model.uri, evaluation_metrics(first[1].uri, "baseline"), None, records, split)]
+    rows = [row(TRAINED, model.uri, evaluation_metrics(first[1].uri, "baseline"), None, records, split, task)]
     for name, (variant, evaluation, blessing) in variants.items():
         blessed = bool(blessing.get_int_custom_property("blessed"))
-        rows.append(row(name, variant.uri, evaluation_metrics(evaluation.uri, "candidate"), blessed, records, split))
+        rows.append(row(name, variant.uri, evaluation_metrics(evaluation.uri, "candidate"), blessed, records, split,
+                        task))
         rows[-1].update({k: v for k, v in model_io.read_stats(variant.uri).items()
                          if k in ("target_sparsity", "sparsity_per_layer", "teacher_parameters")})
-    add_ratios(rows, split)
+    add_ratios(rows, split, task)
     with tf.io.gfile.GFile(os.path.join(output_uri, "comparison.json"), "w") as fh:
-        json.dump({"split": split, "rows": rows}, fh, indent=1)
+        json.dump({"split": split, "task": task, "metric": METRICS[task][0], "rows": rows}, fh, indent=1)
     with tf.io.gfile.GFile(os.path.join(output_uri, "comparison.md"), "w") as fh:
-        fh.write(markdown(rows, split))
+        fh.write(markdown(rows, split, task))
     with tf.io.gfile.GFile(os.path.join(output_uri, "comparison.csv"), "w") as fh:
         flat = [{k: v for k, v in r.items() if not isinstance(v, dict)} for r in rows]
         writer = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in flat for k in r)))
         writer.writeheader()
         writer.writerows(flat)
-    plot(rows, split, os.path.join(output_uri, "comparison.png"))
+    plot(rows, split, os.path.join(output_uri, "comparison.png"), task)
     return rows

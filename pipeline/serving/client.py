@@ -185,15 +185,12 @@ def csv_columns(path: Path, inputs: dict[str, str]) -> tuple[int, dict[str, list
 
 
 def predict_csv(path: Path, server: str, use_grpc: bool, model_name: str = "default",
-                signature: str = DEFAULT_SIGNATURE, batch_size: int = 256) -> tuple[str, np.ndarray]:
-    """(output name, one output row per CSV row) from a running server."""
+                signature: str = DEFAULT_SIGNATURE, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """{output name: one row per CSV row} of every output of ``signature``, from a running server."""
     if not Path(path).is_file():
         raise ValueError(f"{path}: no such file")
     client: Any = GrpcClient(server, model_name) if use_grpc else RestClient(server, model_name)
     inputs, output_names = client.signature_io(signature)
-    if len(output_names) != 1:
-        raise ValueError(f"signature '{signature}' has outputs {', '.join(output_names)}; this client prints one")
-    name = output_names[0]
     n, columns = csv_columns(path, inputs)
     parts: list[dict[str, np.ndarray]] = []
     for start in range(0, n, batch_size):
@@ -203,9 +200,28 @@ def predict_csv(path: Path, server: str, use_grpc: bool, model_name: str = "defa
                       for k, v in chunk.items()}
             parts.append(client.predict(arrays, signature))
         else:
-            # Columnar format: a single output comes back unnamed.
-            parts.append({name: np.asarray(client.predict({"signature_name": signature, "inputs": chunk})["outputs"])})
-    return name, np.concatenate([p[name] for p in parts])
+            # Columnar format: a single output comes back unnamed, several as an object.
+            out = client.predict({"signature_name": signature, "inputs": chunk})["outputs"]
+            parts.append({k: np.asarray(v) for k, v in out.items()} if isinstance(out, dict)
+                         else {output_names[0]: np.asarray(out)})
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def prediction_table(outputs: dict[str, np.ndarray]) -> list[str]:
+    """CSV lines of the predictions: for a classifier (TF Serving's ``classes`` and ``scores``)
+    the predicted class's name and each class's probability under its name; for a regression
+    model its ``outputs`` (the target in its own units); otherwise every value of the one output."""
+    if "classes" in outputs and "scores" in outputs:
+        classes, scores = outputs["classes"], np.asarray(outputs["scores"], np.float64)
+        names = [c.decode() if isinstance(c, bytes) else str(c) for c in classes[0]]
+        best = np.argmax(scores, axis=1)
+        return [",".join(["predicted_class", *names])] + [
+            ",".join([names[b], *(f"{v:.6g}" for v in row)]) for b, row in zip(best, scores, strict=True)]
+    name = "outputs" if "outputs" in outputs else next(iter(outputs))
+    if len(outputs) > 1 and name != "outputs":
+        raise ValueError(f"the signature has outputs {', '.join(outputs)}; this client prints classes/scores, "
+                         "outputs, or a single output")
+    return [name] + [",".join(f"{v:.6g}" for v in np.ravel(row)) for row in outputs[name]]
 
 
 def predict_command(csv_path: Path, server: str, use_grpc: bool, model_name: str, signature: str,
@@ -213,7 +229,7 @@ def predict_command(csv_path: Path, server: str, use_grpc: bool, model_name: str
     import grpc  # noqa: F401  (fail early if missing)
 
     try:
-        name, values = predict_csv(csv_path, server, use_grpc, model_name, signature, batch_size)
+        lines = prediction_table(predict_csv(csv_path, server, use_grpc, model_name, signature, batch_size))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -224,11 +240,10 @@ def predict_command(csv_path: Path, server: str, use_grpc: bool, model_name: str
         print(f"error: cannot reach a model server at {server} ({'gRPC' if use_grpc else 'REST'}): {exc}",
               file=sys.stderr)
         return 1
-    lines = [name] + [",".join(f"{v:.6g}" for v in np.ravel(row)) for row in values]
     text = "\n".join(lines) + "\n"
     if out is None:
         sys.stdout.write(text)
     else:
         out.write_text(text)
-        print(f"wrote {len(values)} predictions to {out}", file=sys.stderr)
+        print(f"wrote {len(lines) - 1} predictions to {out}", file=sys.stderr)
     return 0

@@ -84,7 +84,8 @@ async function main() {
       if (!r.ok) throw new Error(`${f}: HTTP ${r.status}`);
       return r.json();
     })));
-  $('title').textContent = `Will it be ${spec.label}? (${metadata.model} model, TF.js)`;
+  const question = {multiclass_classification: `Which ${spec.label}?`, regression: `What ${spec.label}?`};
+  $('title').textContent = `${question[spec.task] || `Will it be ${spec.label}?`} (${metadata.model} model, TF.js)`;
   buildForm(metadata.raw_columns, spec);
   metadata.examples.forEach((ex, i) => $('example').append(new Option(`row ${i + 1} (SavedModel: ${ex.saved_model.toFixed(4)})`, String(i))));
   $('example').addEventListener('change', (e) => { if (e.target.value !== '') fillExample(metadata.examples[Number(e.target.value)]); });
@@ -121,10 +122,19 @@ async function main() {
           throw err;
         }
       }
-      const [p] = await predict(tf, model, spec, columns);
-      out.value = p.toFixed(4);
-      out.dataset.value = String(p);
-      $('decision').textContent = `${spec.label}: ${p > 0.5 ? 'yes' : 'no'}`;
+      const values = Array.from(await predict(tf, model, spec, columns));
+      out.dataset.value = values.join(',');  // every output value of the row (K class probabilities)
+      if (spec.task === 'multiclass_classification') {
+        const best = values.indexOf(Math.max(...values));
+        out.value = `${spec.classes[best]} (${(100 * values[best]).toFixed(1)}%)`;
+        $('decision').textContent = spec.classes.map((c, i) => `${c} ${(100 * values[i]).toFixed(1)}%`).join(' · ');
+      } else if (spec.task === 'regression') {
+        out.value = values[0].toPrecision(6);
+        $('decision').textContent = `predicted ${spec.label}`;
+      } else {
+        out.value = values[0].toFixed(4);
+        $('decision').textContent = `${spec.label}: ${values[0] > 0.5 ? 'yes' : 'no'}`;
+      }
       $('decision').className = '';
     } catch (err) {
       out.value = '';

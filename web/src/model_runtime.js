@@ -162,7 +162,8 @@ export function modelInputs(tf, spec, columns) {
   return feeds;
 }
 
-// Probabilities (Float32Array, one per row) of a loaded graph model on raw columns.
+// The model's output (Float32Array, row after row: one value per row, or K class probabilities)
+// on raw columns.
 export async function predict(tf, model, spec, columns) {
   const feeds = modelInputs(tf, spec, columns);
   try {

@@ -56,7 +56,7 @@ async function main() {
       await page.waitForFunction((k) => document.getElementById('probability').dataset.count === String(k), i + 1);
       const value = await page.getAttribute('#probability', 'data-value');
       if (!value) errors.push(`row ${i}: ${await page.textContent('#decision')}`);
-      predictions.push(value ? Number(value) : null);
+      predictions.push(value ? value.split(',').map(Number) : null);  // one value, or K probabilities
     }
     if (args.screenshot) await page.screenshot({path: args.screenshot, fullPage: true});
     const result = {predictions, errors, backend: await page.evaluate(() => window.tf.getBackend()),
