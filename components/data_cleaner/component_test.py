@@ -276,6 +276,34 @@ def test_eval_rows_never_influence_the_fit(run, tmp_path):
     assert fare["rows_in"] > 0 and fare["rows_out"] == 0
 
 
+# ---- a multiclass label's classes -----------------------------------------------------------------
+
+def test_a_class_that_train_lacks_stops_the_run_by_name(run, tmp_path):
+    train = _records(run["uris"]["examples"], "train")
+    train_types = {e.features.feature["payment_type"].bytes_list.value[0].decode() for e in train
+                   if e.features.feature["payment_type"].bytes_list.value}
+    evaluation = _records(run["uris"]["examples"], "eval")[:30]
+    rules = {"drop_rows_missing": ["payment_type"], "label_classes": "payment_type"}
+    # Eval rows of train's classes pass and are published.
+    report = _run_executor(run, tmp_path / "seen", {"train": train, "eval": evaluation}, rules)
+    assert report["totals"]["eval"]["rows_out"] == sum(1 for e in evaluation
+                                                      if e.features.feature["payment_type"].bytes_list.value)
+    # Two eval rows of a class train never has: named with the split, class and count; nothing written.
+    unseen = []
+    for example in evaluation[:2]:
+        altered = tf.train.Example()
+        altered.CopyFrom(example)
+        altered.features.feature["payment_type"].bytes_list.value[:] = [b"Bitcoin"]
+        unseen.append(altered)
+    with pytest.raises(executor.UnseenLabelClasses) as err:
+        _run_executor(run, tmp_path / "unseen", {"train": train, "eval": evaluation + unseen}, rules)
+    message = str(err.value)
+    assert "label column 'payment_type'" in message and "split 'eval': class 'Bitcoin' in 2 rows" in message
+    assert all(t in message for t in train_types)
+    for key in ("cleaned_examples", "cleaned_schema", "report"):
+        assert not any((tmp_path / "unseen" / key).iterdir()), key
+
+
 # ---- rule errors -------------------------------------------------------------------------------------
 
 def test_failure_inside_beam_writes_nothing(run, tmp_path):
