@@ -20,7 +20,7 @@ import tensorflow_transform as tft  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
 
 from modules import hyperparameters  # noqa: E402
-from modules.training import build_model, input_fn, model_head, model_outputs  # noqa: E402
+from modules.training import build_model, input_fn, model_head, model_outputs, start_at_the_mean_target  # noqa: E402
 
 ALGORITHMS = {
     "random": keras_tuner.RandomSearch,
@@ -49,6 +49,7 @@ class TaxiHyperModel(keras_tuner.HyperModel):
         train, evaluation = (
             input_fn(files, self.fn_args.data_accessor, self.tf_transform_output, label, batch_size, self.outputs)
             for files in (self.fn_args.train_files, self.fn_args.eval_files))
+        start_at_the_mean_target(model, self.head, train)
         return model.fit(train, validation_data=evaluation, verbose=2, **kwargs)
 
 

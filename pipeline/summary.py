@@ -171,7 +171,9 @@ def format_summary(summary: RunSummary) -> str:
     for node in summary.nodes:
         lines.append(f"  {node.node_id:<28} {node.state:<9} {node.seconds:7.1f}s")
     if summary.metrics:
-        names = sorted({m for split in summary.metrics.values() for m in split if "@" not in m})
+        # Per-class values go to their own table; "<metric>_diff" (vs the baseline) stays in MLMD.
+        names = sorted({m for split in summary.metrics.values() for m in split
+                        if "@" not in m and not m.endswith("_diff")})
         splits = sorted(summary.metrics, key=lambda s: ("train", "eval", "test").index(s))
         lines.append(f"  task: {summary.task}")
         lines.append("  metrics        " + "".join(f"{s:>12}" for s in splits))
@@ -236,15 +238,15 @@ def _format_tflite(summary: RunSummary) -> list[str]:
 def _format_variants(summary: RunSummary) -> list[str]:
     split, metric = summary.variants_split, task_lib.PRIMARY[summary.task]
     lines = [f"  model variants (on {split}; ratios vs trained):",
-             f"    {'variant':<9}{'params':>9}{'x':>7}{'gzip KB':>9}{'x':>7}{'sparsity':>9}{metric:>9}"
-             f"{'Δ':>8}{'ms/ex':>7}  blessed  pushed"]
+             f"    {'variant':<9}{'params':>9}{'x':>7}{'gzip KB':>9}{'x':>7}{'sparsity':>9}{metric:>11}"
+             f"{'Δ':>11}{'ms/ex':>7}  blessed  pushed"]
     for r in summary.variants:
         auc, change = r.get(f"{metric}_{split}"), r.get(f"{metric}_change")
         pushed = "-" if r["variant"] == "trained" else (summary.variants_pushed.get(r["variant"]) or "no")
         lines.append(
             f"    {r['variant']:<9}{r['parameters']:>9,}{r['parameter_ratio']:>7.2f}"
             f"{r['weights_gzip_bytes'] / 1024:>9.1f}{r['gzip_ratio']:>7.2f}{r['sparsity']:>9.2f}"
-            f"{'' if auc is None else f'{auc:.4f}':>9}{'' if change is None else f'{change:+.4f}':>8}"
+            f"{'' if auc is None else f'{auc:.4f}':>11}{'' if change is None else f'{change:+.4f}':>11}"
             f"{r['latency_ms']:>7.2f}  {'-' if r['blessed'] is None else str(r['blessed']):<7}  {pushed}")
     return lines
 

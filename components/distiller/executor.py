@@ -82,6 +82,7 @@ def run(model_artifact: Any, examples: Any, transform_graph: Any, output: Any, c
     teacher = model_io.load_model(model_artifact.uri)
     student_hp = {**custom_config["model"], **config["student"], "learning_rate": config["learning_rate"]}
     student = training.build_model(data.outputs, student_hp, data.head)
+    training.start_at_the_mean_target(student, data.head, data.dataset("train", config["batch_size"]))
     losses = distill(teacher, student, data, config)
     stats = {**model_io.measure(student), "teacher_parameters": int(teacher.count_params()),
              "student": config["student"], "temperature": config["temperature"], "alpha": config["alpha"],
