@@ -208,8 +208,8 @@ def read_rows(header: Header, dialect: Dialect = Dialect(), opener: Opener = _op
     count = 0
     for line, fields in records:
         if len(fields) != width:
-            raise CsvFormatError(f"{header.path}: line {line}: {len(fields)} fields, expected {width} "
-                                 f"as in the header (line {header.line})")
+            raise CsvFormatError(f"{header.path}: line {line}: {len(fields)} field{'s' * (len(fields) != 1)}, "
+                                 f"expected {width} as in the header (line {header.line})")
         if header.index_column:
             fields = fields[1:]
         count += 1
