@@ -25,10 +25,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _load(args)  # config and data errors first, before TensorFlow loads
     from pipeline import runners, summary
     from pipeline.pipeline_def import create_pipeline
 
-    cfg = runners.with_runner(_load(args), args.engine, args.beam_arg)
+    cfg = runners.with_runner(cfg, args.engine, args.beam_arg)
     ids = [c.id for c in create_pipeline(cfg).components]  # topological order
     if args.until is not None and args.until not in ids:
         print(f"error: --until {args.until}: no such component; components: {', '.join(ids)}", file=sys.stderr)

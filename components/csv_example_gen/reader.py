@@ -243,10 +243,11 @@ class TypeStats:
     infinite: list[tuple[str, int, str] | None]  # first inf per column: (path, line, value)
     rows: int = 0
     minima: list[float | None] = field(default_factory=list)
+    text: list[tuple[str, int, str] | None] = field(default_factory=list)  # first non-number per column
 
     @classmethod
     def empty(cls, width: int) -> TypeStats:
-        return cls([UNKNOWN] * width, [None] * width, 0, [None] * width)
+        return cls([UNKNOWN] * width, [None] * width, 0, [None] * width, [None] * width)
 
     def add(self, path: str, line: int, values: Sequence[str | None]) -> None:
         self.rows += 1
@@ -261,7 +262,10 @@ class TypeStats:
                 continue
             if t > self.types[i]:
                 self.types[i] = t
-            if t != STRING:
+            if t == STRING:
+                if self.text[i] is None:
+                    self.text[i] = (path, line, v)
+            else:
                 number = float(v)
                 low = self.minima[i]
                 if low is None or number < low:
@@ -275,6 +279,8 @@ class TypeStats:
                 self.infinite[i] = other.infinite[i]
             a, b = self.minima[i], other.minima[i]
             self.minima[i] = b if a is None else a if b is None else min(a, b)
+            if other.text[i] is not None and (self.text[i] is None or other.text[i] < self.text[i]):
+                self.text[i] = other.text[i]
 
     def column_types(self, columns: Sequence[str]) -> dict[str, str]:
         """{column: int|float|string|unknown}; an inf in a numeric column is an error (TFDV statistics
@@ -300,6 +306,7 @@ class Scan:
     rows: int
     minima: dict[str, float]
     headers: tuple[Header, ...]
+    first_text: dict[str, str]  # string columns: where the first value that is not a number is
 
 
 def read_headers(paths: Iterable[str], dialect: Dialect = Dialect(), opener: Opener = _open_local
@@ -322,7 +329,8 @@ def scan(paths: Iterable[str], dialect: Dialect = Dialect(), opener: Opener = _o
     types = stats.column_types(columns)
     minima = {c: m for c, m, t in zip(columns, stats.minima, stats.types, strict=True)
               if m is not None and t != STRING}
-    return Scan(columns, types, stats.rows, minima, headers)
+    first_text = {c: f"'{t[2]}' at {t[0]} line {t[1]}" for c, t in zip(columns, stats.text, strict=True) if t}
+    return Scan(columns, types, stats.rows, minima, headers, first_text)
 
 
 def iter_dicts(paths: Iterable[str], dialect: Dialect = Dialect(), opener: Opener = _open_local
