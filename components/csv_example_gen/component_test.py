@@ -102,3 +102,33 @@ def test_taxi_examples_identical_to_stock_csv_example_gen(tmp_path):
         assert sorted(got) == sorted(want), split
         total += len(got)
     assert total == 15002
+
+
+def test_latest_span_and_partition_feature(tmp_path):
+    """input_config {SPAN} patterns and partition_feature_name work as with stock CsvExampleGen: only the
+    latest span is read (and recorded on the artifact), and rows sharing the partition value share a split."""
+    for span, rows in ((1, ["a,1", "b,2"]), (2, [f"{'xyz'[i % 3]},{i}" for i in range(30)])):
+        folder = tmp_path / "data" / f"span-{span}"
+        folder.mkdir(parents=True)
+        (folder / "part.csv").write_text("group,n\n" + "\n".join(rows) + "\n")
+    split_config = example_gen_pb2.SplitConfig(partition_feature_name="group", splits=[
+        example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=1),
+        example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1)])
+    gen = CsvExampleGen(str(tmp_path / "data"), input_config=example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name="single_split", pattern="span-{SPAN}/*.csv")]),
+        output_config=example_gen_pb2.Output(split_config=split_config))
+    examples_dir = _run(tmp_path, "spans", gen)
+    groups: dict[str, set[bytes]] = {}
+    ns = []
+    for split in ("train", "eval"):
+        for record in _records(examples_dir / f"Split-{split}"):
+            ex = tf.train.Example.FromString(record)
+            groups.setdefault(split, set()).add(ex.features.feature["group"].bytes_list.value[0])
+            ns.append(ex.features.feature["n"].int64_list.value[0])
+    assert sorted(ns) == list(range(30))  # span 2 only
+    assert sum(map(len, groups.values())) == 3  # each group in exactly one split
+    store = tfx.orchestration.metadata.sqlite_metadata_connection_config(str(tmp_path / "spans" / "m.sqlite"))
+    from ml_metadata.metadata_store import metadata_store
+
+    (artifact,) = metadata_store.MetadataStore(store).get_artifacts_by_type("Examples")
+    assert artifact.custom_properties["span"].int_value == 2
