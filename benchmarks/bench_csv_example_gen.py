@@ -19,17 +19,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import pipeline  # noqa: E402,F401  (Keras flavour before TensorFlow)
-import tensorflow as tf  # noqa: E402
-from tfx import v1 as tfx  # noqa: E402
-from tfx.proto import example_gen_pb2  # noqa: E402
-
+import pipeline  # noqa: E402,F401  (Keras flavour before TensorFlow, which run_once imports)
 from components.csv_example_gen import CsvExampleGen  # noqa: E402
 
 BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
 def run_once(kind: str, csv: Path, work: Path) -> tuple[float, int]:
+    import tensorflow as tf
+    from tfx import v1 as tfx
+    from tfx.proto import example_gen_pb2
+
     input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split",
                                                                             pattern=csv.name)])
     output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
