@@ -58,6 +58,11 @@ def test_dialect_keys_parsed_and_checked(tmp_path):
     _r_style_csv(tmp_path / "data" / "data.csv", delimiter="\t", missing="-")
     cfg = load_config(derived_config(tmp_path, tmp_path / "data", data={"delimiter": "tab", "missing_values": ["-"]}))
     assert cfg.csv_dialect == Dialect("\t", ("-",))
+    # ...and the pipeline hands them to the ExampleGen, whose executor reads them back.
+    from components.csv_example_gen.executor import custom_params
+    from pipeline.pipeline_def import example_gen
+
+    assert custom_params(example_gen(cfg).exec_properties) == {"delimiter": "\t", "missing_values": ["-"]}
     with pytest.raises(ConfigError, match=r"data\.delimiter: must be one of"):
         load_config(derived_config(tmp_path, tmp_path / "data", data={"delimiter": ":"}))
     path = derived_config(tmp_path, tmp_path / "data")
