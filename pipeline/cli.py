@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from components.csv_example_gen.reader import CsvFormatError
 from pipeline.config import ConfigError, PipelineConfig, load_config
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "taxi" / "pipeline.yaml"
@@ -24,10 +25,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _load(args)  # config and data errors first, before TensorFlow loads
     from pipeline import runners, summary
     from pipeline.pipeline_def import create_pipeline
 
-    cfg = runners.with_runner(_load(args), args.engine, args.beam_arg)
+    cfg = runners.with_runner(cfg, args.engine, args.beam_arg)
     ids = [c.id for c in create_pipeline(cfg).components]  # topological order
     if args.until is not None and args.until not in ids:
         print(f"error: --until {args.until}: no such component; components: {', '.join(ids)}", file=sys.stderr)
@@ -55,8 +57,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from pipeline.summary import latest_execution, open_store, output_artifacts
 
     cfg = _load(args)
-    if cfg.schema_path.exists() and not args.overwrite:
-        print(f"{cfg.schema_path} exists; pass --overwrite to replace it", file=sys.stderr)
+    # Without a `schema:` key the schema goes beside the config, and the config must then name it.
+    target = cfg.schema_path or cfg.path.resolve().parent / "schema.pbtxt"
+    if target.exists() and not args.overwrite:
+        print(f"{target} exists; pass --overwrite to replace it", file=sys.stderr)
         return 1
     store = open_store(cfg) if cfg.metadata_path.exists() else None
     execution = store and latest_execution(store, cfg.name, "SchemaGen")
@@ -64,8 +68,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
         print("no SchemaGen run found: run the pipeline once without a schema file", file=sys.stderr)
         return 1
     (artifact,) = output_artifacts(store, execution.id)
-    shutil.copyfile(Path(artifact.uri) / "schema.pbtxt", cfg.schema_path)
-    print(f"saved {cfg.schema_path} from {artifact.uri}; review it and commit it")
+    shutil.copyfile(Path(artifact.uri) / "schema.pbtxt", target)
+    print(f"saved {target} from {artifact.uri}; review it and commit it")
+    if cfg.schema_path is None:
+        print(f"add `schema: {target.name}` to {cfg.path} so runs import it")
     return 0
 
 
@@ -215,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except CsvFormatError as exc:  # raised by the config's data check, before any component runs
+        print(f"data error: {exc}", file=sys.stderr)
         return 2
 
 

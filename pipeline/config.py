@@ -7,9 +7,7 @@ resolved against the directory of the config file.
 
 from __future__ import annotations
 
-import csv
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -17,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from components.csv_example_gen import reader
+from components.csv_example_gen.reader import Dialect
 from modules import feature_steps
 from modules import task as task_lib
 from modules.feature_steps import FeatureDef
@@ -136,7 +136,7 @@ class PipelineConfig:
     name: str
     data_dir: Path
     split: SplitConfig
-    schema_path: Path
+    schema_path: Path | None  # None (no `schema:` key): SchemaGen infers one
     label: Label
     features: tuple[FeatureDef, ...]
     model: ModelConfig = ModelConfig()
@@ -149,6 +149,7 @@ class PipelineConfig:
     tuning: TuningConfig | None = None  # Tuner before Trainer
     optimization: OptimizationConfig | None = None  # pruned / QAT / student variants
     deployment: DeploymentConfig | None = None  # TFLite / TF.js conversion and push
+    csv_dialect: Dialect = field(default_factory=Dialect)  # data.delimiter / data.missing_values
     output_root: Path = Path("outputs")
     description: str = ""
     # Multiclass: the label's classes found in the data by the config check (sorted); () unchecked.
@@ -335,19 +336,14 @@ def _csv_files(data_dir: Path, span_pattern: str | None) -> list[Path]:
     return sorted(data_dir.glob(span_pattern.replace("{SPAN}", "*") if span_pattern else "*.csv"))
 
 
-def _csv_header(data_dir: Path, source: Path, span_pattern: str | None = None) -> list[str]:
-    files = _csv_files(data_dir, span_pattern)
+def _scan_data(config: PipelineConfig, source: Path) -> reader.Scan:
+    """Every row of every CSV, read by components/csv_example_gen/reader.py exactly as ExampleGen reads
+    them: a malformed file raises the reader's CsvFormatError (file, line, column), as the run would."""
+    pattern = config.split.span_pattern
+    files = _csv_files(config.data_dir, pattern)
     if not files:
-        raise ConfigError(f"{source}: data.csv_dir: no {span_pattern or '*.csv'} file in {data_dir}")
-    with files[0].open(newline="") as fh:
-        header = next(csv.reader(fh), None)
-    if not header:
-        raise ConfigError(f"{source}: data.csv_dir: {files[0]} is empty")
-    for other in files[1:]:
-        with other.open(newline="") as fh:
-            if next(csv.reader(fh), None) != header:
-                raise ConfigError(f"{source}: data.csv_dir: {other} has a different header from {files[0]}")
-    return header
+        raise ConfigError(f"{source}: data.csv_dir: no {pattern or '*.csv'} file in {config.data_dir}")
+    return reader.scan([str(f) for f in files], config.csv_dialect)
 
 
 def load_config(path: str | Path, *, output_root: str | Path | None = None,
@@ -369,7 +365,7 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
                    else "use letters, digits, '-' and '_' only")
 
     data = top.child("data")
-    data.mapping({"csv_dir", "splits", "split_by", "span_pattern"})
+    data.mapping({"csv_dir", "splits", "split_by", "span_pattern", "delimiter", "missing_values"})
     data_dir = (base / data.get("csv_dir", (str,))).resolve()
     if not data_dir.is_dir():
         raise data.fail(f"directory {data_dir} does not exist", "csv_dir")
@@ -381,7 +377,8 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
             raise data.fail("spans go with hash or column splits, not split_by.timestamp_column", "span_pattern")
         split = replace(split, span_pattern=pattern)
 
-    schema_path = (base / top.get("schema", (str,))).resolve()
+    csv_dialect = _csv_dialect(data)
+    schema_path = (base / top.get("schema", (str,))).resolve() if "schema" in top.data else None
 
     label_r = top.child("label")
     label = _label(label_r)
@@ -516,7 +513,7 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
 
     config = PipelineConfig(
         path=source, name=name, data_dir=data_dir, split=split, cleaning=cleaning, selection=selection,
-        drift=drift, tuning=tuning, optimization=optimization, deployment=deployment,
+        drift=drift, tuning=tuning, optimization=optimization, deployment=deployment, csv_dialect=csv_dialect,
         schema_path=schema_path, label=label, features=tuple(features), model=model,
         training=training, evaluation=evaluation, runner=runner,
         output_root=Path(output_root).resolve(),
@@ -563,6 +560,21 @@ def _label(r: _Reader) -> Label:
     transform = r.get("transform", (str,), "none", lambda v: None if v in task_lib.TARGET_TRANSFORMS
                       else f"must be one of {', '.join(task_lib.TARGET_TRANSFORMS)}")
     return Label(name, column, task, transform=transform)
+
+
+DELIMITER_NAMES = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+def _csv_dialect(data: _Reader) -> Dialect:
+    """data.delimiter (absent: sniffed per file) and data.missing_values (absent: the reader's default)."""
+    allowed = [*reader.DELIMITERS, *DELIMITER_NAMES]
+    delimiter = data.get("delimiter", (str,), None, lambda v: None if v in allowed else
+                         f"must be one of {', '.join(map(repr, allowed))} (omit it to detect)")
+    missing = data.get("missing_values", (list,), list(reader.DEFAULT_MISSING_VALUES))
+    if not all(isinstance(m, str) for m in missing):
+        raise data.fail('must be a list of strings; quote tokens YAML reads as something else ("null", "")',
+                        "missing_values")
+    return Dialect(DELIMITER_NAMES.get(delimiter, delimiter), tuple(missing))
 
 
 def _split_config(data: _Reader) -> SplitConfig:
@@ -668,7 +680,8 @@ def _selection_config(top: _Reader, feature_names: list[str]) -> SelectionConfig
 def _check_against_data(config: PipelineConfig, source: Path) -> None:
     """Columns the config names must be in the CSV header; steps that need positive values
     (log, Box-Cox) or values above -1 (log1p) must get them."""
-    header = _csv_header(config.data_dir, source, config.split.span_pattern)
+    scan = _scan_data(config, source)
+    header = list(scan.columns)
     needed = []
     for i, f in enumerate(config.features):
         if f.name in header and (f.ratio or f.cross or f.cyclical):
@@ -690,6 +703,13 @@ def _check_against_data(config: PipelineConfig, source: Path) -> None:
         if col not in header:
             raise ConfigError(f"{source}: {key}: column '{col}' is not in the data "
                               f"({config.data_dir}); columns: {', '.join(header)}")
+    numeric = [(f"features ({f.name})", f.name) for f in config.features
+               if f.type in ("int", "float") and not (f.ratio or f.cross or f.cyclical)]
+    numeric += [(f"features ({f.name}).ratio", c) for f in config.features if f.ratio for c in f.ratio]
+    for key, col in numeric:
+        if scan.types[col] == "string":
+            raise ConfigError(f"{source}: {key}: column '{col}' holds text, not numbers: {scan.first_text[col]} "
+                              f"(add the token to data.missing_values if it means 'no value')")
     domains = {}
     for i, f in enumerate(config.features):
         requirement = None if f.cyclical else feature_steps.domain_requirement(list(f.steps))
@@ -697,12 +717,11 @@ def _check_against_data(config: PipelineConfig, source: Path) -> None:
             domains[i] = requirement
     if not domains:
         return
-    columns = {c for i in domains for c in config.features[i].source_columns}
-    files = _csv_files(config.data_dir, config.split.span_pattern)
-    minima = _column_minima(files, columns)
+    files = [str(f) for f in _csv_files(config.data_dir, config.split.span_pattern)]
     for i, (step, bound) in domains.items():
         f = config.features[i]
-        low = _ratio_minimum(files, *f.ratio) if f.ratio else minima.get(f.name)
+        # Minima over the finite values only (the reader never lets a NaN be a minimum).
+        low = _ratio_minimum(files, config.csv_dialect, *f.ratio) if f.ratio else scan.minima.get(f.name)
         # What a missing value becomes: 0 without impute, the constant, or a train statistic
         # (mean/median/most frequent), which stays in the data's domain.
         impute = next((a for s, a in f.steps if s == "impute"), None)
@@ -720,8 +739,18 @@ def _check_against_data(config: PipelineConfig, source: Path) -> None:
                               f"but missing values are filled with {fill:g}: add an impute step")
 
 
-MISSING_TOKENS = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"}  # TODO(csv reader): one definition
 MAX_CLASSES = 1000  # more distinct labels than this is an ID or a number, not a class
+
+
+def _count_class(values: dict[str, int], value: str, where: str) -> None:
+    try:  # a numeric class column: the token an integer or number has in the graph
+        key = task_lib.token(float(value))
+    except ValueError:
+        key = value
+    values[key] = values.get(key, 0) + 1
+    if len(values) > MAX_CLASSES:
+        raise ConfigError(f"{where}: more than {MAX_CLASSES} distinct values: not a class label "
+                          f"(for a number to predict use task: regression)")
 
 
 def _check_label_against_data(config: PipelineConfig, source: Path) -> tuple[str, ...]:
@@ -733,28 +762,23 @@ def _check_label_against_data(config: PipelineConfig, source: Path) -> tuple[str
     where = f"{source}: label.column ({label.column})"
     values: dict[str, int] = {}
     low = math.inf
-    for row_number, row in enumerate(_read_rows(_csv_files(config.data_dir, config.split.span_pattern)), 1):
-        value = row.get(label.column)
-        if value is None or value.strip() in MISSING_TOKENS:
-            continue
-        if label.task == task_lib.REGRESSION:
-            try:
-                number = float(value)
-            except ValueError:
-                raise ConfigError(f"{where}: regression needs a numeric target, but data row {row_number} "
-                                  f"has {value!r}") from None
-            if not math.isfinite(number):
-                raise ConfigError(f"{where}: data row {row_number} has {value!r}: the target must be finite")
-            low = min(low, number)
-            continue
-        try:  # a numeric class column: the token an integer or number has in the graph
-            key = task_lib.token(float(value))
-        except ValueError:
-            key = value
-        values[key] = values.get(key, 0) + 1
-        if len(values) > MAX_CLASSES:
-            raise ConfigError(f"{where}: more than {MAX_CLASSES} distinct values: not a class label "
-                              f"(for a number to predict use task: regression)")
+    files = [str(f) for f in _csv_files(config.data_dir, config.split.span_pattern)]
+    for header in reader.read_headers(files, config.csv_dialect):
+        at = header.columns.index(label.column)
+        for line, row in reader.read_rows(header, config.csv_dialect):
+            value = row[at]
+            if value is None:  # a missing-value token: the row is dropped before Transform
+                continue
+            if label.task == task_lib.REGRESSION:
+                try:
+                    number = reader.parse_number(value)
+                except ValueError:
+                    raise ConfigError(f"{where}: regression needs a numeric target, but {header.path} line {line} "
+                                      f"has {value!r}") from None
+                if number is not None:
+                    low = min(low, number)
+                continue
+            _count_class(values, value, where)
     if label.task == task_lib.REGRESSION:
         if low == math.inf:
             raise ConfigError(f"{where}: the column has no value")
@@ -773,35 +797,16 @@ def _check_label_against_data(config: PipelineConfig, source: Path) -> tuple[str
     return tuple(sorted(values))
 
 
-def _read_rows(files: list[Path]) -> Iterator[dict[str, str]]:
-    for path in files:
-        with path.open(newline="") as fh:
-            yield from csv.DictReader(fh)
-
-
-def _column_minima(files: list[Path], columns: set[str]) -> dict[str, float]:
-    minima: dict[str, float] = {}
-    for row in _read_rows(files):
-        for c in columns:
-            v = row.get(c, "")
-            if v != "":
-                try:
-                    x = float(v)
-                except ValueError:
-                    continue  # a type problem: the schema check of ExampleValidator reports it
-                if c not in minima or x < minima[c]:
-                    minima[c] = x
-    return minima
-
-
-def _ratio_minimum(files: list[Path], num: str, den: str) -> float | None:
+def _ratio_minimum(files: list[str], dialect: Dialect, num: str, den: str) -> float | None:
     low = None
-    for row in _read_rows(files):
-        try:
-            n, d = float(row[num]), float(row[den])
-        except (ValueError, KeyError):
+    for row in reader.iter_dicts(files, dialect):
+        if row[num] is None or row[den] is None:
             continue
-        if d != 0:
+        try:
+            n, d = reader.parse_number(row[num]), reader.parse_number(row[den])
+        except ValueError:  # text: the type check above names it
+            continue
+        if n is not None and d is not None and d != 0:
             low = n / d if low is None else min(low, n / d)
     return low
 

@@ -13,6 +13,7 @@ from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2, transform_pb2
 
 from components.anomaly_gate import AnomalyGate
+from components.csv_example_gen import CsvExampleGen
 from components.data_cleaner import DataCleaner
 from components.distiller import Distiller
 from components.drift_gate import DriftSkewGate
@@ -101,10 +102,12 @@ def eval_config(cfg: PipelineConfig, thresholds: tuple[Threshold, ...] = ()) -> 
 
 
 def example_gen(cfg: PipelineConfig) -> tfx.dsl.components.base.base_component.BaseComponent:
-    """ExampleGen for the configured split: hash of the row, of a partition column, or by time."""
+    """ExampleGen for the configured split: hash of the row, of a partition column, or by time. Both read
+    the CSVs through components/csv_example_gen/reader.py, with the config's dialect."""
+    dialect = {"delimiter": cfg.csv_dialect.delimiter, "missing_values": cfg.csv_dialect.missing_values}
     if cfg.split.temporal:
         return TemporalCsvExampleGen(str(cfg.data_dir), cfg.split.timestamp_column, cfg.split.eval_from,
-                                     cfg.split.test_from)
+                                     cfg.split.test_from, **dialect)
     split_config = example_gen_pb2.SplitConfig(splits=[
         example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
         for name, buckets in cfg.split_buckets.items()])
@@ -113,11 +116,11 @@ def example_gen(cfg: PipelineConfig) -> tfx.dsl.components.base.base_component.B
         split_config.partition_feature_name = cfg.split.partition_column
     # Only the CSVs (a data folder also holds its PROVENANCE note); with spans, the latest span.
     pattern = cfg.split.span_pattern or "*.csv"
-    return tfx.components.CsvExampleGen(
+    return CsvExampleGen(
         input_base=str(cfg.data_dir),
         input_config=example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name="single_split", pattern=pattern)]),
-        output_config=example_gen_pb2.Output(split_config=split_config))
+        output_config=example_gen_pb2.Output(split_config=split_config), **dialect)
 
 
 def _after(node: Any, gates: list[Any]) -> None:
@@ -237,7 +240,7 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
     examples = gen.outputs["examples"]
 
     statistics_gen = tfx.components.StatisticsGen(examples=examples)
-    if cfg.schema_path.exists():
+    if cfg.schema_path is not None and cfg.schema_path.exists():
         schema_gen = tfx.components.ImportSchemaGen(schema_file=str(cfg.schema_path))
     else:
         # infer_feature_shape=False: every raw column may be missing, here and at serving.

@@ -183,7 +183,7 @@ BAD = {
     "unknown target transform": (lambda c: _task(c, "tips", "regression", transform="sqrt"),
                                  ["label.transform", "none, log1p, z_score"]),
     "regression on a string column": (lambda c: _task(c, "payment_type", "regression"),
-                                      ["label.column (payment_type)", "numeric target", "data row 1"]),
+                                      ["label.column (payment_type)", "numeric target", "data.csv line 2"]),
     "log1p target below -1": (lambda c: _task(c, "pickup_longitude", "regression", transform="log1p"),
                               ["label.transform", "log1p needs targets > -1", "-87"]),
     "label column is a feature": (lambda c: _task(c, "company", "multiclass_classification", keep_feature=True),

@@ -1,14 +1,16 @@
-"""TemporalCsvExampleGen: TFX's FileBasedExampleGen with the temporal-split CSV executor."""
+"""TemporalCsvExampleGen: TFX's FileBasedExampleGen with the temporal-split CSV executor (reads CSVs
+through components/csv_example_gen/reader.py, like CsvExampleGen)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
-from google.protobuf import any_pb2, struct_pb2
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
+from components.csv_example_gen.component import COMPONENT_ID, dialect_params, pack_custom_config
 from components.temporal_split import executor
 
 SPLITS = ("train", "eval", "test")
@@ -19,13 +21,13 @@ def epoch_seconds(day: str) -> float:
 
 
 def TemporalCsvExampleGen(input_base: str, timestamp_column: str, eval_from: str, test_from: str,
-                          pattern: str = "*.csv") -> FileBasedExampleGen:
-    """Rows before eval_from -> train, before test_from -> eval, the rest -> test (dates UTC)."""
-    params = struct_pb2.Struct()
-    params.update({"timestamp_column": timestamp_column,
-                   "boundaries": [epoch_seconds(eval_from), epoch_seconds(test_from)]})
-    packed = any_pb2.Any()
-    packed.Pack(params)
+                          pattern: str = "*.csv", delimiter: str | None = None,
+                          missing_values: Sequence[str] | None = None) -> FileBasedExampleGen:
+    """Rows before eval_from -> train, before test_from -> eval, the rest -> test (dates UTC).
+    ``delimiter`` and ``missing_values``: the CSV dialect, as in CsvExampleGen."""
+    params = {"timestamp_column": timestamp_column,
+              "boundaries": [epoch_seconds(eval_from), epoch_seconds(test_from)],
+              **dialect_params(delimiter, missing_values)}
     # hash_buckets only name the splits here; the executor assigns rows by time.
     output = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
         splits=[example_gen_pb2.SplitConfig.Split(name=s, hash_buckets=1) for s in SPLITS]))
@@ -33,6 +35,6 @@ def TemporalCsvExampleGen(input_base: str, timestamp_column: str, eval_from: str
         input_base=input_base,
         input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=pattern)]),
         output_config=output,
-        custom_config=example_gen_pb2.CustomConfig(custom_config=packed),
+        custom_config=pack_custom_config(params),
         custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor),
-    ).with_id("CsvExampleGen")
+    ).with_id(COMPONENT_ID)

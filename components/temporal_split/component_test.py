@@ -40,3 +40,30 @@ def test_rows_split_by_time(tmp_path):
         got = sorted(_timestamps(examples_dir / f"Split-{split}"))
         assert got == sorted(want.tolist()), split
         assert len(got) > 30, split  # every split holds real rows
+
+
+def test_reads_through_the_csv_reader(tmp_path):
+    """An R write.csv2-style file (';', quoted header, "" index column, NA timestamps): stock CsvExampleGen
+    cannot read it; through reader.py each row lands in its time range and NA (missing) goes to train."""
+    a, b = epoch_seconds("2016-01-01"), epoch_seconds("2016-07-01")
+    stamps = {1: int(a) - 60, 2: int(a) + 60, 3: int(b) + 60, 4: None, 5: int(b) - 60}
+    lines = ['"";"trip_start_timestamp";"fare"'] + [
+        f'"{i}";{"NA" if ts is None else ts};{i}.5' for i, ts in stamps.items()]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "trips.csv").write_text("\n".join(lines) + "\n")
+    gen = TemporalCsvExampleGen(str(data), "trip_start_timestamp", "2016-01-01", "2016-07-01")
+    p = tfx.dsl.Pipeline(
+        pipeline_name="temporal_r", pipeline_root=str(tmp_path / "root"), components=[gen],
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(tmp_path / "m.sqlite")))
+    tfx.orchestration.LocalDagRunner().run(p)
+    (examples_dir,) = (tmp_path / "root" / "CsvExampleGen" / "examples").iterdir()
+    fares = {}
+    for split in ("train", "eval", "test"):
+        for path in (examples_dir / f"Split-{split}").glob("*.gz"):
+            for record in tf.data.TFRecordDataset(str(path), compression_type="GZIP"):
+                ex = tf.train.Example.FromString(record.numpy())
+                assert set(ex.features.feature) == {"trip_start_timestamp", "fare"}  # no index, no quotes
+                fares[ex.features.feature["fare"].float_list.value[0]] = split
+    assert fares == {1.5: "train", 2.5: "eval", 3.5: "test", 4.5: "train", 5.5: "eval"}

@@ -1,4 +1,5 @@
-"""CsvExampleGen executor that splits by time instead of by hash.
+"""CsvExampleGen executor (components/csv_example_gen, reading through its reader.py) that splits by
+time instead of by hash.
 
 Rows whose timestamp column is before ``eval_from`` go to the first split (train), rows
 before ``test_from`` to the second (eval), the rest to the third (test): train on earlier
@@ -8,27 +9,24 @@ goes to train; the count is logged. Boundaries are Unix seconds (UTC).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf
 from absl import logging
-from google.protobuf import json_format, struct_pb2
 from tfx.components.example_gen import utils
-from tfx.components.example_gen.csv_example_gen import executor as csv_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
+from components.csv_example_gen import executor as csv_executor
+
 
 def split_params(exec_properties: dict[str, Any]) -> dict[str, Any]:
-    custom = example_gen_pb2.CustomConfig()
-    proto_utils.json_to_proto(exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY], custom)
-    params = struct_pb2.Struct()
-    if not custom.custom_config.Unpack(params):
+    params = csv_executor.custom_params(exec_properties)
+    if "timestamp_column" not in params or "boundaries" not in params:
         raise ValueError("TemporalCsvExampleGen needs a custom_config Struct with timestamp_column and boundaries")
-    return json.loads(json_format.MessageToJson(params))
+    return params
 
 
 def partition_index(example: tf.train.Example, column: str, boundaries: list[float]) -> int:
