@@ -352,8 +352,8 @@ def _impute(raw: Raw, value_type: str, name: str, strategy: str = "constant", va
         fill = tf.constant(fill, raw.values.dtype)
     else:
         present = tf.boolean_mask(raw.values, raw.present)
-        if strategy == "mean":
-            fill = fit("fill", tft.mean(present))
+        if strategy == "mean":  # summed in float64: float32 partial sums depend on Beam's combine order
+            fill = fit("fill", tf.cast(tft.mean(tf.cast(present, tf.float64)), present.dtype))
         elif strategy == "median":  # tf.Transform's quantiles are approximate (rank error <= epsilon)
             fill = fit("fill", tf.reshape(tft.quantiles(present, num_buckets=2, epsilon=0.001), [-1])[0])
         else:  # read back from its vocabulary file (a table lookup, not a constant)

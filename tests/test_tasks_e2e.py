@@ -10,6 +10,7 @@ log1p transform inside the served model), TFMA's per-task metrics, and the conve
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -111,9 +112,12 @@ def test_every_component_completes_is_blessed_and_pushed_everywhere(name, reques
     assert f"task: {cfg.label.task}" in proc.stdout
     for target in ("serving", "mobile", "web"):
         assert any(_pushed(cfg, target).iterdir()), target
-    # The R row-names column was dropped by ExampleGen, not taken as a feature.
+    # ExampleGen dropped R's row-names column ("") and unquoted the header: the inferred schema
+    # has exactly the named columns.
     schema_uri = latest_output_uri(open_store(cfg), cfg.name, "SchemaGen", "Schema")
-    assert "" not in (Path(schema_uri) / "schema.pbtxt").read_text().split('name: "')[1].split('"')[0]
+    columns = re.findall(r'feature \{\s*name: "([^"]*)"', (Path(schema_uri) / "schema.pbtxt").read_text())
+    header = (ROOT / "data" / name).glob("*.csv").__next__().open().readline().strip().split(",")
+    assert header[0] == '""' and sorted(columns) == sorted(c.strip('"') for c in header[1:])
 
 
 def test_multiclass_classes_are_fitted_on_train_and_served_by_name(chile):
