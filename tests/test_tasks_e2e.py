@@ -25,7 +25,7 @@ from modules import task
 from pipeline import raw_inputs
 from pipeline.pipeline_def import create_pipeline
 from pipeline.summary import latest_output_uri, open_store, summarize
-from tests.conftest import ROOT, newest_version, run_cli
+from tests.conftest import ROOT, newest_version
 from tests.serving_fixtures import ServerProcess, http
 
 pytestmark = pytest.mark.e2e
@@ -45,35 +45,46 @@ def _task_config(tmp: Path, name: str, data_dir: Path, **overrides) -> Path:
     return path
 
 
-def _run(tmp: Path, config: Path):
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict:
+    """Both pipelines, started side by side (each runs mostly on one core): {name: (config, process)}.
+    chile: the whole multiclass pipeline on data/chile/Chile.csv as shipped. diamonds: the whole
+    regression pipeline on every 8th line of data/diamonds/diamonds.csv, the lines copied byte for
+    byte (R's quoting and row names kept)."""
     from pipeline.config import load_config
 
-    proc = run_cli("run", "--config", str(config), "--output-root", str(tmp / "outputs"), timeout=3000)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return load_config(config, output_root=tmp / "outputs"), proc
-
-
-@pytest.fixture(scope="module")
-def chile(tmp_path_factory):
-    """The whole multiclass pipeline on data/chile/Chile.csv as shipped."""
-    tmp = tmp_path_factory.mktemp("chile")
-    config = _task_config(tmp, "chile", ROOT / "data" / "chile",
-                          training={"train_steps": 450, "eval_steps": 10, "epochs": 3, "early_stopping_patience": 2})
-    return _run(tmp, config)
-
-
-@pytest.fixture(scope="module")
-def diamonds(tmp_path_factory):
-    """The whole regression pipeline on every 8th line of data/diamonds/diamonds.csv, the lines
-    copied byte for byte (R's quoting and row names kept)."""
-    tmp = tmp_path_factory.mktemp("diamonds")
+    chile_tmp, diamonds_tmp = tmp_path_factory.mktemp("chile"), tmp_path_factory.mktemp("diamonds")
     lines = (ROOT / "data" / "diamonds" / "diamonds.csv").read_bytes().splitlines(keepends=True)
-    data = tmp / "data"
-    data.mkdir()
-    (data / "diamonds.csv").write_bytes(b"".join([lines[0], *lines[1::DIAMONDS_EVERY]]))
-    config = _task_config(tmp, "diamonds", data,
-                          training={"train_steps": 900, "eval_steps": 10, "epochs": 3, "early_stopping_patience": 2})
-    return _run(tmp, config)
+    (diamonds_tmp / "data").mkdir()
+    (diamonds_tmp / "data" / "diamonds.csv").write_bytes(b"".join([lines[0], *lines[1::DIAMONDS_EVERY]]))
+    configs = {
+        "chile": (chile_tmp, _task_config(chile_tmp, "chile", ROOT / "data" / "chile", training={
+            "train_steps": 450, "eval_steps": 10, "epochs": 3, "early_stopping_patience": 2})),
+        "diamonds": (diamonds_tmp, _task_config(diamonds_tmp, "diamonds", diamonds_tmp / "data", training={
+            "train_steps": 900, "eval_steps": 10, "epochs": 3, "early_stopping_patience": 2})),
+    }
+    procs = {name: subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--config", str(config),
+                                     "--output-root", str(tmp / "outputs")],
+                                    cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name, (tmp, config) in configs.items()}
+    out = {}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=3000)
+        assert proc.returncode == 0, f"{name}:\n{stdout[-4000:]}\n{stderr[-4000:]}"
+        tmp, config = configs[name]
+        out[name] = (load_config(config, output_root=tmp / "outputs"),
+                     subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
+    return out
+
+
+@pytest.fixture(scope="module")
+def chile(runs):
+    return runs["chile"]
+
+
+@pytest.fixture(scope="module")
+def diamonds(runs):
+    return runs["diamonds"]
 
 
 def _pushed(cfg, target: str) -> Path:
@@ -256,3 +267,24 @@ def test_tflite_and_tfjs_answer_like_the_saved_model_per_task(name, request):
     assert (_pushed(cfg, "mobile") / "model_dynamic_range.tflite").exists() == quantized["blessed"]
     if cfg.label.task == task.MULTICLASS:
         assert quantized["blessed"] and quantized["agreement"] >= 0.99
+
+
+@pytest.mark.parametrize("name", ["chile", "diamonds"])
+def test_variants_are_made_and_judged_by_the_tasks_metric(name, request):
+    # Distillation on softened softmax (multiclass) or the teacher's outputs (regression), pruning
+    # of a regression model: each evaluated against the trained model by the task's metric.
+    cfg, proc = request.getfixturevalue(name)
+    summary = summarize(cfg, [c.id for c in create_pipeline(cfg).components])
+    rows = {r["variant"]: r for r in summary.variants}
+    metric = task.PRIMARY[cfg.label.task]
+    assert f"{metric:>11}" in proc.stdout  # the variant table's headline column
+    student = rows["student"]
+    assert student["parameter_ratio"] < 0.5 and student[f"{metric}_test"] is not None
+    if cfg.label.task == task.MULTICLASS:
+        # A student that learnt the classes, not the majority class (35%).
+        assert student["accuracy_test"] > 0.5 and student["blessed"] is True
+    else:
+        pruned = rows["pruned"]
+        assert pruned["sparsity_per_layer"]["overall"] == pytest.approx(0.7, abs=0.01)
+        # Dollars of error, not log-dollars: a student stuck at 0 would be off by the whole price.
+        assert student["rmse_test"] < 2 * rows["trained"]["rmse_test"]
