@@ -14,7 +14,10 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "taxi" / "pipelin
 
 
 def _load(args: argparse.Namespace) -> PipelineConfig:
-    return load_config(args.config, output_root=args.output_root)
+    cfg = load_config(args.config, output_root=args.output_root)
+    for note in cfg.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return cfg
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -154,6 +154,7 @@ class PipelineConfig:
     description: str = ""
     # Multiclass: the label's classes found in the data by the config check (sorted); () unchecked.
     label_classes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what the data check found worth saying, not wrong enough to stop
     extra: dict[str, Any] = field(default_factory=dict)
 
     # --- where a run writes: everything under output_root/<name>/ -----------
@@ -521,7 +522,8 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     )
     if check_data:
         _check_against_data(config, source)
-        config = replace(config, label_classes=_check_label_against_data(config, source))
+        classes, notes = _check_label_against_data(config, source)
+        config = replace(config, label_classes=classes, notes=notes)
     return config
 
 
@@ -740,6 +742,7 @@ def _check_against_data(config: PipelineConfig, source: Path) -> None:
 
 
 MAX_CLASSES = 1000  # more distinct labels than this is an ID or a number, not a class
+RARE_CLASS_ROWS = 20  # fewer rows than this: with an 8:1:1 split, eval or test likely has none
 
 
 def _count_class(values: dict[str, int], value: str, where: str) -> None:
@@ -753,12 +756,13 @@ def _count_class(values: dict[str, int], value: str, where: str) -> None:
                           f"(for a number to predict use task: regression)")
 
 
-def _check_label_against_data(config: PipelineConfig, source: Path) -> tuple[str, ...]:
+def _check_label_against_data(config: PipelineConfig, source: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The label column must fit the task: numeric for regression (and > -1 for log1p), the
-    positive class present (binary), 2..MAX_CLASSES classes (multiclass). Returns the classes."""
+    positive class present (binary), 2..MAX_CLASSES classes (multiclass). Returns the classes
+    (multiclass) and notes on rare classes."""
     label = config.label
     if label.threshold_rule:
-        return ()
+        return (), ()
     where = f"{source}: label.column ({label.column})"
     values: dict[str, int] = {}
     low = math.inf
@@ -784,17 +788,24 @@ def _check_label_against_data(config: PipelineConfig, source: Path) -> tuple[str
             raise ConfigError(f"{where}: the column has no value")
         if label.transform == "log1p" and low <= -1:
             raise ConfigError(f"{source}: label.transform: log1p needs targets > -1, but the data has {low:g}")
-        return ()
+        return (), ()
     if label.task == task_lib.BINARY:
         if label.positive_class not in values:
             raise ConfigError(f"{source}: label.positive_class: {label.positive_class!r} never occurs in column "
                               f"'{label.column}'; its values: {', '.join(sorted(values)[:20])}")
         if len(values) < 2:
             raise ConfigError(f"{where}: every row is {label.positive_class!r}: nothing to learn")
-        return ()
+        return (), _rare_notes(values, label.column)
     if len(values) < 2:
         raise ConfigError(f"{where}: multiclass needs at least 2 classes; found {sorted(values)}")
-    return tuple(sorted(values))
+    return tuple(sorted(values)), _rare_notes(values, label.column)
+
+
+def _rare_notes(counts: dict[str, int], column: str) -> tuple[str, ...]:
+    return tuple(f"label '{column}': class {c!r} has only {n} row{'s' * (n > 1)}: the eval or test split may have "
+                 "none, and then its per-class metrics and the macro averages are NaN (a threshold on them "
+                 "fails); a class only eval/test has stops the run at DataCleaner"
+                 for c, n in sorted(counts.items()) if n < RARE_CLASS_ROWS)
 
 
 def _ratio_minimum(files: list[str], dialect: Dialect, num: str, den: str) -> float | None:

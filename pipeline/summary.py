@@ -176,10 +176,10 @@ def format_summary(summary: RunSummary) -> str:
                         if "@" not in m and not m.endswith("_diff")})
         splits = sorted(summary.metrics, key=lambda s: ("train", "eval", "test").index(s))
         lines.append(f"  task: {summary.task}")
-        lines.append("  metrics        " + "".join(f"{s:>12}" for s in splits))
+        lines.append(f"  {'metrics':<20}" + "".join(f"{s:>12}" for s in splits))
         for name in names:
             row = "".join(f"{summary.metrics[s].get(name, float('nan')):12.4f}" for s in splits)
-            lines.append(f"  {name:<15}{row}")
+            lines.append(f"  {name:<20}{row}")
         lines += _format_per_class(summary)
     if summary.cleaning:
         rows = ", ".join(f"{split} {c['rows_in']:,} -> {c['rows_out']:,}" for split, c in summary.cleaning.items())

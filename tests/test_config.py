@@ -224,6 +224,9 @@ def test_each_task_loads_with_its_defaults(tmp_path):
     multi = load_config(_write(tmp_path, lambda c: (_task(c, "payment_type", "multiclass_classification"),
                                                     c.update(tuning=yaml.safe_load(TAXI_CONFIG.read_text())["tuning"]))))
     assert "Cash" in multi.label_classes and "Credit Card" in multi.label_classes
+    # Classes too rare to be sure of an eval/test row are noted (Dispute 4, Pcard 3, Prcard 1 rows).
+    assert [n.split("'")[3] for n in multi.notes] == ["Dispute", "Pcard", "Prcard"]
+    assert "has only 1 row:" in multi.notes[2] and "NaN" in multi.notes[2]
     assert multi.cleaning_rules()["label_classes"] == "payment_type"
     assert (multi.tuning.objective, multi.tuning.direction) == ("val_accuracy", "max")
 

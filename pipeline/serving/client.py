@@ -8,7 +8,6 @@ strings with "" (the model's ``serving_raw`` signature).
 
 from __future__ import annotations
 
-import csv
 import http.client
 import json
 import math
@@ -156,31 +155,38 @@ _NUMPY = {"DT_FLOAT": np.float32, "DT_DOUBLE": np.float64, "DT_INT64": np.int64,
 
 
 def csv_columns(path: Path, inputs: dict[str, str]) -> tuple[int, dict[str, list]]:
-    """CSV rows -> one list per signature input (NaN / "" for empty cells), errors naming line and column."""
+    """CSV rows -> one list per signature input (NaN / "" for missing), read exactly as the pipeline
+    reads its data (``components/csv_example_gen/reader.py``: delimiter detected, BOM, CRLF, quoted
+    headers, a row-names column, ``NA`` and the other missing-value tokens); errors name line and column."""
+    from components.csv_example_gen import reader
+
     try:
-        with Path(path).open(newline="") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            missing = [name for name in inputs if name not in header]
-            if missing:
-                raise ValueError(f"{path}: no column {', '.join(repr(m) for m in missing)} (the signature's inputs: "
-                                 f"{', '.join(sorted(inputs))})")
-            columns: dict[str, list] = {name: [] for name in inputs}
-            n = 0
-            for n, row in enumerate(reader, start=1):
-                for name, dtype in inputs.items():
-                    cell = row[name] or ""
-                    if dtype == "DT_STRING":
-                        columns[name].append(cell)
-                        continue
-                    try:
-                        columns[name].append(float(cell) if cell != "" else math.nan)
-                    except ValueError:
-                        raise ValueError(f"{path} line {n + 1}: column '{name}': {cell!r} is not a number") from None
+        (header,) = reader.read_headers([str(path)])
+        missing = [name for name in inputs if name not in header.columns]
+        if missing:
+            hint = (f"; the header reads as {len(header.columns)} column(s) split at {header.delimiter!r}"
+                    if len(header.columns) < 2 else "")
+            raise ValueError(f"{path}: no column {', '.join(repr(m) for m in sorted(missing))} (the signature's "
+                             f"inputs: {', '.join(sorted(inputs))}){hint}")
+        at = {name: header.columns.index(name) for name in inputs}
+        columns: dict[str, list] = {name: [] for name in inputs}
+        n = 0
+        for line, values in reader.read_rows(header):
+            n += 1
+            for name, dtype in inputs.items():
+                cell = values[at[name]]
+                if dtype == "DT_STRING":
+                    columns[name].append("" if cell is None else cell)
+                    continue
+                try:
+                    number = None if cell is None else reader.parse_number(cell)
+                except ValueError:
+                    raise ValueError(f"{path} line {line}: column '{name}': {cell!r} is not a number") from None
+                columns[name].append(math.nan if number is None else number)
+    except reader.CsvFormatError as exc:
+        raise ValueError(str(exc)) from None
     except OSError as exc:
         raise ValueError(f"{path}: {exc.strerror or exc}") from None
-    if not n:
-        raise ValueError(f"{path}: no rows")
     return n, columns
 
 
