@@ -161,9 +161,10 @@ METRICS: dict[str, dict[str, Metric]] = {
         "r2": Metric("SquaredPearsonCorrelation"),  # squared correlation of prediction and target
     },
 }
-# The metric a task is judged by: default variant threshold, the summary's headline, the
-# Tuner's objective and early stopping (their Keras names below).
+# The metric a task is judged by: default variant threshold, the summary's headline; and its
+# Keras validation metric with the better direction (early stopping, the Tuner's objective).
 PRIMARY = {BINARY: "auc", MULTICLASS: "accuracy", REGRESSION: "rmse"}
+MONITOR = {BINARY: ("val_auc", "max"), MULTICLASS: ("val_accuracy", "max"), REGRESSION: ("val_rmse", "min")}
 
 
 def metric_direction(task: str, metric: str) -> bool:
@@ -196,14 +197,15 @@ class Head:
 
 
 def head(label: Label, num_classes: int | None = None) -> Head:
+    monitor = MONITOR[label.task]
     if label.task == BINARY:
-        return Head(BINARY, 1, "sigmoid", "binary_crossentropy", "val_auc", "max")
+        return Head(BINARY, 1, "sigmoid", "binary_crossentropy", *monitor)
     if label.task == MULTICLASS:
         if not num_classes or num_classes < 2:
             raise ValueError(f"label '{label.column}': multiclass needs at least 2 classes in train, "
                              f"found {num_classes or 0}")
-        return Head(MULTICLASS, num_classes, "softmax", "sparse_categorical_crossentropy", "val_accuracy", "max")
-    return Head(REGRESSION, 1, None, "mse", "val_rmse", "min")
+        return Head(MULTICLASS, num_classes, "softmax", "sparse_categorical_crossentropy", *monitor)
+    return Head(REGRESSION, 1, None, "mse", *monitor)
 
 
 def keras_metrics(task: str, keras: Any) -> list[Any]:

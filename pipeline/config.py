@@ -191,8 +191,7 @@ class PipelineConfig:
             rules["drop_columns_missing_fraction"] = c.drop_columns_missing_fraction
         # Rows without a label cannot be learned from (except by the threshold rule, which
         # counts them negative); a multiclass label must only hold classes train has.
-        drop = [*([self.label.column] if self.label.drops_missing else []),
-                *(col for col in c.drop_rows_missing if col != self.label.column or not self.label.drops_missing)]
+        drop = list(dict.fromkeys([self.label.column] * self.label.drops_missing + list(c.drop_rows_missing)))
         if drop:
             rules["drop_rows_missing"] = drop
         if self.label.task == task_lib.MULTICLASS:

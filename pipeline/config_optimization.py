@@ -105,10 +105,10 @@ def parse_tuning(top: _Reader, task: str = task_lib.BINARY) -> TuningConfig:
         raise t.fail("must name at least one hyperparameter to search", "search_space")
     if problem := hyperparameters.check_space(space):
         raise t.fail(problem, "search_space")
-    task_head = task_lib.head(task_lib.Label("", "", task), 2)
-    d = TuningConfig(space, objective=task_head.monitor, direction=task_head.monitor_mode)
-    objective = t.get("objective", (str,), d.objective,
-                      lambda v: None if v.startswith("val_") else f"must be a validation metric, e.g. {d.objective}")
+    default, _ = task_lib.MONITOR[task]
+    d = TuningConfig(space)
+    objective = t.get("objective", (str,), default,
+                      lambda v: None if v.startswith("val_") else f"must be a validation metric, e.g. {default}")
     return TuningConfig(
         search_space=space,
         algorithm=t.get("algorithm", (str,), d.algorithm,

@@ -37,8 +37,8 @@ def training_curves(training_json: Path, out: Path) -> Path:
 
 
 def confusion_matrix(evaluation_uri: str, classes: list[str], out: Path) -> Path:
-    """TFMA's multi-class confusion matrix (overall slice) as a heat map, rows normalised: what
-    each true class was predicted as."""
+    """TFMA's multi-class confusion matrix (overall slice, argmax predictions) as a heat map, rows
+    normalised: what each true class was predicted as."""
     import numpy as np
     import tensorflow_model_analysis as tfma
 
@@ -48,7 +48,9 @@ def confusion_matrix(evaluation_uri: str, classes: list[str], out: Path) -> Path
         if key == ():
             for sub in plots.values():
                 for values in sub.values():
-                    matrix = values.get("multiClassConfusionMatrixAtThresholds", {}).get("matrices", [{}])[0]
+                    matrices = values.get("multiClassConfusionMatrixAtThresholds", {}).get("matrices", [])
+                    # Threshold 0: every example counts as its top class (argmax), as accuracy does.
+                    matrix = next((m for m in matrices if not m.get("threshold")), {})
                     entries = matrix.get("entries", entries)
     k = max([len(classes)] + [int(e.get(f, 0)) + 1 for e in entries for f in ("actualClassId", "predictedClassId")])
     counts = np.zeros((k, k))
