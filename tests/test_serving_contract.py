@@ -254,7 +254,9 @@ BAD_REST = [
     ("GET", "/v1/models/nope", None, 404, ["nope"]),
     ("GET", "/v1/models/taxi/versions/x", None, 400, ["version"]),
     ("GET", "/v2/anything", None, 404, ["Malformed request"]),
-    ("POST", "/v1/models/taxi:classify", {"examples": [{"fare": 1.0}]}, 400, ["classes", "scores"]),
+    # The pipeline's signatures answer :classify; transform_features has no classes/scores outputs.
+    ("POST", "/v1/models/taxi:classify", {"signature_name": "transform_features", "examples": [{"fare": 1.0}]}, 400,
+     ["classes", "scores"]),
     ("POST", "/v1/models/wrapped:regress", {"signature_name": "regress", "examples": [{"fare": [1, "a"]}]}, 400,
      ["fare"]),
     ("POST", "/v1/models/wrapped:classify", {"signature_name": "classify", "examples": [3]}, 400, ["examples[0]"]),
