@@ -84,10 +84,15 @@ async function main() {
       if (!r.ok) throw new Error(`${f}: HTTP ${r.status}`);
       return r.json();
     })));
-  const question = {multiclass_classification: `Which ${spec.label}?`, regression: `What ${spec.label}?`};
+  const target = spec.label.replace(/_label$/, '');  // the default label name is <column>_label
+  const question = {multiclass_classification: `Which ${target}?`, regression: `What ${target}?`};
   $('title').textContent = `${question[spec.task] || `Will it be ${spec.label}?`} (${metadata.model} model, TF.js)`;
   buildForm(metadata.raw_columns, spec);
-  metadata.examples.forEach((ex, i) => $('example').append(new Option(`row ${i + 1} (SavedModel: ${ex.saved_model.toFixed(4)})`, String(i))));
+  // The SavedModel's answer for each example row: P(positive), the top class, or the value.
+  const answer = (v) => (Array.isArray(v)
+    ? `${spec.classes[v.indexOf(Math.max(...v))]} ${(100 * Math.max(...v)).toFixed(1)}%` : v.toFixed(4));
+  metadata.examples.forEach((ex, i) => $('example').append(
+    new Option(`row ${i + 1} (SavedModel: ${answer(ex.saved_model)})`, String(i))));
   $('example').addEventListener('change', (e) => { if (e.target.value !== '') fillExample(metadata.examples[Number(e.target.value)]); });
 
   // The backend the model was validated on (cpu: the same kernels as in Node) unless the URL asks
@@ -98,7 +103,9 @@ async function main() {
   const model = await tf.loadGraphModel(MODEL_JSON);
   const v = metadata.validation;
   $('subtitle').textContent = `Model loaded (${tf.getBackend()} backend). Validated on ${v.examples} ${v.split} rows: ` +
-    `max |Δ| ${v.max_abs_diff.toExponential(2)} vs the SavedModel, same decision on ${(100 * v.agreement).toFixed(1)}%.`;
+    `max |Δ| ${v.max_abs_diff.toExponential(2)} vs the SavedModel, ` +
+    `${{multiclass_classification: 'same class', regression: 'within 1%'}[spec.task] || 'same decision'} ` +
+    `on ${(100 * v.agreement).toFixed(1)}%.`;
   $('footer').textContent = `model ${(metadata.sizes.model_bytes / 1024).toFixed(1)} KB ` +
     `(${(metadata.sizes.model_gzip_bytes / 1024).toFixed(1)} KB gzipped), quantization ${metadata.quantization}, ` +
     `@tensorflow/tfjs ${tf.version.tfjs}`;
