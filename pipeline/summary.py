@@ -116,10 +116,7 @@ def summarize(cfg: PipelineConfig, node_ids: list[str]) -> RunSummary:
                     summary.tflite[model] = json.loads(validation.read_text())["variants"]
             continue
         if node_id == "Transform" and cfg.label.task == task_lib.MULTICLASS:
-            for artifact in output_artifacts(store, execution.id):
-                vocab = Path(artifact.uri) / "transform_fn" / "assets" / task_lib.CLASS_VOCABULARY
-                if vocab.exists():
-                    summary.classes = vocab.read_text().splitlines()
+            summary.classes = class_names(store, cfg)
             continue
         if node_id in ("DataCleaner", "FeatureSelector", "Tuner", "VariantComparison"):
             _read_reports(store, execution.id, summary)
@@ -261,6 +258,13 @@ def latest_output_uri(store: mlmd.MetadataStore, pipeline: str, node_id: str, ty
     return None
 
 
+def class_names(store: mlmd.MetadataStore, cfg: PipelineConfig) -> list[str]:
+    """Multiclass: the latest Transform's class vocabulary (class id -> name); [] if none."""
+    transform = latest_output_uri(store, cfg.name, "Transform", "TransformGraph")
+    vocab = Path(transform or "") / "transform_fn" / "assets" / task_lib.CLASS_VOCABULARY
+    return vocab.read_text().splitlines() if transform and vocab.exists() else []
+
+
 def write_pictures(cfg: PipelineConfig, report_dir: Path) -> list[Path]:
     """Training curves and AUC per slice of the latest run, as PNGs in the report folder."""
     from pipeline import report
@@ -277,10 +281,8 @@ def write_pictures(cfg: PipelineConfig, report_dir: Path) -> list[Path]:
         pictures.append(report.slice_metrics(evaluation, metric, report_dir / f"slices_{metric}.png",
                                              higher_is_better=task_lib.metric_direction(cfg.label.task, metric)))
     if evaluation and cfg.label.task == task_lib.MULTICLASS:
-        transform = latest_output_uri(store, cfg.name, "Transform", "TransformGraph")
-        vocab = Path(transform or "") / "transform_fn" / "assets" / task_lib.CLASS_VOCABULARY
-        classes = vocab.read_text().splitlines() if vocab.exists() else []
-        pictures.append(report.confusion_matrix(evaluation, classes, report_dir / "confusion_matrix.png"))
+        pictures.append(report.confusion_matrix(evaluation, class_names(store, cfg),
+                                                report_dir / "confusion_matrix.png"))
     comparison = latest_output_uri(store, cfg.name, "VariantComparison", "VariantTable")
     if cfg.optimization is not None and comparison and (Path(comparison) / "comparison.png").exists():
         pictures.append(Path(shutil.copyfile(Path(comparison) / "comparison.png", report_dir / "variants.png")))

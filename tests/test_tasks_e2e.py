@@ -291,14 +291,9 @@ def test_variants_are_made_and_judged_by_the_tasks_metric(name, request):
 
 
 @pytest.mark.parametrize("name", ["chile", "diamonds"])
-def test_web_page_answers_like_the_saved_model_in_chromium(name, request, tmp_path):
+def test_web_page_answers_like_the_saved_model_in_chromium(name, request):
     # The pushed page itself (form -> model_runtime.js -> graph model): K class probabilities or
     # the target's value per row, as the SavedModel answers the same raw rows.
-    import functools
-    import http.server
-    import os
-    import threading
-
     from components.ondevice import data
     from components.tfjs_converter import executor, runtime
 
@@ -312,25 +307,7 @@ def test_web_page_answers_like_the_saved_model_in_chromium(name, request, tmp_pa
     examples = latest_output_uri(open_store(cfg), cfg.name, "DataCleaner", "Examples")
     rows = data.raw_rows(examples, "test", 8, spec)
     reference = data.reference_predictions(metadata["source_model"], rows, spec)
-    columns = data.raw_columns(spec)
-    (tmp_path / "rows.json").write_text(json.dumps({**runtime.rows_json(rows, list(columns)), "dtypes": columns}))
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(web)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        proc = subprocess.run(
-            [runtime.node(), str(runtime.WEB_DIR / "test" / "browser_predict.js"), "--url",
-             f"http://127.0.0.1:{server.server_port}/index.html", "--rows", str(tmp_path / "rows.json"),
-             "--out", str(tmp_path / "out.json"), "--chromium", str(chromium)],
-            cwd=runtime.WEB_DIR, capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": str(tmp_path)})
-    finally:
-        server.shutdown()
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads((tmp_path / "out.json").read_text())
+    out = runtime.browser_predict(str(web), rows, data.raw_columns(spec), str(chromium))
     assert out["errors"] == [] and not [c for c in out["console"] if c.startswith(("error", "pageerror"))], out
     predicted = np.array(out["predictions"], dtype=np.float64)
     assert predicted.shape == ((8, 4) if cfg.label.task == task.MULTICLASS else (8, 1))

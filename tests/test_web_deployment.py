@@ -9,12 +9,7 @@ from __future__ import annotations
 import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
 
 # isort: split
-import functools
-import http.server
 import json
-import os
-import subprocess
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +21,6 @@ from tests.conftest import model_suffix, newest_version
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")
-BROWSER_SCRIPT = runtime.WEB_DIR / "test" / "browser_predict.js"
 PAGE = ["app.js", "index.html", "metadata.json", "model", "model_runtime.js", "preprocessing_spec.json", "tf.min.js"]
 
 
@@ -94,42 +88,18 @@ def test_pushed_web_model_in_node_matches_the_saved_model(web):
     assert measured["agreement"] == 1.0
 
 
-@pytest.fixture
-def served(web):
-    """The pushed trained web model, served from localhost by a Python http.server thread."""
-    version = _pushed_version(web["cfg"], "trained")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(version)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield version, f"http://127.0.0.1:{server.server_port}/index.html"
-    server.shutdown()
-    thread.join(timeout=10)
-
-
-def test_web_demo_in_chromium_predicts_like_the_saved_model(web, served, tmp_path):
+def test_web_demo_in_chromium_predicts_like_the_saved_model(web, tmp_path):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed (`make system-deps` installs Debian's chromium as root)")
     from components.ondevice import data
 
-    version, url = served
+    version = _pushed_version(web["cfg"], "trained")
     metadata = json.loads((version / "metadata.json").read_text())
     spec = json.loads((version / "preprocessing_spec.json").read_text())
     rows = _rows(web, spec, 12)
     reference = data.reference_predictions(metadata["source_model"], rows, spec)
-    columns = data.raw_columns(spec)
-    payload = {**runtime.rows_json(rows, list(columns)), "dtypes": columns}
-    (tmp_path / "rows.json").write_text(json.dumps(payload))
-    proc = subprocess.run(
-        [runtime.node(), str(BROWSER_SCRIPT), "--url", url, "--rows", str(tmp_path / "rows.json"),
-         "--out", str(tmp_path / "out.json"), "--chromium", str(CHROMIUM), "--screenshot", str(tmp_path / "page.png")],
-        cwd=runtime.WEB_DIR, capture_output=True, text=True, timeout=300, env={**os.environ, "HOME": str(tmp_path)})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads((tmp_path / "out.json").read_text())
+    out = runtime.browser_predict(str(version), rows, data.raw_columns(spec), str(CHROMIUM),
+                                  screenshot=str(tmp_path / "page.png"))
     assert out["errors"] == [] and out["backend"] == "cpu", out
     assert not [line for line in out["console"] if line.startswith(("error", "pageerror"))], out["console"]
     assert "Model loaded" in out["subtitle"]

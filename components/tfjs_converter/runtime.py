@@ -22,6 +22,7 @@ WEB_DIR = ROOT / "web"
 TFJS_VENV = Path(os.environ.get("TFJS_VENV", ROOT / ".venv-tfjs"))
 CONVERTER = TFJS_VENV / "bin" / "tensorflowjs_converter"
 PREDICT_JS = WEB_DIR / "src" / "predict.js"
+BROWSER_JS = WEB_DIR / "test" / "browser_predict.js"  # the pushed page in headless Chromium
 TFJS_BUNDLE = WEB_DIR / "node_modules" / "@tensorflow" / "tfjs" / "dist" / "tf.min.js"
 QUANTIZATION_FLAGS = {"none": None, "float16": "--quantize_float16", "uint8": "--quantize_uint8"}
 # Weights quantized: the Keras model's (its variables frozen into constants: embedding tables
@@ -153,6 +154,40 @@ def node_predict(model_dir: str, rows: dict[str, np.ndarray], columns: list[str]
         _run(cmd, "TF.js in Node (web/src/predict.js)", timeout, cwd=str(WEB_DIR))
         with open(out_file) as fh:
             return json.load(fh)
+
+
+def browser_predict(page_dir: str, rows: dict[str, np.ndarray], columns: dict[str, str], chromium: str, *,
+                    screenshot: str | None = None, timeout: float = 300) -> dict[str, Any]:
+    """Serves the pushed web folder ``page_dir`` on localhost and runs web/test/browser_predict.js:
+    Chromium opens the demo page, fills its form with each row (``columns``: {raw column: dtype};
+    missing values as empty fields) and reads what the page shows. Returns its JSON: predictions
+    (one list of values per row), errors, console lines, subtitle, backend."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=page_dir))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="tfjs_browser_") as tmp:
+            rows_file, out_file = os.path.join(tmp, "rows.json"), os.path.join(tmp, "out.json")
+            with open(rows_file, "w") as fh:
+                json.dump({**rows_json(rows, list(columns)), "dtypes": columns}, fh)
+            cmd = [node(), str(BROWSER_JS), "--url", f"http://127.0.0.1:{server.server_port}/index.html",
+                   "--rows", rows_file, "--out", out_file, "--chromium", chromium,
+                   *(["--screenshot", screenshot] if screenshot else [])]
+            _run(cmd, "the web page in Chromium (web/test/browser_predict.js)", timeout, cwd=str(WEB_DIR),
+                 env={**os.environ, "HOME": tmp})
+            with open(out_file) as fh:
+                return json.load(fh)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 def converter_version() -> str:
