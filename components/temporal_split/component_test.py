@@ -23,16 +23,22 @@ def _timestamps(split_dir: Path) -> list[int]:
     return out
 
 
-def test_rows_split_by_time(tmp_path):
-    header, rows = sample_rows(2000, seed=2)
-    write_csv(tmp_path / "data" / "trips.csv", header, rows)
-    gen = TemporalCsvExampleGen(str(tmp_path / "data"), "trip_start_timestamp", "2016-01-01", "2016-07-01")
+def _run_alone(gen, tmp_path, name: str):
+    """Runs the ExampleGen as a one-component pipeline (LocalDagRunner, sqlite MLMD); its examples folder."""
     p = tfx.dsl.Pipeline(
-        pipeline_name="temporal", pipeline_root=str(tmp_path / "root"), components=[gen],
+        pipeline_name=name, pipeline_root=str(tmp_path / "root"), components=[gen],
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             str(tmp_path / "m.sqlite")))
     tfx.orchestration.LocalDagRunner().run(p)
     (examples_dir,) = (tmp_path / "root" / "CsvExampleGen" / "examples").iterdir()
+    return examples_dir
+
+
+def test_rows_split_by_time(tmp_path):
+    header, rows = sample_rows(2000, seed=2)
+    write_csv(tmp_path / "data" / "trips.csv", header, rows)
+    examples_dir = _run_alone(TemporalCsvExampleGen(str(tmp_path / "data"), "trip_start_timestamp", "2016-01-01",
+                                                    "2016-07-01"), tmp_path, "temporal")
     ts = pd.Series([int(r["trip_start_timestamp"]) for r in rows])
     a, b = epoch_seconds("2016-01-01"), epoch_seconds("2016-07-01")
     expected = {"train": ts[ts < a], "eval": ts[(ts >= a) & (ts < b)], "test": ts[ts >= b]}
@@ -52,13 +58,8 @@ def test_reads_through_the_csv_reader(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "trips.csv").write_text("\n".join(lines) + "\n")
-    gen = TemporalCsvExampleGen(str(data), "trip_start_timestamp", "2016-01-01", "2016-07-01")
-    p = tfx.dsl.Pipeline(
-        pipeline_name="temporal_r", pipeline_root=str(tmp_path / "root"), components=[gen],
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(tmp_path / "m.sqlite")))
-    tfx.orchestration.LocalDagRunner().run(p)
-    (examples_dir,) = (tmp_path / "root" / "CsvExampleGen" / "examples").iterdir()
+    examples_dir = _run_alone(TemporalCsvExampleGen(str(data), "trip_start_timestamp", "2016-01-01", "2016-07-01"),
+                              tmp_path, "temporal_r")
     fares = {}
     for split in ("train", "eval", "test"):
         for path in (examples_dir / f"Split-{split}").glob("*.gz"):
