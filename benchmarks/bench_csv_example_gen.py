@@ -4,25 +4,23 @@ Each run is a one-component pipeline under LocalDagRunner (DirectRunner in memor
 config) on the same CSV with the taxi split (8:1:1); the two alternate ``--repeats`` times and the
 median wall time of each is printed, with the number of examples written (equal: same rows).
 
-    python benchmarks/bench_csv_example_gen.py [--csv data/taxi/data.csv] [--repeats 3]
+    python benchmarks/bench_csv_example_gen.py [--csv data/taxi/data.csv] [--repeats 3] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import pipeline  # noqa: E402,F401  (Keras flavour before TensorFlow, which run_once imports)
+from benchmarks import harness  # noqa: E402
 from components.csv_example_gen import CsvExampleGen  # noqa: E402
 
-BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+GOAL = 1.1  # ours may cost at most 10% more than stock for what it adds (quoted newlines, tokens, checks)
 
 
 def run_once(kind: str, csv: Path, work: Path) -> tuple[float, int]:
@@ -39,7 +37,7 @@ def run_once(kind: str, csv: Path, work: Path) -> tuple[float, int]:
     gen = CsvExampleGen(**args) if kind == "ours" else tfx.components.CsvExampleGen(**args)
     p = tfx.dsl.Pipeline(pipeline_name=kind, pipeline_root=str(work / "root"), components=[gen],
                          metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-                             str(work / "m.sqlite")), beam_pipeline_args=BEAM_ARGS)
+                             str(work / "m.sqlite")), beam_pipeline_args=harness.BEAM_ARGS)
     start = time.perf_counter()
     tfx.orchestration.LocalDagRunner().run(p)
     seconds = time.perf_counter() - start
@@ -48,24 +46,32 @@ def run_once(kind: str, csv: Path, work: Path) -> tuple[float, int]:
     return seconds, count
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", type=Path, default=ROOT / "data" / "taxi" / "data.csv")
+def add_args(parser) -> None:
+    parser.add_argument("--csv", type=Path, default=harness.TAXI_CSV)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+
+
+def main() -> int:
+    b = harness.bench("bench_csv_example_gen", __doc__.split("\n\n")[0], add_args)
+    csv = b.args.csv.resolve()
+    if b.args.quick:
+        csv, b.args.repeats = harness.taxi_sample(b.work / "data", 500) / "data.csv", 1
     times: dict[str, list[float]] = {"stock": [], "ours": []}
     counts: dict[str, int] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.repeats):
-            for kind in times:
-                seconds, counts[kind] = run_once(kind, args.csv.resolve(), Path(tmp) / f"{kind}{r}")
-                times[kind].append(seconds)
-    print(f"{args.csv}: ExampleGen wall time, median of {args.repeats} (LocalDagRunner, DirectRunner in memory)")
-    for kind, ts in times.items():
-        print(f"  {kind:5}  {statistics.median(ts):6.2f} s  ({', '.join(f'{t:.2f}' for t in ts)})  "
-              f"{counts[kind]} examples")
-    print(f"  ours / stock: {statistics.median(times['ours']) / statistics.median(times['stock']):.2f}x")
-    return 0
+    for r in range(b.args.repeats):
+        for kind in times:
+            seconds, counts[kind] = run_once(kind, csv, b.work / f"{kind}{r}")
+            times[kind].append(seconds)
+    print(f"{csv}: ExampleGen wall time, median of {b.args.repeats} (LocalDagRunner, DirectRunner in memory)")
+    rows = [{"kind": kind, "median_s": statistics.median(ts), "runs_s": ts, "examples": counts[kind]}
+            for kind, ts in times.items()]
+    print(harness.table(rows, [("kind", "kind", "<7"), ("median_s", "median s", ">10.2f"),
+                               ("examples", "examples", ">10,")]))
+    b.tables = {"runs": rows, "csv": str(csv)}
+    ratio = rows[1]["median_s"] / rows[0]["median_s"]
+    same = counts["ours"] == counts["stock"]
+    return b.report([harness.Goal("ExampleGen time, ours / stock CsvExampleGen", ratio, "<=", GOAL,
+                                  note="same examples" if same else "EXAMPLE COUNTS DIFFER")])
 
 
 if __name__ == "__main__":

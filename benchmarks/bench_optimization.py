@@ -9,23 +9,22 @@ then reads the VariantComparison table and checks the goals:
 * QAT model converted to full-integer int8 TFLite (representative data from train), run in
   ai-edge-litert on the transformed test split: >= 99% decision agreement with the trained model
 
-    python benchmarks/bench_optimization.py [--workdir DIR]
+Measures a finished run of the shipped config (``--output-root``, ``--config``), or runs it first.
+
+    python benchmarks/bench_optimization.py [--workdir DIR | --output-root ROOT [--config CONFIG]] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import pipeline  # noqa: E402,F401  (Keras flavour before TensorFlow)
-from benchmarks.taxi_run import output_uri, run_pipeline  # noqa: E402
-from pipeline.config import load_config  # noqa: E402
+from benchmarks import harness  # noqa: E402
+from benchmarks.harness import output_uri  # noqa: E402
 
 SPLIT = "test"
 
@@ -83,37 +82,30 @@ def int8_agreement(cfg) -> tuple[float, int, int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", type=Path, default=None)
-    args = parser.parse_args()
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_optimization_"))
-    work.mkdir(parents=True, exist_ok=True)
-    cfg = load_config(run_pipeline(work, 'bench_optimization', 'tuning and variants'), output_root=work / "outputs")
+    b = harness.bench("bench_optimization", __doc__, harness.finished_run_args)
+    cfg = harness.finished_run(b, "bench_optimization")
     table = json.loads((Path(output_uri(cfg, "VariantComparison", "VariantTable")) / "comparison.json").read_text())
+    auc = f"auc_{table['split']}"
     rows = {r["variant"]: r for r in table["rows"]}
     trained = rows["trained"]
-    print(f"\nvariants vs the trained model on split '{table['split']}' (AUC {trained[f'auc_{SPLIT}']:.4f}, "
-          f"{trained['parameters']:,} parameters, weights {trained['weights_gzip_bytes']:,} B gzipped)")
-    print(f"  {'variant':<9}{'params x':>10}{'gzip x':>9}{'sparsity':>10}{'AUC loss':>10}{'ms/ex':>8}  blessed")
     for r in table["rows"]:
-        loss = trained[f"auc_{SPLIT}"] - r[f"auc_{SPLIT}"]
-        print(f"  {r['variant']:<9}{r['parameter_ratio']:>10.3f}{r['gzip_ratio']:>9.3f}{r['sparsity']:>10.3f}"
-              f"{loss:>10.4f}{r['latency_ms']:>8.2f}  {r['blessed']}")
+        r["auc_loss"] = trained[auc] - r[auc]
+    print(f"\nvariants vs the trained model on split '{table['split']}' (AUC {trained[auc]:.4f}, "
+          f"{trained['parameters']:,} parameters, weights {trained['weights_gzip_bytes']:,} B gzipped)")
+    print(harness.table(table["rows"], [
+        ("variant", "variant", "<9"), ("parameter_ratio", "params x", ">10.3f"), ("gzip_ratio", "gzip x", ">9.3f"),
+        ("sparsity", "sparsity", ">10.3f"), ("auc_loss", "AUC loss", ">10.4f"), ("latency_ms", "ms/ex", ">8.2f"),
+        ("blessed", "  blessed", ">9")]))
     agreement, n, size = int8_agreement(cfg)
     pruned, student = rows["pruned"], rows["student"]
-    goals = [
-        ("pruned gzip size <= 0.4x", pruned["gzip_ratio"], pruned["gzip_ratio"] <= 0.4),
-        ("pruned AUC loss <= 0.005", trained[f"auc_{SPLIT}"] - pruned[f"auc_{SPLIT}"],
-         trained[f"auc_{SPLIT}"] - pruned[f"auc_{SPLIT}"] <= 0.005),
-        ("student parameters <= 0.3x", student["parameter_ratio"], student["parameter_ratio"] <= 0.3),
-        ("student AUC loss <= 0.01", trained[f"auc_{SPLIT}"] - student[f"auc_{SPLIT}"],
-         trained[f"auc_{SPLIT}"] - student[f"auc_{SPLIT}"] <= 0.01),
-        (f"QAT int8 TFLite decision agreement >= 0.99 ({n} test rows, {size:,} B)", agreement, agreement >= 0.99),
-    ]
-    print("\ngoals:")
-    for name, value, ok in goals:
-        print(f"  {'PASS' if ok else 'FAIL'}  {name}: {value:.4f}")
-    return 0 if all(ok for *_, ok in goals) else 1
+    b.tables = {"variants": table["rows"], "qat_int8": {"agreement": agreement, "rows": n, "bytes": size}}
+    return b.report([
+        harness.Goal("pruned: weights gzip size / trained", pruned["gzip_ratio"], "<=", 0.4),
+        harness.Goal("pruned: AUC loss", pruned["auc_loss"], "<=", 0.005, unit=""),
+        harness.Goal("student: parameters / trained", student["parameter_ratio"], "<=", 0.3),
+        harness.Goal("student: AUC loss", student["auc_loss"], "<=", 0.01, unit=""),
+        harness.Goal(f"QAT int8 TFLite decision agreement ({n} test rows)", agreement, ">=", 0.99, unit=""),
+    ])
 
 
 if __name__ == "__main__":

@@ -109,17 +109,16 @@ def bench(name: str, doc: str, add_args=None) -> Bench:
 
 
 def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
-    """rows as text: columns are (key, header, format) with format like '>9.1f'."""
-    head = "  " + "".join(f"{h:{fmt.split('.')[0].rstrip('sdf,')}}" if fmt[0] in "<>" else h
-                          for _, h, fmt in columns)
-    lines = [head]
+    """rows as text: columns are (key, header, format), format like '>9.1f' (its width pads the
+    header; a missing value prints as '-')."""
+    widths = [fmt.split(".")[0].rstrip("sdf,") for _, _, fmt in columns]
+    lines = ["  " + " ".join(f"{h:{w}}" for (_, h, _), w in zip(columns, widths, strict=True))]
     for r in rows:
         cells = []
-        for key, _, fmt in columns:
+        for (key, _, fmt), w in zip(columns, widths, strict=True):
             v = r.get(key)
-            width = fmt.split(".")[0].rstrip("sdf,")
-            cells.append(f"{'-':{width}}" if v is None or (isinstance(v, float) and v != v) else f"{v:{fmt}}")
-        lines.append("  " + "".join(cells))
+            cells.append(f"{'-':{w}}" if v is None or (isinstance(v, float) and v != v) else f"{v:{fmt}}")
+        lines.append("  " + " ".join(cells))
     return "\n".join(lines)
 
 
@@ -142,8 +141,8 @@ def scaled_taxi(work: Path, rows: int) -> Path:
     with noise (pipeline.datasets.generate, one CSV per month). Kept in ``work`` for the next run."""
     from pipeline.datasets import generate
 
-    folder = work / f"data_{rows}"
-    if (folder / ".complete").exists():
+    folder, done = work / f"data_{rows}", work / f"data_{rows}.complete"  # beside it: upstream reads every file
+    if done.exists():
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     real = sum(1 for _ in TAXI_CSV.open()) - 1
@@ -155,7 +154,7 @@ def scaled_taxi(work: Path, rows: int) -> Path:
     else:
         print(f"generating {rows:,} rows ...", flush=True)
         generate(TAXI_CSV, folder, rows, layout="files", seed=1)
-    (folder / ".complete").touch()
+    done.touch()
     return folder
 
 
@@ -265,6 +264,7 @@ import json
 data, root, until, train_steps, eval_steps, splits, beam_args = (
     sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), json.loads(sys.argv[6]), sys.argv[7:])
 from tfx.proto import example_gen_pb2, trainer_pb2
+from tfx.utils.proto_utils import proto_to_json  # exec_properties hold protos as JSON
 p = up._create_pipeline(
     pipeline_name="upstream_taxi", pipeline_root=os.path.join(root, "pipeline_root"), data_root=data,
     module_file=os.path.join(os.path.dirname(up.__file__), "taxi_utils_native_keras.py"),
@@ -272,14 +272,19 @@ p = up._create_pipeline(
     beam_pipeline_args=beam_args)
 for c in p.components:
     if c.id == "CsvExampleGen" and splits:  # upstream's default is 2:1 train/eval
-        c.exec_properties["output_config"] = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
-            splits=[example_gen_pb2.SplitConfig.Split(name=k, hash_buckets=v) for k, v in splits.items()]))
+        c.exec_properties["output_config"] = proto_to_json(example_gen_pb2.Output(
+            split_config=example_gen_pb2.SplitConfig(splits=[
+                example_gen_pb2.SplitConfig.Split(name=k, hash_buckets=v) for k, v in splits.items()])))
     if c.id == "Trainer":  # upstream's budget is 1000 / 150; quick runs shrink it
-        c.exec_properties["train_args"] = trainer_pb2.TrainArgs(num_steps=train_steps)
-        c.exec_properties["eval_args"] = trainer_pb2.EvalArgs(num_steps=eval_steps)
+        c.exec_properties["train_args"] = proto_to_json(trainer_pb2.TrainArgs(num_steps=train_steps))
+        c.exec_properties["eval_args"] = proto_to_json(trainer_pb2.EvalArgs(num_steps=eval_steps))
 if until != "all":
     ids = [c.id for c in p.components]
-    p.components = p.components[: ids.index(until) + 1]
+    kept = p.components[: ids.index(until) + 1]  # upstream's list is in topological order
+    for node in kept:
+        for down in [d for d in node.downstream_nodes if d not in kept]:
+            node.remove_downstream_node(down)
+    p.components = kept
 tfx.orchestration.LocalDagRunner().run(p)
 """
 UPSTREAM_STEPS = (1000, 150)  # taxi_pipeline_native_keras.py's TrainArgs / EvalArgs
@@ -312,3 +317,64 @@ UPSTREAM_FEATURES = (
     + [{"name": n, "type": "int", "steps": [{"impute": {"value": 0}}, {"categorical_identity": {"num_buckets": k}}]}
        for n, k in (("trip_start_hour", 24), ("trip_start_day", 31), ("trip_start_month", 13))]
 )
+
+
+# --- a finished run of the shipped config (what the optimization and deployment benchmarks read) ------
+
+def finished_run_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output-root", type=Path, default=None,
+                        help="measure a finished run under this output root instead of running the pipeline")
+    parser.add_argument("--config", type=Path, default=TAXI, help="the config of that run (default: shipped taxi)")
+
+
+def finished_run(b: Bench, name: str) -> Any:
+    """The loaded config of the run to measure: ``--output-root`` (with ``--config``) if given, else
+    the shipped taxi config run now under the work folder (``--quick``: on 2,000 rows with the
+    test-sized budgets tests use)."""
+    from pipeline.config import load_config
+
+    if b.args.output_root is not None:
+        return load_config(b.args.config, output_root=b.args.output_root.resolve())
+    from pipeline.derive import derive
+
+    overrides: dict[str, Any] = {"name": name}
+    if b.args.quick:
+        overrides.update(data={"csv_dir": str(taxi_sample(b.work / "data", 2000))},
+                         training={"train_steps": 100, "eval_steps": 10, "epochs": 1},
+                         tuning={"max_trials": 1, "epochs": 1, "steps_per_epoch": 20, "validation_steps": 5})
+    cfg = derive(TAXI, **overrides)
+    run_ours(b.work, cfg)
+    return load_config(b.work / f"{name}.yaml", output_root=b.work / "outputs")
+
+
+def output_uri(cfg: Any, node_id: str, type_name: str) -> str:
+    """The latest ``type_name`` output of ``node_id`` in the run's ML Metadata."""
+    from pipeline.summary import latest_output_uri, open_store
+
+    uri = latest_output_uri(open_store(cfg), cfg.name, node_id, type_name)
+    if uri is None:
+        raise SystemExit(f"no {type_name} output of {node_id} in {cfg.output_dir}: run the pipeline first")
+    return uri
+
+
+# --- the README's tables ------------------------------------------------------------------------
+
+def markdown(reports: list[Path]) -> str:
+    """The goal table of each JSON report as Markdown, with the command that produced it."""
+    out = []
+    for path in reports:
+        r = json.loads(path.read_text())
+        m = r["machine"]
+        out.append(f"`{r['command']}` ({r['finished']}, {r['seconds']:.0f} s, {m['cpus']} cores, "
+                   f"load {m['load_average_1m']}{'; QUICK: not a measurement' if r['quick'] else ''})\n")
+        out.append("| goal | measured | bound | result |\n| --- | --- | --- | --- |")
+        for g in r["goals"]:
+            value = "n/a" if g["measured"] != g["measured"] else f"{g['measured']:.3f}{g['unit']}"
+            note = f" ({g['note']})" if g["note"] else ""
+            out.append(f"| {g['name']}{note} | {value} | {g['op']} {g['bound']:g}{g['unit']} | {g['status']} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":  # python benchmarks/harness.py [REPORT.json ...]: the tables as Markdown
+    print(markdown([Path(p) for p in sys.argv[1:]] or sorted(OUT.glob("*.json"))))

@@ -25,6 +25,12 @@ def derive(base: Path, *, drop: tuple[str, ...] = (), **overrides: Any) -> dict:
         data["csv_dir"] = str((folder / data["csv_dir"]).resolve())
     if isinstance(cfg.get("schema"), str):
         cfg["schema"] = str((folder / cfg["schema"]).resolve())
+    return merge(cfg, drop=drop, **overrides)
+
+
+def merge(cfg: dict, *, drop: tuple[str, ...] = (), **overrides: Any) -> dict:
+    """``cfg`` with the ``drop`` sections removed and ``overrides`` applied (as in ``derive``), then
+    what depends on a missing section removed with it."""
     for key in drop:
         cfg.pop(key, None)
     for key, value in overrides.items():

@@ -39,22 +39,14 @@ def sample_rows(n: int, seed: int = 7) -> tuple[list[str], list[dict[str, str]]]
 
 
 def derived_config(tmp: Path, csv_dir: Path, **overrides) -> Path:
-    """The shipped taxi config with absolute paths, small budgets and ``overrides`` merged in.
-    Tuning, model variants and on-device deployment are left out unless ``overrides`` give them (see SMALL_TUNING,
-    SMALL_OPTIMIZATION): most tests are about data, and they cost minutes."""
-    cfg = yaml.safe_load(TAXI_CONFIG.read_text())
-    cfg["data"]["csv_dir"] = str(csv_dir)
-    cfg["schema"] = str(TAXI_CONFIG.parent / cfg["schema"])
+    """The shipped taxi config (pipeline.derive: absolute paths) with small budgets and ``overrides``
+    merged in. Tuning, model variants and on-device deployment are left out unless ``overrides`` give
+    them (see SMALL_TUNING, SMALL_OPTIMIZATION): most tests are about data, and they cost minutes."""
+    from pipeline.derive import derive, merge
+
+    cfg = derive(TAXI_CONFIG, drop=("tuning", "optimization", "deployment"), data={"csv_dir": str(csv_dir)})
     cfg["training"] = {"train_steps": 150, "eval_steps": 10, "epochs": 2, "early_stopping_patience": 1}
-    for key in ("tuning", "optimization", "deployment"):
-        cfg.pop(key, None)
-    for key, value in overrides.items():
-        if value is None:
-            cfg.pop(key, None)
-        elif isinstance(value, dict) and isinstance(cfg.get(key), dict):
-            cfg[key].update(value)
-        else:
-            cfg[key] = value
+    merge(cfg, **overrides)
     path = tmp / "pipeline.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path

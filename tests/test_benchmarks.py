@@ -1,0 +1,103 @@
+"""Every benchmark script runs to its goal table with ``--quick`` (tiny data and budgets, the same
+code path as ``make bench``), so a benchmark that breaks fails ``make test``. Nothing here is timed:
+the tests check that each script measured both sides of its comparison and that the goal it reports
+is computed from what it measured. The measurements themselves are ``make bench``."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bench(script: str, tmp: Path, *args: str, timeout: int = 1500) -> dict:
+    """Run benchmarks/<script>.py --quick; its JSON report, after checking it is complete."""
+    proc = subprocess.run([sys.executable, f"benchmarks/{script}.py", "--quick", "--workdir", str(tmp / "work"),
+                           "--out", str(tmp / "out"), *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((tmp / "out" / f"{script}.json").read_text())
+    assert report["benchmark"] == script and report["quick"] is True
+    assert report["goals"], "a benchmark ends with its goals"
+    for goal in report["goals"]:
+        assert math.isfinite(goal["measured"]), goal  # every goal was measured
+        assert goal["status"] == ("PASS" if goal["passed"] else "MISS")
+        assert f"{goal['name']}" in proc.stdout  # and printed in the final table
+    return report
+
+
+def goal(report: dict, prefix: str) -> float:
+    (value,) = [g["measured"] for g in report["goals"] if g["name"].startswith(prefix)]
+    return value
+
+
+@pytest.mark.e2e
+def test_pipeline_bench_runs_ours_and_upstream_on_the_same_split(tmp_path):
+    report = run_bench("bench_pipeline", tmp_path)
+    components = {r["component"]: r for r in report["tables"]["components"]}
+    # Both pipelines ran their whole length, each component timed from its own ML Metadata.
+    for node in ("CsvExampleGen", "SchemaGen", "Transform", "Trainer", "Evaluator", "Pusher"):
+        assert components[node]["ours_s"] > 0 and components[node]["upstream_s"] > 0, node
+    # The same split: upstream was given our 8:1:1 buckets, so about a tenth of 600 rows is evaluated
+    # on each side (upstream's own default, 2:1, would evaluate about 200).
+    eval_rows = report["tables"]["eval_rows"]
+    assert 30 <= eval_rows["ours"] <= 100 and 30 <= eval_rows["upstream"] <= 100, eval_rows
+    wall = components["wall (process)"]
+    assert goal(report, "whole pipeline") == pytest.approx(wall["ours_s"] / wall["upstream_s"])
+    assert goal(report, "cached re-run") == pytest.approx(report["tables"]["cached_s"] / wall["ours_s"])
+
+
+@pytest.mark.e2e
+def test_preprocessing_bench_times_both_transforms(tmp_path):
+    report = run_bench("bench_preprocessing", tmp_path)
+    (row,) = report["tables"]["transform"]
+    assert row["ours_transform_s"] > 0 and row["upstream_transform_s"] > 0
+    assert row["ours_cleaner_s"] > 0  # ours ran its DataCleaner before Transform
+    assert goal(report, "Transform time") == pytest.approx(row["ours_transform_s"] / row["upstream_transform_s"])
+
+
+@pytest.mark.e2e
+def test_scale_bench_compares_two_sizes(tmp_path):
+    report = run_bench("bench_scale", tmp_path)
+    runs = {r["rows"]: r for r in report["tables"]["runs"]}
+    assert sorted(runs) == [300, 3000]
+    small, large = runs[300], runs[3000]
+    assert goal(report, "in_memory: time") == pytest.approx(large["total_s"] / small["total_s"])
+    assert goal(report, "in_memory: peak memory") == pytest.approx(large["peak_gib"] / small["peak_gib"])
+
+
+@pytest.mark.e2e
+def test_csv_example_gen_bench_runs_ours_and_stock(tmp_path):
+    report = run_bench("bench_csv_example_gen", tmp_path)
+    runs = {r["kind"]: r for r in report["tables"]["runs"]}
+    assert runs["ours"]["examples"] == runs["stock"]["examples"] == 500  # the same rows, all written
+    assert goal(report, "ExampleGen time") == pytest.approx(runs["ours"]["median_s"] / runs["stock"]["median_s"])
+
+
+@pytest.mark.e2e
+def test_optimization_and_deployment_benches_measure_a_finished_run(e2e_run, tmp_path):
+    cfg, _ = e2e_run
+    finished = ["--config", str(cfg.path), "--output-root", str(cfg.output_dir.parent)]
+
+    optimization = run_bench("bench_optimization", tmp_path / "opt", *finished)
+    variants = {r["variant"] for r in optimization["tables"]["variants"]}
+    assert {"trained", "pruned", "qat", "student"} <= variants
+    assert optimization["tables"]["qat_int8"]["rows"] > 0
+
+    deployment = run_bench("bench_deployment", tmp_path / "dep", *finished)
+    runtimes = deployment["tables"]["runtimes"]
+    for model in cfg.deployment.models:
+        mine = [r["runtime"] for r in runtimes if r["model"] == model]
+        assert mine[0].startswith("SavedModel"), mine
+        # every TFLite variant the converter wrote, and the TF.js model, timed on the same rows
+        assert {r.split()[1] for r in mine if r.startswith("TFLite")} == set(cfg.deployment.tflite.variants), mine
+        assert any(r.startswith("TF.js") for r in mine), mine
+    assert len({(r["rows"], r["batch"]) for r in runtimes}) == 1  # the same raw rows for every runtime
+    float32 = [r for r in runtimes if r.get("variant") == "float32"]
+    assert all(r["size_x"] == 1 for r in float32)  # sizes are relative to the float32 .tflite
