@@ -17,7 +17,7 @@ keras_env.apply()  # before TensorFlow is imported in this process
 import keras  # noqa: E402  (Keras 3, whatever TF_USE_LEGACY_KERAS says about tf.keras)
 import keras_tuner  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
-from tfx import v1 as tfx  # noqa: E402
+from tfx.components.tuner.component import TunerFnResult  # noqa: E402
 
 from modules import hyperparameters  # noqa: E402
 from modules.training import build_model, input_fn, model_head, model_outputs, start_at_the_mean_target  # noqa: E402
@@ -53,7 +53,7 @@ class TaxiHyperModel(keras_tuner.HyperModel):
         return model.fit(train, validation_data=evaluation, verbose=2, **kwargs)
 
 
-def tuner_fn(fn_args: Any) -> tfx.components.TunerFnResult:
+def tuner_fn(fn_args: Any) -> TunerFnResult:
     config = fn_args.custom_config
     tuning = config["tuning"]
     keras.utils.set_random_seed(tuning["seed"])
@@ -73,7 +73,7 @@ def tuner_fn(fn_args: Any) -> tfx.components.TunerFnResult:
         tuner.oracle.max_trials = tuning["max_trials"]
     else:
         tuner = algorithm(max_trials=tuning["max_trials"], **common)
-    return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={
+    return TunerFnResult(tuner=tuner, fit_kwargs={
         "epochs": tuning["epochs"],
         "steps_per_epoch": tuning["steps_per_epoch"],
         "validation_steps": tuning["validation_steps"],

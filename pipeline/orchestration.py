@@ -169,11 +169,11 @@ def parse_metadata(r: _Reader) -> MySQLSettings | None:
 
 def metadata_connection_config(cfg: PipelineConfig) -> Any:
     """The MLMD connection of ``cfg``: sqlite under outputs/<name>/ unless runner.metadata is mysql."""
-    from tfx import v1 as tfx
+    from tfx.orchestration import metadata
 
     mysql = cfg.runner.mysql
     if mysql is None:
-        return tfx.orchestration.metadata.sqlite_metadata_connection_config(str(cfg.metadata_path))
+        return metadata.sqlite_metadata_connection_config(str(cfg.metadata_path))
     password = ""
     if mysql.password_env:
         if mysql.password_env not in os.environ:

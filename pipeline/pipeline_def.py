@@ -9,8 +9,17 @@ from typing import Any
 import tensorflow_model_analysis as tfma
 from google.protobuf import wrappers_pb2
 from tensorflow_model_analysis.proto import config_pb2
-from tfx import v1 as tfx
-from tfx.proto import example_gen_pb2, transform_pb2
+
+# TFX's defining modules, not `tfx.v1`: importing tfx.v1 also imports its Google Cloud extensions
+# (google.cloud.aiplatform, bigquery), a fifth of the CLI's start-up (docs/benchmarks.md).
+from tfx import components as tfx_components
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.dsl.components.base.base_component import BaseComponent
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2, transform_pb2
+from tfx.types import standard_artifacts
+from tfx.types.channel import Channel
 
 from components.anomaly_gate import AnomalyGate
 from components.csv_example_gen import CsvExampleGen
@@ -101,7 +110,7 @@ def eval_config(cfg: PipelineConfig, thresholds: tuple[Threshold, ...] = ()) -> 
     )
 
 
-def example_gen(cfg: PipelineConfig) -> tfx.dsl.components.base.base_component.BaseComponent:
+def example_gen(cfg: PipelineConfig) -> BaseComponent:
     """ExampleGen for the configured split: hash of the row, of a partition column, or by time. Both read
     the CSVs through components/csv_example_gen/reader.py, with the config's dialect."""
     dialect = {"delimiter": cfg.csv_dialect.delimiter, "missing_values": cfg.csv_dialect.missing_values}
@@ -132,22 +141,22 @@ def trained_model_blessings() -> Any:
     """Blessings of Trainer's models only (by the main Evaluator): a blessed pruned or student
     variant is never the baseline of a new model, nor the model whose training data is 'the
     training data' for skew."""
-    return tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+    return Channel(type=standard_artifacts.ModelBlessing,
                            producer_component_id=EVALUATOR_ID, output_key="blessing")
 
 
 def drift_gate(cfg: PipelineConfig, statistics: Any, schema: Any, components: list) -> Any:
     """The new span's statistics vs the previous span's (drift) and the training data's (skew)."""
-    artifacts = tfx.types.standard_artifacts
-    previous = tfx.dsl.Resolver(
+    artifacts = standard_artifacts
+    previous = Resolver(
         strategy_class=span_resolvers.PreviousSpanStatistics,
-        **{span_resolvers.STATISTICS: tfx.dsl.Channel(type=artifacts.ExampleStatistics),
+        **{span_resolvers.STATISTICS: Channel(type=artifacts.ExampleStatistics),
            span_resolvers.CURRENT: statistics},
     ).with_id("previous_span_statistics_resolver")
-    training = tfx.dsl.Resolver(
+    training = Resolver(
         strategy_class=span_resolvers.TrainingStatistics,
-        **{span_resolvers.STATISTICS: tfx.dsl.Channel(type=artifacts.ExampleStatistics),
-           span_resolvers.MODEL: tfx.dsl.Channel(type=artifacts.Model),
+        **{span_resolvers.STATISTICS: Channel(type=artifacts.ExampleStatistics),
+           span_resolvers.MODEL: Channel(type=artifacts.Model),
            span_resolvers.BLESSING: trained_model_blessings()},
     ).with_id("training_statistics_resolver")
     gate = DriftSkewGate(statistics=statistics, schema=schema, thresholds=json.dumps(cfg.drift),
@@ -177,13 +186,13 @@ def model_variants(cfg: PipelineConfig, model: Any, transform: Any, examples: An
             config=json.dumps(cfg.variant_config(variant.name), sort_keys=True))
         (variant_model,) = maker.outputs.values()
         models[variant.name] = variant_model
-        evaluator = tfx.components.Evaluator(
+        evaluator = tfx_components.Evaluator(
             examples=examples, model=variant_model, baseline_model=model,
             eval_config=eval_config(cfg, variant.thresholds), example_splits=[cfg.optimization.split],
         ).with_id(f"{EVALUATOR_ID}_{variant.name}")
-        pusher = tfx.components.Pusher(
+        pusher = tfx_components.Pusher(
             model=variant_model, model_blessing=evaluator.outputs["blessing"],
-            push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
+            push_destination=pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=str(cfg.pushed_dir(f"serving_{variant.name}"))))).with_id(f"Pusher_{variant.name}")
         nodes += [maker, evaluator, pusher]
         compared.update({f"{variant.name}_model": variant_model,
@@ -216,9 +225,9 @@ def deployment(cfg: PipelineConfig, target: str, models: dict[str, Any], transfo
             model_blessing=(blessings or {}).get(name),
             config=json.dumps({**deployment_config(cfg, target), "model_name": name}, sort_keys=True),
         ).with_id(f"{component.__name__}{suffix}")
-        pusher = tfx.components.Pusher(
+        pusher = tfx_components.Pusher(
             model=converter.outputs[output], model_blessing=converter.outputs["blessing"],
-            push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
+            push_destination=pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=str(cfg.pushed_dir(f"{prefix}{suffix}"))))).with_id(f"Pusher_{prefix}{suffix}")
         nodes += [converter, pusher]
     return nodes
@@ -233,22 +242,22 @@ def evaluator_blessings(cfg: PipelineConfig, components: list) -> dict[str, Any]
 
 
 def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validation: bool = True
-                    ) -> tfx.dsl.Pipeline:
+                    ) -> Pipeline:
     """The whole pipeline, or (``until``) its components up to and including that node id.
     ``infra_validation=False`` leaves InfraValidator out (KubeflowV2DagRunner cannot compile it)."""
     gen = example_gen(cfg)
     examples = gen.outputs["examples"]
 
-    statistics_gen = tfx.components.StatisticsGen(examples=examples)
+    statistics_gen = tfx_components.StatisticsGen(examples=examples)
     if cfg.schema_path is not None and cfg.schema_path.exists():
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=str(cfg.schema_path))
+        schema_gen = ImportSchemaGen(schema_file=str(cfg.schema_path))
     else:
         # infer_feature_shape=False: every raw column may be missing, here and at serving.
-        schema_gen = tfx.components.SchemaGen(
+        schema_gen = tfx_components.SchemaGen(
             statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False)
     schema = schema_gen.outputs["schema"]
 
-    example_validator = tfx.components.ExampleValidator(
+    example_validator = tfx_components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema)
     gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
     components = [gen, statistics_gen, schema_gen, example_validator, gate]
@@ -271,7 +280,7 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
         after_gate.append(selector)
     components += after_gate
 
-    transform = tfx.components.Transform(
+    transform = tfx_components.Transform(
         examples=model_examples, schema=model_schema, module_file=str(PREPROCESSING_MODULE),
         custom_config=cfg.transform_custom_config(),
         # Fit on train only; materialize only what Trainer reads (Evaluator reads raw examples).
@@ -281,39 +290,39 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
     tuner = None
     if cfg.tuning is not None:
         tuning = cfg.tuning
-        tuner = tfx.components.Tuner(
+        tuner = tfx_components.Tuner(
             module_file=str(TUNING_MODULE),
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
-            train_args=tfx.proto.TrainArgs(num_steps=tuning.epochs * tuning.steps_per_epoch),
-            eval_args=tfx.proto.EvalArgs(num_steps=tuning.validation_steps),
+            train_args=trainer_pb2.TrainArgs(num_steps=tuning.epochs * tuning.steps_per_epoch),
+            eval_args=trainer_pb2.EvalArgs(num_steps=tuning.validation_steps),
             custom_config=cfg.tuner_custom_config())
 
-    trainer = tfx.components.Trainer(
+    trainer = tfx_components.Trainer(
         module_file=str(TRAINING_MODULE),
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=model_schema,
         # Tuned values when a Tuner ran; the config's model section otherwise.
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
-        train_args=tfx.proto.TrainArgs(num_steps=cfg.training.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=cfg.training.eval_steps),
+        train_args=trainer_pb2.TrainArgs(num_steps=cfg.training.train_steps),
+        eval_args=trainer_pb2.EvalArgs(num_steps=cfg.training.eval_steps),
         custom_config=cfg.trainer_custom_config())
 
-    baseline = tfx.dsl.Resolver(
+    baseline = Resolver(
         strategy_class=PreviousBlessedModelStrategy,
-        **{MODEL: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        **{MODEL: Channel(type=standard_artifacts.Model),
            BLESSING: trained_model_blessings(), CANDIDATE: trainer.outputs["model"]},
     ).with_id("baseline_model_resolver")
 
     blessing_split, *report_splits = cfg.evaluation.splits
-    evaluator = tfx.components.Evaluator(
+    evaluator = tfx_components.Evaluator(
         examples=model_examples, model=trainer.outputs["model"],
         baseline_model=baseline.outputs[MODEL],
         eval_config=eval_config(cfg, cfg.evaluation.thresholds), example_splits=[blessing_split]
     ).with_id(EVALUATOR_ID)
     reports = [
-        tfx.components.Evaluator(
+        tfx_components.Evaluator(
             examples=model_examples, model=trainer.outputs["model"],
             eval_config=eval_config(cfg), example_splits=[split],
         ).with_id(f"{EVALUATOR_ID}_{split}")
@@ -322,11 +331,11 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
 
     # The model must load and answer real requests from the eval split before it is pushed.
     validators = [infra_validator(cfg, trainer.outputs["model"], model_examples)] if infra_validation else []
-    pusher = tfx.components.Pusher(
+    pusher = tfx_components.Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         infra_blessing=validators[0].outputs["blessing"] if validators else None,
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=str(cfg.pushed_dir("serving")))))
 
     components += [transform, *([tuner] if tuner else []), trainer, baseline, evaluator, *reports, *validators,
@@ -348,7 +357,7 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
         for node in components:  # e.g. the gates' explicit edges to Transform, when stopping before it
             for down in [d for d in node.downstream_nodes if d.id not in kept]:
                 node.remove_downstream_node(down)
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=cfg.name,
         pipeline_root=str(cfg.pipeline_root),
         components=components,

@@ -108,9 +108,9 @@ def run(cfg: PipelineConfig, out: TextIO = sys.stdout, until: str | None = None)
 
             BeamDagRunner().run(pipeline)
         else:
-            from tfx import v1 as tfx
+            from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
-            tfx.orchestration.LocalDagRunner().run(pipeline)
+            LocalDagRunner().run(pipeline)
     except Exception as exc:
         logging.getLogger(__name__).exception("pipeline failed")
         running = progress.running

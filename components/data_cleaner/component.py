@@ -3,33 +3,35 @@
 # No `from __future__ import annotations`: the component decorator reads these annotations.
 
 import apache_beam as beam
-from tfx import v1 as tfx
 from tfx.components.util import examples_utils
+from tfx.dsl.component.experimental.annotations import BeamComponentParameter, InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
 from tfx.proto import example_gen_pb2
-from tfx.types import artifact_utils
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.types.artifact import Artifact
 
 from components.data_cleaner import executor
 
-Examples = tfx.types.standard_artifacts.Examples
-Schema = tfx.types.standard_artifacts.Schema
+Examples = standard_artifacts.Examples
+Schema = standard_artifacts.Schema
 
 
-class CleaningReport(tfx.dsl.Artifact):
+class CleaningReport(Artifact):
     """DataCleaner's report: `report.json` (rows in/out per rule per split, fitted values) and `report.md`."""
 
     TYPE_NAME = "CleaningReport"
 
 
-@tfx.dsl.components.component(use_beam=True)
+@component(use_beam=True)
 def DataCleaner(
-    examples: tfx.dsl.components.InputArtifact[Examples],
-    schema: tfx.dsl.components.InputArtifact[Schema],
-    cleaned_examples: tfx.dsl.components.OutputArtifact[Examples],
-    cleaned_schema: tfx.dsl.components.OutputArtifact[Schema],
-    report: tfx.dsl.components.OutputArtifact[CleaningReport],
-    rules: tfx.dsl.components.Parameter[str],
-    fit_split: tfx.dsl.components.Parameter[str] = "train",
-    beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
+    examples: InputArtifact[Examples],
+    schema: InputArtifact[Schema],
+    cleaned_examples: OutputArtifact[Examples],
+    cleaned_schema: OutputArtifact[Schema],
+    report: OutputArtifact[CleaningReport],
+    rules: Parameter[str],
+    fit_split: Parameter[str] = "train",
+    beam_pipeline: BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Drops columns and rows by `rules` (JSON, see rules.py), every statistic fitted on `fit_split` only.
 

@@ -2,20 +2,22 @@
 
 # No `from __future__ import annotations`: the component decorator reads these annotations.
 
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
 
 from components.distiller import executor
 
-Model = tfx.types.standard_artifacts.Model
+Model = standard_artifacts.Model
 
 
-@tfx.dsl.components.component
+@component
 def Distiller(
-    model: tfx.dsl.components.InputArtifact[Model],
-    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-    transform_graph: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.TransformGraph],
-    student_model: tfx.dsl.components.OutputArtifact[Model],
-    config: tfx.dsl.components.Parameter[str],
+    model: InputArtifact[Model],
+    examples: InputArtifact[standard_artifacts.Examples],
+    transform_graph: InputArtifact[standard_artifacts.TransformGraph],
+    student_model: OutputArtifact[Model],
+    config: Parameter[str],
 ) -> None:
     """Trains the student architecture in JSON ``config`` (student: hidden_units, embedding_dim,
     ...; temperature; alpha: weight of the labels; train_steps; learning_rate; batch_size;

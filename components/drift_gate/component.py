@@ -1,34 +1,36 @@
 """DriftSkewGate: stops the pipeline when a new span drifted from the previous span or skewed
 from the training data by more than the configured thresholds."""
 
-from tfx import v1 as tfx
-from tfx.types import artifact_utils
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.types.artifact import Artifact
 
 from components.drift_gate import executor
 
-ExampleStatistics = tfx.types.standard_artifacts.ExampleStatistics
+ExampleStatistics = standard_artifacts.ExampleStatistics
 
 
-class DriftReport(tfx.dsl.Artifact):
+class DriftReport(Artifact):
     """report.json and report.md: per comparison and feature, TFDV's measured distance and the threshold."""
 
     TYPE_NAME = "DriftReport"
 
 
-def _source(artifact: tfx.dsl.Artifact | None) -> executor.StatsSource | None:
+def _source(artifact: Artifact | None) -> executor.StatsSource | None:
     if artifact is None:
         return None
     return executor.StatsSource(artifact.uri, artifact_utils.decode_split_names(artifact.split_names))
 
 
-@tfx.dsl.components.component
+@component
 def DriftSkewGate(
-    statistics: tfx.dsl.components.InputArtifact[ExampleStatistics],
-    schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
-    report: tfx.dsl.components.OutputArtifact[DriftReport],
-    thresholds: tfx.dsl.components.Parameter[str],
-    previous_statistics: tfx.dsl.components.InputArtifact[ExampleStatistics] = None,
-    training_statistics: tfx.dsl.components.InputArtifact[ExampleStatistics] = None,
+    statistics: InputArtifact[ExampleStatistics],
+    schema: InputArtifact[standard_artifacts.Schema],
+    report: OutputArtifact[DriftReport],
+    thresholds: Parameter[str],
+    previous_statistics: InputArtifact[ExampleStatistics] = None,
+    training_statistics: InputArtifact[ExampleStatistics] = None,
 ) -> None:
     """Compares ``statistics`` (the new span) with the previous span (drift) and the training data
     (skew); fails, naming each feature, distance and threshold, if any threshold is exceeded.

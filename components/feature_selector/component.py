@@ -5,17 +5,19 @@ the unselected ones from the schema that Transform reads."""
 # as objects at import time.
 
 import apache_beam as beam
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import BeamComponentParameter, InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
 from tfx.types.artifact import Artifact
 
 from components.feature_selector import executor
 
-InputArtifact = tfx.dsl.components.InputArtifact
-OutputArtifact = tfx.dsl.components.OutputArtifact
-Parameter = tfx.dsl.components.Parameter
-BeamComponentParameter = tfx.dsl.components.BeamComponentParameter
-Examples = tfx.types.standard_artifacts.Examples
-Schema = tfx.types.standard_artifacts.Schema
+InputArtifact = InputArtifact
+OutputArtifact = OutputArtifact
+Parameter = Parameter
+BeamComponentParameter = BeamComponentParameter
+Examples = standard_artifacts.Examples
+Schema = standard_artifacts.Schema
 
 
 class FeatureScores(Artifact):
@@ -24,7 +26,7 @@ class FeatureScores(Artifact):
     TYPE_NAME = "FeatureScores"
 
 
-@tfx.dsl.components.component(use_beam=True)
+@component(use_beam=True)
 def FeatureSelector(
     examples: InputArtifact[Examples],
     schema: InputArtifact[Schema],

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfx import v1 as tfx
+from tfx.components.infra_validator import component
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import infra_validator_pb2
 
 from components.infra_validator import executor
 
 
-class InfraValidator(tfx.components.InfraValidator):
+class InfraValidator(component.InfraValidator):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
 

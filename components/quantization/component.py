@@ -2,20 +2,22 @@
 
 # No `from __future__ import annotations`: the component decorator reads these annotations.
 
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
 
 from components.quantization import executor
 
-Model = tfx.types.standard_artifacts.Model
+Model = standard_artifacts.Model
 
 
-@tfx.dsl.components.component
+@component
 def QuantizationAwareTrainer(
-    model: tfx.dsl.components.InputArtifact[Model],
-    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-    transform_graph: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.TransformGraph],
-    qat_model: tfx.dsl.components.OutputArtifact[Model],
-    config: tfx.dsl.components.Parameter[str],
+    model: InputArtifact[Model],
+    examples: InputArtifact[standard_artifacts.Examples],
+    transform_graph: InputArtifact[standard_artifacts.TransformGraph],
+    qat_model: OutputArtifact[Model],
+    config: Parameter[str],
 ) -> None:
     """Quantization-aware fine-tuning of ``model`` from its trained weights (JSON ``config``:
     fine_tune_steps, learning_rate, batch_size, custom_config); ``qat_model`` has the same

@@ -3,23 +3,25 @@ TF.js against the SavedModel on real examples, with a blessing for Pusher."""
 
 # No `from __future__ import annotations`: the component decorator reads these annotations.
 
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
 
 from components.tfjs_converter import executor
 
-Model = tfx.types.standard_artifacts.Model
-ModelBlessing = tfx.types.standard_artifacts.ModelBlessing
+Model = standard_artifacts.Model
+ModelBlessing = standard_artifacts.ModelBlessing
 
 
-@tfx.dsl.components.component
+@component
 def TFJSConverter(
-    model: tfx.dsl.components.InputArtifact[Model],
-    transform_graph: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.TransformGraph],
-    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-    web_model: tfx.dsl.components.OutputArtifact[Model],
-    blessing: tfx.dsl.components.OutputArtifact[ModelBlessing],
-    config: tfx.dsl.components.Parameter[str],
-    model_blessing: tfx.dsl.components.InputArtifact[ModelBlessing] = None,
+    model: InputArtifact[Model],
+    transform_graph: InputArtifact[standard_artifacts.TransformGraph],
+    examples: InputArtifact[standard_artifacts.Examples],
+    web_model: OutputArtifact[Model],
+    blessing: OutputArtifact[ModelBlessing],
+    config: Parameter[str],
+    model_blessing: InputArtifact[ModelBlessing] = None,
 ) -> None:
     """Rebuilds Transform's preprocessing in built-in ops in front of ``model`` (raw features in),
     converts it with ``tensorflowjs_converter`` and runs it with @tensorflow/tfjs in Node on

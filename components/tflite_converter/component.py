@@ -2,22 +2,24 @@
 
 # No `from __future__ import annotations`: the component decorator reads these annotations.
 
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
 
 from components.tflite_converter import executor
 
-Model = tfx.types.standard_artifacts.Model
+Model = standard_artifacts.Model
 
 
-@tfx.dsl.components.component
+@component
 def TFLiteConverter(
-    model: tfx.dsl.components.InputArtifact[Model],
-    transform_graph: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.TransformGraph],
-    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-    mobile_model: tfx.dsl.components.OutputArtifact[Model],
-    blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
-    config: tfx.dsl.components.Parameter[str],
-    model_blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing] = None,
+    model: InputArtifact[Model],
+    transform_graph: InputArtifact[standard_artifacts.TransformGraph],
+    examples: InputArtifact[standard_artifacts.Examples],
+    mobile_model: OutputArtifact[Model],
+    blessing: OutputArtifact[standard_artifacts.ModelBlessing],
+    config: Parameter[str],
+    model_blessing: InputArtifact[standard_artifacts.ModelBlessing] = None,
 ) -> None:
     """Converts ``model`` with Transform's preprocessing embedded in built-in ops to each
     configured TFLite variant (float32, float16, dynamic_range, int8), runs every variant in

@@ -3,27 +3,30 @@
 # No `from __future__ import annotations`: the component decorator reads these annotations.
 # An input artifact is optional when its default is None (TFX's parser rejects Optional[...] here).
 
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
+from tfx.types.artifact import Artifact
 
 from components.variant_comparison import executor
 
-InputArtifact = tfx.dsl.components.InputArtifact
-standard = tfx.types.standard_artifacts
+InputArtifact = InputArtifact
+standard = standard_artifacts
 Model, ModelEvaluation, ModelBlessing = standard.Model, standard.ModelEvaluation, standard.ModelBlessing
 
 
-class VariantTable(tfx.dsl.Artifact):
+class VariantTable(Artifact):
     """comparison.json / .csv / .md / .png: one row per model (trained first)."""
 
     TYPE_NAME = "VariantTable"
 
 
-@tfx.dsl.components.component
+@component
 def VariantComparison(
     examples: InputArtifact[standard.Examples],
     model: InputArtifact[Model],
-    comparison: tfx.dsl.components.OutputArtifact[VariantTable],
-    split: tfx.dsl.components.Parameter[str],
+    comparison: OutputArtifact[VariantTable],
+    split: Parameter[str],
     pruned_model: InputArtifact[Model] = None,
     pruned_evaluation: InputArtifact[ModelEvaluation] = None,
     pruned_blessing: InputArtifact[ModelBlessing] = None,
@@ -33,8 +36,8 @@ def VariantComparison(
     student_model: InputArtifact[Model] = None,
     student_evaluation: InputArtifact[ModelEvaluation] = None,
     student_blessing: InputArtifact[ModelBlessing] = None,
-    latency_examples: tfx.dsl.components.Parameter[int] = 200,
-    task: tfx.dsl.components.Parameter[str] = "binary_classification",
+    latency_examples: Parameter[int] = 200,
+    task: Parameter[str] = "binary_classification",
 ) -> None:
     """Compares ``model`` (trained) with each given variant on ``split`` of the raw ``examples``:
     parameters, gzip size, sparsity, metrics (from the variant's Evaluator, which also evaluated
