@@ -2,10 +2,15 @@
 in-process SavedModel calls on the same inputs (the limit), at concurrency 1, 8 and 32.
 
 Every request is one taxi row as a serialized tf.Example to `serving_default`. Prints p50 / p99
-latency and throughput per setting, the ratios to in-process, and the two goals:
-gRPC p50 at concurrency 1 <= 1.5x in-process, and batching >= 2x throughput at concurrency 32.
+latency and throughput per setting and the ratios to in-process, then the goal table
+(benchmarks/harness.py; JSON in outputs/bench/bench_serving.json):
 
-    python benchmarks/bench_serving.py [--model SAVED_MODEL_DIR] [--requests N]
+  gRPC p50 at concurrency 1 / in-process p50                     <= 1.3x
+  batching throughput gain at concurrency 32 (gRPC, REST)        >= 2x
+  server req/s at concurrency 32 / in-process (gRPC, REST; the
+  better of batching off and on)                                 >= 0.7x
+
+    python benchmarks/bench_serving.py [--model SAVED_MODEL_DIR] [--requests N] [--quick]
 
 Without --model it uses the newest pushed taxi model (outputs/taxi/pushed/serving/<ver>), or
 trains a small one on a taxi sample first. Client and server share this machine's cores, as
@@ -24,7 +29,6 @@ import base64
 import json
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +41,7 @@ from tensorflow_serving.apis import predict_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks import harness  # noqa: E402
 from tests.serving_fixtures import ServerProcess, newest_outputs, trained_model  # noqa: E402
 
 CONCURRENCY = (1, 8, 32)
@@ -155,13 +160,21 @@ def load_rest(target: str, bodies: list[bytes], concurrency: int, total: int) ->
     return asyncio.run(run())
 
 
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=None, help="a SavedModel directory (default: the newest "
+                        "pushed taxi model, else a small one trained on a sample)")
+    parser.add_argument("--requests", type=int, default=None,
+                        help="requests per setting (default 600; 40 with --quick)")
+    parser.add_argument("--server-flag", action="append", default=[], dest="server_flags", metavar="--FLAG=VALUE",
+                        help="an extra flag for every `python -m pipeline serve` (repeat for several)")
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=None, help="a SavedModel directory")
-    parser.add_argument("--requests", type=int, default=600, help="requests per setting")
-    args = parser.parse_args()
+    b = harness.bench("bench_serving", __doc__, add_args)
+    args = b.args
+    total = args.requests or (40 if args.quick else 600)
     model_dir, rows = find_model(args.model)
-    print(f"model: {model_dir}")
+    print(f"model: {model_dir}; {total} requests per setting", flush=True)
     local = tf.saved_model.load(str(model_dir))
     serve = local.signatures["serving_default"]
     specs = local.signatures["serving_raw"].structured_input_signature[1]
@@ -171,53 +184,66 @@ def main() -> int:
     examples = raw_inputs.tf_examples(rows[:1000], raw_spec)
     n = len(examples)
 
-    work = Path(tempfile.mkdtemp(prefix="bench_serving_"))
+    work = b.work / "serving"
+    shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(model_dir, work / "taxi" / "1")
     (work / "batching.pbtxt").write_text(BATCHING)
     results: dict[tuple[str, str, int], tuple[float, float, float]] = {}
 
     tensors = [tf.constant([e]) for e in examples]
     for c in CONCURRENCY:
-        results[("in-process", "-", c)] = load_threads(lambda i: serve(examples=tensors[i % n]), c, args.requests)
+        results[("in-process", "-", c)] = load_threads(lambda i: serve(examples=tensors[i % n]), c, total)
         print(f"  in-process c={c}: {results[('in-process', '-', c)]}", flush=True)
 
+    requests = []
+    for e in examples:
+        r = predict_pb2.PredictRequest()
+        r.model_spec.name = "taxi"
+        r.inputs["examples"].CopyFrom(tf.make_tensor_proto([e]))
+        requests.append(r.SerializeToString())
+    bodies = [json.dumps({"instances": [{"b64": base64.b64encode(e).decode()}]}).encode() for e in examples]
     for batching in (False, True):
-        flags = [f"--model_base_path={work / 'taxi'}", "--model_name=taxi", "--file_system_poll_wait_seconds=0"]
+        flags = [f"--model_base_path={work / 'taxi'}", "--model_name=taxi", "--file_system_poll_wait_seconds=0",
+                 *args.server_flags]
         if batching:
             flags += ["--enable_batching", f"--batching_parameters_file={work / 'batching.pbtxt'}"]
         server = ServerProcess(flags, work / f"server-{batching}.log")
         mode = "batching" if batching else "no batching"
         try:
-            requests = []
-            for e in examples:
-                r = predict_pb2.PredictRequest()
-                r.model_spec.name = "taxi"
-                r.inputs["examples"].CopyFrom(tf.make_tensor_proto([e]))
-                requests.append(r.SerializeToString())
-            bodies = [json.dumps({"instances": [{"b64": base64.b64encode(e).decode()}]}).encode() for e in examples]
             for c in CONCURRENCY:
-                results[(mode, "gRPC", c)] = load_grpc(server.grpc, requests, c, args.requests)
-                results[(mode, "REST", c)] = load_rest(server.rest, bodies, c, args.requests)
+                results[(mode, "gRPC", c)] = load_grpc(server.grpc, requests, c, total)
+                results[(mode, "REST", c)] = load_rest(server.rest, bodies, c, total)
                 print(f"  {mode} c={c}: gRPC {results[(mode, 'gRPC', c)]} REST {results[(mode, 'REST', c)]}",
                       flush=True)
         finally:
             server.stop()
-    shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\n{'setting':<13}{'API':<6}{'conc':>5}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}"
-          f"{'p50 / in-proc':>15}{'req/s / in-proc':>17}")
+    table = []
     for (mode, api, c), (p50, p99, rps) in results.items():
         base = results[("in-process", "-", c)]
-        print(f"{mode:<13}{api:<6}{c:>5}{p50:>9.2f}{p99:>9.2f}{rps:>9.0f}"
-              f"{p50 / base[0]:>14.2f}x{rps / base[2]:>16.2f}x")
-    ratio = results[("no batching", "gRPC", 1)][0] / results[("in-process", "-", 1)][0]
-    print(f"\ngoal: gRPC p50 at concurrency 1 <= 1.5x in-process: {ratio:.2f}x "
-          f"({'met' if ratio <= 1.5 else 'NOT met'})")
+        table.append({"setting": mode, "api": api, "concurrency": c, "p50_ms": p50, "p99_ms": p99, "req_s": rps,
+                      "p50_vs_in_process": p50 / base[0], "req_s_vs_in_process": rps / base[2]})
+    print()
+    print(harness.table(table, [("setting", "setting", "<13s"), ("api", "API", "<6s"), ("concurrency", "conc", ">5d"),
+                                ("p50_ms", "   p50 ms", ">9.2f"), ("p99_ms", "   p99 ms", ">9.2f"),
+                                ("req_s", "    req/s", ">9.0f"),
+                                ("p50_vs_in_process", "  p50 / in-proc", ">15.2f"),
+                                ("req_s_vs_in_process", "  req/s / in-proc", ">17.2f")]))
+    in_process = results[("in-process", "-", 1)][0]
+    goals = [harness.Goal("gRPC p50 at concurrency 1 / in-process", results[("no batching", "gRPC", 1)][0] / in_process,
+                          "<=", 1.3, note=f"{results[('no batching', 'gRPC', 1)][0]:.2f} vs {in_process:.2f} ms")]
     for api in ("gRPC", "REST"):
-        gain = results[("batching", api, 32)][2] / results[("no batching", api, 32)][2]
-        print(f"goal: batching >= 2x throughput at concurrency 32 ({api}): {gain:.2f}x "
-              f"({'met' if gain >= 2 else 'NOT met'})")
-    return 0
+        off, on = results[("no batching", api, 32)][2], results[("batching", api, 32)][2]
+        goals.append(harness.Goal(f"batching throughput gain at concurrency 32, {api}", on / off, ">=", 2,
+                                  note=f"{on:.0f} vs {off:.0f} req/s"))
+    base32 = results[("in-process", "-", 32)][2]
+    for api in ("gRPC", "REST"):
+        best = max(results[(m, api, 32)][2] for m in ("no batching", "batching"))
+        goals.append(harness.Goal(f"{api} req/s at concurrency 32 / in-process", best / base32, ">=", 0.7,
+                                  note=f"{best:.0f} vs {base32:.0f} req/s"))
+    b.tables = {"settings": table, "model": str(model_dir), "requests_per_setting": total,
+                "server_flags": args.server_flags}
+    return b.report(goals)
 
 
 if __name__ == "__main__":
