@@ -2,15 +2,23 @@
 in-process SavedModel calls on the same inputs (the limit), at concurrency 1, 8 and 32.
 
 Every request is one taxi row as a serialized tf.Example to `serving_default`. Prints p50 / p99
-latency and throughput per setting, the ratios to in-process, and the two goals:
-gRPC p50 at concurrency 1 <= 1.5x in-process, and batching >= 2x throughput at concurrency 32.
+latency and throughput per setting and the ratios to in-process, a no-op Python gRPC server's
+p50 at concurrency 1 (the round-trip floor of the client and grpcio), then the goal table
+(benchmarks/harness.py; JSON in outputs/bench/bench_serving.json):
 
-    python benchmarks/bench_serving.py [--model SAVED_MODEL_DIR] [--requests N]
+  gRPC p50 at concurrency 1 / in-process p50                     <= 1.3x
+  batching throughput gain at concurrency 32 (gRPC, REST)        >= 2x
+  server req/s at concurrency 32 / in-process (gRPC, REST; the
+  better of batching off and on)                                 >= 0.7x
+
+    python benchmarks/bench_serving.py [--model SAVED_MODEL_DIR] [--requests N] [--quick]
 
 Without --model it uses the newest pushed taxi model (outputs/taxi/pushed/serving/<ver>), or
 trains a small one on a taxi sample first. Client and server share this machine's cores, as
-they would on one host. Clients: the blocking gRPC stub at concurrency 1, an asyncio gRPC channel
-and asyncio keep-alive HTTP connections otherwise (light clients, so the server is what is measured).
+they would on one host. Clients: the blocking gRPC stub at concurrency 1, otherwise asyncio gRPC
+channels (up to CHANNELS connections, requests round-robin) and asyncio keep-alive HTTP connections
+(one per request in flight): light clients, so the server is what is measured. Pass server flags
+with --server-flag, e.g. --server-flag=--num_server_processes=2.
 """
 
 from __future__ import annotations
@@ -24,7 +32,6 @@ import base64
 import json
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -37,9 +44,11 @@ from tensorflow_serving.apis import predict_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks import harness  # noqa: E402
 from tests.serving_fixtures import ServerProcess, newest_outputs, trained_model  # noqa: E402
 
 CONCURRENCY = (1, 8, 32)
+CHANNELS = 4  # gRPC channels (connections) of the client at concurrency > 1
 BATCHING = "max_batch_size { value: 32 }\nbatch_timeout_micros { value: 1000 }\nnum_batch_threads { value: 2 }\n" \
            "max_enqueued_batches { value: 1000 }\n"
 
@@ -121,11 +130,48 @@ def load_grpc(target: str, requests: list[bytes], concurrency: int, total: int) 
             return load_threads(lambda i: call(requests[i % len(requests)], timeout=60), 1, total)
 
     async def run() -> tuple[float, float, float]:
-        async with grpc.aio.insecure_channel(target) as channel:
-            # Raw bytes in and out: the client does not spend time on (de)serialization.
-            call = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")
-            return await _drive(lambda i: call(requests[i % len(requests)], timeout=60), concurrency, total)
+        # Up to CHANNELS channels, each its own connection (a local subchannel pool), requests
+        # round-robin: what a client does to use several server processes behind one port.
+        channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+                    for _ in range(min(concurrency, CHANNELS))]
+        # Raw bytes in and out: the client does not spend time on (de)serialization.
+        calls = [ch.unary_unary("/tensorflow.serving.PredictionService/Predict") for ch in channels]
+        try:
+            return await _drive(lambda i: calls[i % len(calls)](requests[i % len(requests)], timeout=60),
+                                concurrency, total)
+        finally:
+            for ch in channels:
+                await ch.close()
     return asyncio.run(run())
+
+
+# A gRPC server that answers Predict with a canned response and does nothing else: the floor of
+# a Python gRPC round trip (client + server) on this machine, measured with the same client.
+NOOP_SERVER = """
+import sys, threading
+from concurrent import futures
+import grpc
+response = bytes.fromhex(sys.argv[1])
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=64))
+server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("tensorflow.serving.PredictionService",
+    {"Predict": grpc.unary_unary_rpc_method_handler(lambda request, context: response)}),))
+print(server.add_insecure_port("127.0.0.1:0"), flush=True)
+server.start()
+sys.stdin.read()
+"""
+
+
+def grpc_floor(request: bytes, response: bytes, total: int) -> tuple[float, float, float]:
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", NOOP_SERVER, response.hex()], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())  # type: ignore[union-attr]
+        return load_grpc(f"127.0.0.1:{port}", [request], 1, total)
+    finally:
+        proc.stdin.close()  # type: ignore[union-attr]
+        proc.wait(timeout=30)
 
 
 def load_rest(target: str, bodies: list[bytes], concurrency: int, total: int) -> tuple[float, float, float]:
@@ -155,13 +201,24 @@ def load_rest(target: str, bodies: list[bytes], concurrency: int, total: int) ->
     return asyncio.run(run())
 
 
+def add_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=None, help="a SavedModel directory (default: the newest "
+                        "pushed taxi model, else a small one trained on a sample)")
+    parser.add_argument("--requests", type=int, default=None,
+                        help="requests per setting and round (default 400; 40 with --quick)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds over every setting; medians are reported (default 3; 1 with --quick)")
+    parser.add_argument("--server-flag", action="append", default=[], dest="server_flags", metavar="--FLAG=VALUE",
+                        help="an extra flag for every `python -m pipeline serve` (repeat for several)")
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=None, help="a SavedModel directory")
-    parser.add_argument("--requests", type=int, default=600, help="requests per setting")
-    args = parser.parse_args()
+    b = harness.bench("bench_serving", __doc__, add_args)
+    args = b.args
+    total = args.requests or (40 if args.quick else 400)
+    args.rounds = args.rounds or (1 if args.quick else 3)
     model_dir, rows = find_model(args.model)
-    print(f"model: {model_dir}")
+    print(f"model: {model_dir}; {args.rounds} round(s) of {total} requests per setting", flush=True)
     local = tf.saved_model.load(str(model_dir))
     serve = local.signatures["serving_default"]
     specs = local.signatures["serving_raw"].structured_input_signature[1]
@@ -171,53 +228,97 @@ def main() -> int:
     examples = raw_inputs.tf_examples(rows[:1000], raw_spec)
     n = len(examples)
 
-    work = Path(tempfile.mkdtemp(prefix="bench_serving_"))
+    work = b.work / "serving"
+    shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(model_dir, work / "taxi" / "1")
     (work / "batching.pbtxt").write_text(BATCHING)
-    results: dict[tuple[str, str, int], tuple[float, float, float]] = {}
 
     tensors = [tf.constant([e]) for e in examples]
-    for c in CONCURRENCY:
-        results[("in-process", "-", c)] = load_threads(lambda i: serve(examples=tensors[i % n]), c, args.requests)
-        print(f"  in-process c={c}: {results[('in-process', '-', c)]}", flush=True)
+    requests = []
+    for e in examples:
+        r = predict_pb2.PredictRequest()
+        r.model_spec.name = "taxi"
+        r.inputs["examples"].CopyFrom(tf.make_tensor_proto([e]))
+        requests.append(r.SerializeToString())
+    bodies = [json.dumps({"instances": [{"b64": base64.b64encode(e).decode()}]}).encode() for e in examples]
+    # A real response for the floor's canned answer.
+    floor_response = predict_pb2.PredictResponse()
+    floor_response.model_spec.name = "taxi"
+    for key, value in serve(examples=tensors[0]).items():
+        floor_response.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
 
-    for batching in (False, True):
-        flags = [f"--model_base_path={work / 'taxi'}", "--model_name=taxi", "--file_system_poll_wait_seconds=0"]
-        if batching:
-            flags += ["--enable_batching", f"--batching_parameters_file={work / 'batching.pbtxt'}"]
-        server = ServerProcess(flags, work / f"server-{batching}.log")
-        mode = "batching" if batching else "no batching"
-        try:
-            requests = []
-            for e in examples:
-                r = predict_pb2.PredictRequest()
-                r.model_spec.name = "taxi"
-                r.inputs["examples"].CopyFrom(tf.make_tensor_proto([e]))
-                requests.append(r.SerializeToString())
-            bodies = [json.dumps({"instances": [{"b64": base64.b64encode(e).decode()}]}).encode() for e in examples]
+    # Both servers stay up (an idle one costs nothing); every round measures in-process at a
+    # concurrency right before the servers at it, so each ratio compares neighbours in time on a
+    # machine whose load may change (medians over the rounds are reported).
+    servers: dict[str, ServerProcess] = {}
+    rounds: list[dict[tuple[str, str, int], tuple[float, float, float]]] = []
+    try:
+        for batching in (False, True):
+            flags = [f"--model_base_path={work / 'taxi'}", "--model_name=taxi", "--file_system_poll_wait_seconds=0",
+                     *args.server_flags]
+            if batching:
+                flags += ["--enable_batching", f"--batching_parameters_file={work / 'batching.pbtxt'}"]
+            servers["batching" if batching else "no batching"] = ServerProcess(flags, work / f"server-{batching}.log")
+        for r in range(args.rounds):
+            got: dict[tuple[str, str, int], tuple[float, float, float]] = {}
+            got[("no-op gRPC", "gRPC", 1)] = grpc_floor(requests[0], floor_response.SerializeToString(), total)
             for c in CONCURRENCY:
-                results[(mode, "gRPC", c)] = load_grpc(server.grpc, requests, c, args.requests)
-                results[(mode, "REST", c)] = load_rest(server.rest, bodies, c, args.requests)
-                print(f"  {mode} c={c}: gRPC {results[(mode, 'gRPC', c)]} REST {results[(mode, 'REST', c)]}",
-                      flush=True)
-        finally:
+                got[("in-process", "-", c)] = load_threads(lambda i: serve(examples=tensors[i % n]), c, total)
+                for mode, server in servers.items():
+                    got[(mode, "gRPC", c)] = load_grpc(server.grpc, requests, c, total)
+                    got[(mode, "REST", c)] = load_rest(server.rest, bodies, c, total)
+                print(f"  round {r + 1} c={c}: " + "  ".join(
+                    f"{m} {a} {got[(m, a, c)][0]:.2f} ms {got[(m, a, c)][2]:.0f}/s" for m, a, cc in got if cc == c),
+                    flush=True)
+            rounds.append(got)
+    finally:
+        for server in servers.values():
             server.stop()
     shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\n{'setting':<13}{'API':<6}{'conc':>5}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}"
-          f"{'p50 / in-proc':>15}{'req/s / in-proc':>17}")
-    for (mode, api, c), (p50, p99, rps) in results.items():
-        base = results[("in-process", "-", c)]
-        print(f"{mode:<13}{api:<6}{c:>5}{p50:>9.2f}{p99:>9.2f}{rps:>9.0f}"
-              f"{p50 / base[0]:>14.2f}x{rps / base[2]:>16.2f}x")
-    ratio = results[("no batching", "gRPC", 1)][0] / results[("in-process", "-", 1)][0]
-    print(f"\ngoal: gRPC p50 at concurrency 1 <= 1.5x in-process: {ratio:.2f}x "
-          f"({'met' if ratio <= 1.5 else 'NOT met'})")
+    def median(values: list[float]) -> float:
+        return float(np.median(values))
+
+    def ratio(key: tuple[str, str, int], base: tuple[str, str, int], i: int) -> float:
+        """Median over rounds of key's measure i / base's measure i in the same round."""
+        return median([g[key][i] / g[base][i] for g in rounds])
+
+    table = []
+    for key in rounds[0]:
+        mode, api, c = key
+        base = ("in-process", "-", c)
+        table.append({"setting": mode, "api": api, "concurrency": c,
+                      "p50_ms": median([g[key][0] for g in rounds]), "p99_ms": median([g[key][1] for g in rounds]),
+                      "req_s": median([g[key][2] for g in rounds]),
+                      "p50_vs_in_process": ratio(key, base, 0), "req_s_vs_in_process": ratio(key, base, 2)})
+    order = {"in-process": 0, "no-op gRPC": 1, "no batching": 2, "batching": 3}
+    table.sort(key=lambda row: (order[row["setting"]], row["concurrency"], row["api"] != "gRPC"))
+    print(f"\nmedians over {args.rounds} round(s) of {total} requests per setting; ratios are medians of "
+          "per-round ratios")
+    print(harness.table(table, [("setting", "setting", "<13s"), ("api", "API", "<6s"), ("concurrency", "conc", ">5d"),
+                                ("p50_ms", "   p50 ms", ">9.2f"), ("p99_ms", "   p99 ms", ">9.2f"),
+                                ("req_s", "    req/s", ">9.0f"),
+                                ("p50_vs_in_process", "  p50 / in-proc", ">15.2f"),
+                                ("req_s_vs_in_process", "  req/s / in-proc", ">17.2f")]))
+    row = {(t["setting"], t["api"], t["concurrency"]): t for t in table}
+    grpc1, in1, floor = row[("no batching", "gRPC", 1)], row[("in-process", "-", 1)], row[("no-op gRPC", "gRPC", 1)]
+    goals = [harness.Goal("gRPC p50 at concurrency 1 / in-process", grpc1["p50_vs_in_process"], "<=", 1.3,
+                          note=f"{grpc1['p50_ms']:.2f} vs {in1['p50_ms']:.2f} ms; a no-op Python gRPC server "
+                               f"alone: {floor['p50_ms']:.2f} ms")]
     for api in ("gRPC", "REST"):
-        gain = results[("batching", api, 32)][2] / results[("no batching", api, 32)][2]
-        print(f"goal: batching >= 2x throughput at concurrency 32 ({api}): {gain:.2f}x "
-              f"({'met' if gain >= 2 else 'NOT met'})")
-    return 0
+        off, on = ("no batching", api, 32), ("batching", api, 32)
+        goals.append(harness.Goal(f"batching throughput gain at concurrency 32, {api}", ratio(on, off, 2), ">=", 2,
+                                  note=f"{row[on]['req_s']:.0f} vs {row[off]['req_s']:.0f} req/s"))
+    for api in ("gRPC", "REST"):
+        best = max((row[(m, api, 32)] for m in ("no batching", "batching")), key=lambda t: t["req_s_vs_in_process"])
+        goals.append(harness.Goal(f"{api} req/s at concurrency 32 / in-process", best["req_s_vs_in_process"], ">=",
+                                  0.7, note=f"{best['setting']}: {best['req_s']:.0f} vs "
+                                            f"{row[('in-process', '-', 32)]['req_s']:.0f} req/s"))
+    b.tables = {"settings": table, "model": str(model_dir), "requests_per_setting": total, "rounds": args.rounds,
+                "server_flags": args.server_flags,
+                "per_round": [[{"setting": m, "api": a, "concurrency": c, "p50_ms": v[0], "p99_ms": v[1], "req_s": v[2]}
+                               for (m, a, c), v in g.items()] for g in rounds]}
+    return b.report(goals)
 
 
 if __name__ == "__main__":

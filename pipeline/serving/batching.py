@@ -58,7 +58,11 @@ class _Queue:
                                    "The batch scheduling queue to which this task was submitted is full")
             self._tasks.append(task)
             self._queued_rows += task.size
-            self._cv.notify()
+            # Wake a batch thread only when there is something new for it to do: a first task (the
+            # threads wait for one without a timeout) or a full batch. A thread filling a batch
+            # wakes at its timeout anyway; waking it for every task costs a thread switch each.
+            if len(self._tasks) == 1 or self._queued_rows >= self._opts.max_batch_size:
+                self._cv.notify()
         return True
 
     def close(self) -> None:

@@ -114,9 +114,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return self._serve("GetModelMetadata", request, context, work)
 
 
+FORWARDED = "x-pipeline-forwarded"  # metadata on a ReloadConfig one server process passes to the others
+
+
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, service: Service):
+    def __init__(self, service: Service, peers: Callable[[], list[int]] | None = None):
         self.service = service
+        self.peers = peers  # the other server processes' private ports (--num_server_processes)
 
     def GetModelStatus(self, request: get_model_status_pb2.GetModelStatusRequest,
                        context: grpc.ServicerContext) -> Any:
@@ -145,24 +149,47 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             response.status.error_message = str(exc)
             return response
         self.service.manager.apply_config(models)
+        if self.peers and FORWARDED not in dict(context.invocation_metadata()):
+            self._forward(request, response)
         return response
+
+    def _forward(self, request: model_management_pb2.ReloadConfigRequest,
+                 response: model_management_pb2.ReloadConfigResponse) -> None:
+        """The other server processes apply the same config before the RPC returns."""
+        for port in self.peers():  # type: ignore[misc]
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                try:
+                    reply = model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(
+                        request, metadata=((FORWARDED, "1"),), timeout=600)
+                except grpc.RpcError as exc:
+                    response.status.error_code = _ERROR_UNKNOWN
+                    response.status.error_message = f"server process on port {port}: {exc.details()}"
+                    continue
+            if reply.status.error_code and not response.status.error_code:
+                response.status.CopyFrom(reply.status)
 
 
 class GrpcServer:
-    def __init__(self, service: Service, host: str, port: int, max_threads: int, max_message_bytes: int):
+    """``reuse_port``: one of several processes on the port (SO_REUSEPORT); with ``peers`` it also
+    listens on a private loopback port (``private_port``) for ReloadConfig forwarded by the others."""
+
+    def __init__(self, service: Service, host: str, port: int, max_threads: int, max_message_bytes: int,
+                 reuse_port: bool = False, peers: Callable[[], list[int]] | None = None):
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="grpc"),
             options=[("grpc.max_receive_message_length", max_message_bytes),
                      ("grpc.max_send_message_length", -1),
-                     ("grpc.so_reuseport", 0)])  # a port already in use must fail, not be shared
+                     # Alone, a port already in use must fail, not be shared.
+                     ("grpc.so_reuseport", 1 if reuse_port else 0)])
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(service), self.server)
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(service), self.server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(service, peers), self.server)
         try:
             self.port = self.server.add_insecure_port(f"{host}:{port}")
         except RuntimeError as exc:
             raise OSError(f"cannot bind the gRPC port {host}:{port}: {exc}") from None
         if not self.port:
             raise OSError(f"cannot bind the gRPC port {host}:{port} (in use?)")
+        self.private_port = self.server.add_insecure_port("127.0.0.1:0") if peers is not None else None
 
     def start(self) -> None:
         self.server.start()

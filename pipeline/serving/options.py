@@ -91,6 +91,8 @@ class ServerOptions:
     grpc_max_threads: int
     intra_op_parallelism: int
     inter_op_parallelism: int
+    num_server_processes: int = 1         # not a TF Serving flag: see pipeline.serving.server
+    worker_dir: Path | None = None        # internal: set in the worker processes the first one starts
 
 
 def _bool(value: str) -> bool:
@@ -124,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--grpc_max_threads", type=int, default=64)
     a("--tensorflow_intra_op_parallelism", type=int, default=0)
     a("--tensorflow_inter_op_parallelism", type=int, default=0)
+    # Not in tensorflow_model_server: several server processes behind the same ports (SO_REUSEPORT).
+    a("--num_server_processes", type=int, default=1,
+      help="server processes sharing the gRPC and REST ports (SO_REUSEPORT); not a TF Serving flag")
+    a("--internal_worker_dir", type=Path, default=None, help=argparse.SUPPRESS)
     return p
 
 
@@ -231,7 +237,8 @@ def parse_options(argv: list[str]) -> ServerOptions:
     for flag in ("port", "rest_api_port"):
         if not 0 <= getattr(args, flag) <= 65535:
             raise OptionsError(f"--{flag} must be in 0..65535, got {getattr(args, flag)}")
-    for flag in ("rest_api_num_threads", "rest_api_timeout_in_ms", "rest_api_max_body_bytes", "grpc_max_threads"):
+    for flag in ("rest_api_num_threads", "rest_api_timeout_in_ms", "rest_api_max_body_bytes", "grpc_max_threads",
+                 "num_server_processes"):
         if getattr(args, flag) < 1:
             raise OptionsError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     if args.file_system_poll_wait_seconds < 0:
@@ -246,4 +253,5 @@ def parse_options(argv: list[str]) -> ServerOptions:
         rest_api_num_threads=args.rest_api_num_threads, rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
         rest_api_max_body_bytes=args.rest_api_max_body_bytes, grpc_max_threads=args.grpc_max_threads,
         intra_op_parallelism=args.tensorflow_intra_op_parallelism,
-        inter_op_parallelism=args.tensorflow_inter_op_parallelism)
+        inter_op_parallelism=args.tensorflow_inter_op_parallelism,
+        num_server_processes=args.num_server_processes, worker_dir=args.internal_worker_dir)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -229,14 +230,21 @@ def _version(text: str | None) -> int | None:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the default 5 drops connections when many clients connect at once
+    reuse_port = False  # SO_REUSEPORT: one of --num_server_processes processes on the port
+
+    def server_bind(self) -> None:
+        if self.reuse_port:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
 
 
 class RestServer:
     def __init__(self, service: Service, host: str, port: int, max_body: int, timeout_s: float,
-                 metrics_path: str | None):
+                 metrics_path: str | None, reuse_port: bool = False):
         handler = type("Handler", (_Handler,), {"service": service, "max_body": max_body,
                                                 "metrics_path": metrics_path, "timeout": timeout_s})
-        self.httpd = _Server((host, port), handler)
+        server = type("Server", (_Server,), {"reuse_port": reuse_port})
+        self.httpd = server((host, port), handler)
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="rest", daemon=True)
 
