@@ -210,6 +210,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="rounds over every setting; medians are reported (default 3; 1 with --quick)")
     parser.add_argument("--server-flag", action="append", default=[], dest="server_flags", metavar="--FLAG=VALUE",
                         help="an extra flag for every `python -m pipeline serve` (repeat for several)")
+    harness.finished_run_args(parser)
 
 
 def main() -> int:
@@ -217,6 +218,14 @@ def main() -> int:
     args = b.args
     total = args.requests or (40 if args.quick else 400)
     args.rounds = args.rounds or (1 if args.quick else 3)
+    if args.model is None and args.output_root is not None:  # the newest model a finished run pushed
+        from pipeline.config import load_config
+
+        pushed = load_config(args.config, output_root=args.output_root.resolve()).pushed_dir("serving")
+        versions = sorted((p for p in pushed.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
+        if not versions:
+            sys.exit(f"no pushed model under {pushed}: run the pipeline first")
+        args.model = versions[-1]
     model_dir, rows = find_model(args.model)
     print(f"model: {model_dir}; {args.rounds} round(s) of {total} requests per setting", flush=True)
     local = tf.saved_model.load(str(model_dir))

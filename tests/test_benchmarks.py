@@ -101,3 +101,17 @@ def test_optimization_and_deployment_benches_measure_a_finished_run(e2e_run, tmp
     assert len({(r["rows"], r["batch"]) for r in runtimes}) == 1  # the same raw rows for every runtime
     float32 = [r for r in runtimes if r.get("variant") == "float32"]
     assert all(r["size_x"] == 1 for r in float32)  # sizes are relative to the float32 .tflite
+
+
+@pytest.mark.e2e
+def test_serving_bench_serves_the_model_a_finished_run_pushed(e2e_run, tmp_path):
+    cfg, _ = e2e_run
+    report = run_bench("bench_serving", tmp_path, "--config", str(cfg.path),
+                       "--output-root", str(cfg.output_dir.parent))
+    pushed = cfg.pushed_dir("serving")
+    assert Path(report["tables"]["model"]).parent == pushed  # the run's own pushed model was served
+    settings = {(r["setting"], r["api"], r["concurrency"]) for r in report["tables"]["settings"]}
+    for c in (1, 32):  # in-process and both APIs with batching off and on, at each concurrency
+        assert ("in-process", "-", c) in settings
+        for mode in ("no batching", "batching"):
+            assert {(mode, "gRPC", c), (mode, "REST", c)} <= settings, settings
