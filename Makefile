@@ -11,7 +11,7 @@ WEB_STAMP := web/node_modules/.installed
 CONFIG    ?= pipeline/configs/taxi/pipeline.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps run test lint bench bench-int8 bench-serving bench-scale lock lock-tfjs clean
+.PHONY: setup system-deps run test lint bench bench-serving bench-scale lock lock-tfjs clean
 
 setup: $(STAMP) $(TFJS_STAMP) $(WEB_STAMP)
 
@@ -80,12 +80,9 @@ bench: setup
 	$(PY) -m pipeline run --config $(CONFIG) --output-root $(BENCH)/run
 	$(PY) benchmarks/bench_optimization.py --config $(CONFIG) --output-root $(BENCH)/run
 	$(PY) benchmarks/bench_deployment.py --config $(CONFIG) --output-root $(BENCH)/run
+	$(PY) benchmarks/bench_tflite_int8.py --config $(CONFIG) --output-root $(BENCH)/run
 	$(PY) benchmarks/bench_serving.py --config $(CONFIG) --output-root $(BENCH)/run
 	$(PY) benchmarks/harness.py
-
-# int8 TFLite of the raw-in graph: size vs float32 and agreement (benchmarks/bench_tflite_int8.py).
-bench-int8: setup
-	$(PY) benchmarks/bench_tflite_int8.py
 
 # Model server vs in-process SavedModel: latency and throughput, REST and gRPC, batching off/on.
 bench-serving: setup

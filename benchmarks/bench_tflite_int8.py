@@ -12,7 +12,7 @@ tensor tables) and which ops run in int8: when the size goal is missed, that tab
 
     python benchmarks/bench_tflite_int8.py --output-root outputs          # a finished run of --config
     python benchmarks/bench_tflite_int8.py [--workdir DIR] [--quick]      # runs --config first (no
-        tuning, pruning, distillation or TF.js; --quick: 1,500 taxi rows and tiny budgets)
+        tuning, pruning, distillation or TF.js; --quick: 2,000 taxi rows and tiny budgets)
 """
 
 from __future__ import annotations
@@ -34,37 +34,35 @@ WEIGHT_CONSUMERS = ("FULLY_CONNECTED", "GATHER", "QUANTIZE", "DEQUANTIZE")
 MODEL_NODES = {"trained": "Trainer", "qat": "QuantizationAwareTrainer", "pruned": "Pruner", "student": "Distiller"}
 
 
-def add_args(parser) -> None:
-    parser.add_argument("--config", type=Path, default=harness.TAXI, help="pipeline config (default: shipped taxi)")
-    parser.add_argument("--output-root", type=Path, default=None,
-                        help="measure a finished run of --config under this root instead of running it")
-
-
-def run_config(b: harness.Bench) -> Path:
-    """--config without the sections this benchmark does not need, run under the work folder."""
+def run_config(b: harness.Bench) -> object:
+    """The run to measure: ``--output-root`` (a finished run of ``--config``), else ``--config``
+    run now under the work folder without what this benchmark does not read (tuning, pruning,
+    distillation, TF.js; TFLite variants float32 and int8); ``--quick``: 2,000 taxi rows."""
+    from pipeline.config import load_config
     from pipeline.derive import derive
 
-    cfg = derive(b.args.config, drop=("tuning",))
-    cfg["name"] = "bench_tflite_int8"
+    if b.args.output_root is not None:
+        return load_config(b.args.config, output_root=b.args.output_root.resolve())
+    cfg = derive(b.args.config, drop=("tuning",), name="bench_tflite_int8")
     optimization = cfg.get("optimization") or {}
     for key in ("pruning", "distillation"):
         optimization.pop(key, None)
+    if not optimization:
+        cfg.pop("optimization", None)
     deployment = cfg.setdefault("deployment", {})
     deployment.pop("tfjs", None)
-    deployment.setdefault("tflite", {})
-    deployment["tflite"] = {**(deployment["tflite"] or {}), "variants": ["float32", "int8"]}
+    deployment["tflite"] = {**(deployment.get("tflite") or {}), "variants": ["float32", "int8"]}
     if "quantization_aware" not in optimization:
         deployment["models"] = [m for m in deployment.get("models", ["trained"]) if m != "qat"] or ["trained"]
     if b.args.quick:
         if b.args.config.resolve() == harness.TAXI.resolve():
-            cfg["data"]["csv_dir"] = str(harness.taxi_sample(b.work / "data", 1500))
-        cfg["training"] = {**cfg.get("training", {}), "train_steps": 40, "eval_steps": 5, "epochs": 1}
+            cfg["data"]["csv_dir"] = str(harness.taxi_sample(b.work / "data", 2000))
+        cfg["training"] = {**cfg.get("training", {}), "train_steps": 100, "eval_steps": 10, "epochs": 1}
         if "quantization_aware" in optimization:
             optimization["quantization_aware"] = {**optimization["quantization_aware"], "fine_tune_steps": 20}
         deployment["validation_examples"] = 200
-        deployment["tflite"]["representative_examples"] = 50
     harness.run_ours(b.work, cfg)
-    return b.work / "outputs"
+    return load_config(b.work / "bench_tflite_int8.yaml", output_root=b.work / "outputs")
 
 
 def measure(cfg, name: str, work: Path) -> list[dict]:
@@ -72,16 +70,15 @@ def measure(cfg, name: str, work: Path) -> list[dict]:
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    from benchmarks.taxi_run import output_uri
     from components.ondevice import data, raw_model
     from components.ondevice import tflite as lite
     from modules import task
     from modules.signatures import serving_columns
 
     custom_config = cfg.trainer_custom_config()
-    transform = output_uri(cfg, "Transform", "TransformGraph")
-    examples = output_uri(cfg, "DataCleaner", "Examples")
-    model_uri = output_uri(cfg, MODEL_NODES[name], "Model")
+    transform = harness.output_uri(cfg, "Transform", "TransformGraph")
+    examples = harness.output_uri(cfg, "DataCleaner", "Examples")
+    model_uri = harness.output_uri(cfg, MODEL_NODES[name], "Model")
     spec = raw_model.build_spec_for(transform, custom_config)
     module = raw_model.build(model_uri, spec, target="tflite")
     saved = str(work / name / "saved_model_raw")
@@ -171,14 +168,8 @@ def breakdown_rows(rows: list[dict]) -> list[dict]:
 
 
 def main() -> int:
-    b = harness.bench("bench_tflite_int8", __doc__, add_args)
-    from pipeline.config import load_config
-
-    if b.args.output_root:
-        cfg = load_config(b.args.config, output_root=b.args.output_root)
-    else:
-        root = run_config(b)
-        cfg = load_config(b.work / "bench_tflite_int8.yaml", output_root=root)
+    b = harness.bench("bench_tflite_int8", __doc__, harness.finished_run_args)
+    cfg = run_config(b)
     if cfg.deployment is None or cfg.deployment.tflite is None:
         sys.exit(f"{b.args.config}: no deployment.tflite section")
     rows = [r for name in cfg.deployment.models for r in measure(cfg, name, b.work)]
