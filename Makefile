@@ -80,6 +80,7 @@ bench: setup
 	$(PY) -m pipeline run --config $(CONFIG) --output-root $(BENCH)/run
 	$(PY) benchmarks/bench_optimization.py --config $(CONFIG) --output-root $(BENCH)/run
 	$(PY) benchmarks/bench_deployment.py --config $(CONFIG) --output-root $(BENCH)/run
+	$(PY) benchmarks/bench_tflite_int8.py --config $(CONFIG) --output-root $(BENCH)/run
 	$(PY) benchmarks/bench_serving.py --config $(CONFIG) --output-root $(BENCH)/run
 	$(PY) benchmarks/harness.py
 

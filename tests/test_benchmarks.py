@@ -115,3 +115,20 @@ def test_serving_bench_serves_the_model_a_finished_run_pushed(e2e_run, tmp_path)
         assert ("in-process", "-", c) in settings
         for mode in ("no batching", "batching"):
             assert {(mode, "gRPC", c), (mode, "REST", c)} <= settings, settings
+
+
+@pytest.mark.e2e
+def test_tflite_int8_bench_measures_a_finished_run(e2e_run, tmp_path):
+    cfg, _ = e2e_run
+    report = run_bench("bench_tflite_int8", tmp_path, "--config", str(cfg.path),
+                       "--output-root", str(cfg.output_dir.parent))
+    rows = report["tables"]["models"]
+    for model in cfg.deployment.models:
+        by = {r["variant"]: r for r in rows if r["model"] == model}
+        # the raw-in graph and, for the profile, the model alone: each as float32 and int8
+        assert {"float32", "int8", "float32 (alone)", "int8 (alone)"} <= set(by), model
+        assert goal(report, f"{model}: int8 .tflite") == pytest.approx(by["int8"]["bytes"] / by["float32"]["bytes"])
+        assert goal(report, f"{model}: int8 decision") == pytest.approx(by["int8"]["agreement"])
+        assert "FULLY_CONNECTED" in by["int8"]["quantized_ops"] and "LOG" not in by["int8"]["quantized_ops"]
+        parts = {p["file"]: p for p in report["tables"]["breakdown"]}[f"{model} int8"]
+        assert parts["bytes"] == by["int8"]["bytes"] and parts["weights"] > 0 and parts["structure"] > 0

@@ -129,3 +129,52 @@ def test_builtin_graph_takes_fallback_features_transformed(fallback):
             want = np.asarray(test_out[name]).reshape(n, -1).astype(np.float64)
             np.testing.assert_allclose(got.numpy().astype(np.float64).reshape(n, -1), want, atol=1e-5,
                                        err_msg=f"{target} {name}")
+
+
+class _VocabularyModel(tf.Module):
+    """A string vocabulary (hash table, as builtin.py builds it) into an embedding and a Dense layer,
+    with a raw number scaled on the way: the decision depends on the looked-up index."""
+
+    def __init__(self):
+        super().__init__()
+        keys = tf.constant(["a", "b", "c", "d"])
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(keys, tf.range(4, dtype=tf.int64)), default_value=4)
+        rng = np.random.default_rng(0)
+        self.embedding = tf.Variable(np.array([[-3, 1], [-1, 2], [1, -2], [3, 1], [0, 0]], np.float32)
+                                     + rng.normal(0, 0.1, (5, 2)).astype(np.float32))
+        self.dense = tf.Variable(rng.normal(0, 1, (3, 16)).astype(np.float32))
+        self.out = tf.Variable(np.abs(rng.normal(0, 1, (16, 1))).astype(np.float32) * np.sign(
+            self.dense.numpy()[0:1].T))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="company"),
+                                  tf.TensorSpec([None], tf.float32, name="seconds")])
+    def serve(self, company, seconds):
+        emb = tf.gather(self.embedding, self.table.lookup(company))
+        x = tf.concat([emb, tf.reshape((seconds - 600.0) / 900.0, [-1, 1])], axis=1)
+        hidden = tf.nn.relu(tf.matmul(x, self.dense))
+        return {"probabilities": tf.sigmoid(tf.matmul(hidden, self.out) - 0.5)}
+
+
+def test_int8_calibrates_with_initialized_tables_and_quantizes_the_model_part_only(tmp_path):
+    """TFLite's calibrator leaves hash tables empty (every lookup is OOV while it records ranges);
+    the int8 variant re-measures the ranges in LiteRT and keeps the preprocessing float. Before,
+    this model's int8 output was clamped like taxi's (agreement ~0.5-0.7)."""
+    module = _VocabularyModel()
+    tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.serve})
+    rng = np.random.default_rng(1)
+
+    def rows(n):
+        return {"company": rng.choice(np.array(["a", "b", "c", "d", "zz"], dtype=object), n),
+                "seconds": rng.uniform(0, 3600, n).astype(np.float32)}
+
+    train, test = rows(200), rows(1000)
+    representative = [{k: v[i:i + 1] for k, v in train.items()} for i in range(200)]
+    want = module.serve(tf.constant(test["company"].astype(str)), tf.constant(test["seconds"]))
+    want = want["probabilities"].numpy().reshape(-1)
+    assert 0.2 < (want > 0.5).mean() < 0.8  # both decisions occur
+    content = lite.convert(str(tmp_path), "int8", representative)
+    got = lite.predict(content, test)
+    assert np.mean((got > 0.5) == (want > 0.5)) >= 0.99
+    assert set(lite.quantized_ops(content)) <= {"FULLY_CONNECTED", "GATHER", "QUANTIZE"}
+    assert "FULLY_CONNECTED" in lite.quantized_ops(content)

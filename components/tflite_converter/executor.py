@@ -135,7 +135,8 @@ def run(model: Any, transform_graph: Any, examples: Any, mobile_model: Any, bles
             failures = [f"LiteRT could not run it: {str(exc).splitlines()[0]}"]
         results[variant] = {"bytes": len(content), "size_vs_saved_model_variables": len(content) / saved_bytes,
                             **measured, "thresholds": cfg["thresholds"][variant], "blessed": ok,
-                            "failures": failures, "validation_examples": n}
+                            "failures": failures, "validation_examples": n,
+                            "quantized_ops": lite.quantized_ops(content)}
         _log(f"{variant}: {len(content):,} B, max |diff| {measured['max_abs_diff']:.2e}, agreement "
              f"{measured['agreement']:.4f} -> {'blessed' if ok else 'NOT blessed: ' + '; '.join(failures)}")
         if ok:
