@@ -16,20 +16,47 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_bench(script: str, tmp: Path, *args: str, timeout: int = 1500) -> dict:
-    """Run benchmarks/<script>.py --quick; its JSON report, after checking it is complete."""
-    proc = subprocess.run([sys.executable, f"benchmarks/{script}.py", "--quick", "--workdir", str(tmp / "work"),
-                           "--out", str(tmp / "out"), *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    report = json.loads((tmp / "out" / f"{script}.json").read_text())
-    assert report["benchmark"] == script and report["quick"] is True
-    assert report["goals"], "a benchmark ends with its goals"
-    for goal in report["goals"]:
-        assert math.isfinite(goal["measured"]), goal  # every goal was measured
-        assert goal["status"] == ("PASS" if goal["passed"] else "MISS")
-        assert f"{goal['name']}" in proc.stdout  # and printed in the final table
-    return report
+def run_benches(tmp: Path, scripts: dict[str, list[str]], timeout: int = 1800) -> dict[str, dict]:
+    """Run each benchmarks/<script>.py --quick with its args, side by side (the machine has spare cores:
+    most of a tiny pipeline run is one busy thread); {script: its JSON report}, each checked complete."""
+    procs = {}
+    for script, args in scripts.items():
+        out = tmp / script
+        procs[script] = subprocess.Popen(
+            [sys.executable, f"benchmarks/{script}.py", "--quick", "--workdir", str(out / "work"), "--out", str(out),
+             *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reports, failures = {}, []
+    for script, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=timeout)
+        if proc.returncode != 0:
+            failures.append(f"{script} exited {proc.returncode}:\n{stdout[-2000:]}{stderr[-3000:]}")
+            continue
+        report = json.loads((tmp / script / f"{script}.json").read_text())
+        assert report["benchmark"] == script and report["quick"] is True
+        assert report["goals"], "a benchmark ends with its goals"
+        for g in report["goals"]:
+            assert math.isfinite(g["measured"]), (script, g)  # every goal was measured
+            assert g["status"] == ("PASS" if g["passed"] else "MISS")
+            assert g["name"] in stdout  # and printed in the final table
+        reports[script] = report
+    assert not failures, "\n\n".join(failures)
+    return reports
+
+
+@pytest.fixture(scope="module")
+def own_runs(tmp_path_factory) -> dict[str, dict]:
+    """The scripts that run their own pipelines on tiny data."""
+    return run_benches(tmp_path_factory.mktemp("bench"), {
+        s: [] for s in ("bench_pipeline", "bench_preprocessing", "bench_scale", "bench_csv_example_gen")})
+
+
+@pytest.fixture(scope="module")
+def finished_run(e2e_run, tmp_path_factory) -> tuple[object, dict[str, dict]]:
+    """The scripts that measure a finished run: the e2e run (tuning, variants, TFLite, TF.js, pushed)."""
+    cfg, _ = e2e_run
+    args = ["--config", str(cfg.path), "--output-root", str(cfg.output_dir.parent)]
+    return cfg, run_benches(tmp_path_factory.mktemp("bench_finished"), {
+        s: args for s in ("bench_optimization", "bench_deployment", "bench_tflite_int8", "bench_serving")})
 
 
 def goal(report: dict, prefix: str) -> float:
@@ -38,8 +65,8 @@ def goal(report: dict, prefix: str) -> float:
 
 
 @pytest.mark.e2e
-def test_pipeline_bench_runs_ours_and_upstream_on_the_same_split(tmp_path):
-    report = run_bench("bench_pipeline", tmp_path)
+def test_pipeline_bench_runs_ours_and_upstream_on_the_same_split(own_runs):
+    report = own_runs["bench_pipeline"]
     components = {r["component"]: r for r in report["tables"]["components"]}
     # Both pipelines ran their whole length, each component timed from its own ML Metadata.
     for node in ("CsvExampleGen", "SchemaGen", "Transform", "Trainer", "Evaluator", "Pusher"):
@@ -54,8 +81,8 @@ def test_pipeline_bench_runs_ours_and_upstream_on_the_same_split(tmp_path):
 
 
 @pytest.mark.e2e
-def test_preprocessing_bench_times_both_transforms(tmp_path):
-    report = run_bench("bench_preprocessing", tmp_path)
+def test_preprocessing_bench_times_both_transforms(own_runs):
+    report = own_runs["bench_preprocessing"]
     (row,) = report["tables"]["transform"]
     assert row["ours_transform_s"] > 0 and row["upstream_transform_s"] > 0
     assert row["ours_cleaner_s"] > 0  # ours ran its DataCleaner before Transform
@@ -63,8 +90,8 @@ def test_preprocessing_bench_times_both_transforms(tmp_path):
 
 
 @pytest.mark.e2e
-def test_scale_bench_compares_two_sizes(tmp_path):
-    report = run_bench("bench_scale", tmp_path)
+def test_scale_bench_compares_two_sizes(own_runs):
+    report = own_runs["bench_scale"]
     runs = {r["rows"]: r for r in report["tables"]["runs"]}
     assert sorted(runs) == [300, 3000]
     small, large = runs[300], runs[3000]
@@ -73,24 +100,22 @@ def test_scale_bench_compares_two_sizes(tmp_path):
 
 
 @pytest.mark.e2e
-def test_csv_example_gen_bench_runs_ours_and_stock(tmp_path):
-    report = run_bench("bench_csv_example_gen", tmp_path)
+def test_csv_example_gen_bench_runs_ours_and_stock(own_runs):
+    report = own_runs["bench_csv_example_gen"]
     runs = {r["kind"]: r for r in report["tables"]["runs"]}
     assert runs["ours"]["examples"] == runs["stock"]["examples"] == 500  # the same rows, all written
     assert goal(report, "ExampleGen time") == pytest.approx(runs["ours"]["median_s"] / runs["stock"]["median_s"])
 
 
 @pytest.mark.e2e
-def test_optimization_and_deployment_benches_measure_a_finished_run(e2e_run, tmp_path):
-    cfg, _ = e2e_run
-    finished = ["--config", str(cfg.path), "--output-root", str(cfg.output_dir.parent)]
-
-    optimization = run_bench("bench_optimization", tmp_path / "opt", *finished)
+def test_optimization_and_deployment_benches_measure_a_finished_run(finished_run):
+    cfg, reports = finished_run
+    optimization = reports["bench_optimization"]
     variants = {r["variant"] for r in optimization["tables"]["variants"]}
     assert {"trained", "pruned", "qat", "student"} <= variants
     assert optimization["tables"]["qat_int8"]["rows"] > 0
 
-    deployment = run_bench("bench_deployment", tmp_path / "dep", *finished)
+    deployment = reports["bench_deployment"]
     runtimes = deployment["tables"]["runtimes"]
     for model in cfg.deployment.models:
         mine = [r["runtime"] for r in runtimes if r["model"] == model]
@@ -104,10 +129,9 @@ def test_optimization_and_deployment_benches_measure_a_finished_run(e2e_run, tmp
 
 
 @pytest.mark.e2e
-def test_serving_bench_serves_the_model_a_finished_run_pushed(e2e_run, tmp_path):
-    cfg, _ = e2e_run
-    report = run_bench("bench_serving", tmp_path, "--config", str(cfg.path),
-                       "--output-root", str(cfg.output_dir.parent))
+def test_serving_bench_serves_the_model_a_finished_run_pushed(finished_run):
+    cfg, reports = finished_run
+    report = reports["bench_serving"]
     pushed = cfg.pushed_dir("serving")
     assert Path(report["tables"]["model"]).parent == pushed  # the run's own pushed model was served
     settings = {(r["setting"], r["api"], r["concurrency"]) for r in report["tables"]["settings"]}
@@ -118,10 +142,9 @@ def test_serving_bench_serves_the_model_a_finished_run_pushed(e2e_run, tmp_path)
 
 
 @pytest.mark.e2e
-def test_tflite_int8_bench_measures_a_finished_run(e2e_run, tmp_path):
-    cfg, _ = e2e_run
-    report = run_bench("bench_tflite_int8", tmp_path, "--config", str(cfg.path),
-                       "--output-root", str(cfg.output_dir.parent))
+def test_tflite_int8_bench_measures_a_finished_run(finished_run):
+    cfg, reports = finished_run
+    report = reports["bench_tflite_int8"]
     rows = report["tables"]["models"]
     for model in cfg.deployment.models:
         by = {r["variant"]: r for r in rows if r["model"] == model}
