@@ -56,7 +56,7 @@ def main() -> int:
     if len(rows) == 2:
         growth = rows[1]["ours_transform_s"] / rows[0]["ours_transform_s"]
         goals.append(harness.Goal(f"our Transform time for {rows[1]['rows'] / rows[0]['rows']:.0f}x rows", growth,
-                                  "<=", rows[1]["rows"] / rows[0]["rows"] + 1))
+                                  "<=", round(rows[1]["rows"] / rows[0]["rows"]) + 1))
     return b.report(goals)
 
 
