@@ -16,19 +16,32 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_benches(tmp: Path, scripts: dict[str, list[str]], timeout: int = 1800) -> dict[str, dict]:
-    """Run each benchmarks/<script>.py --quick with its args, side by side (the machine has spare cores:
-    most of a tiny pipeline run is one busy thread); {script: its JSON report}, each checked complete."""
+Started = tuple[Path, dict[str, subprocess.Popen]]
+
+
+def start_benches(tmp: Path, scripts: dict[str, list[str]]) -> Started:
+    """Start each benchmarks/<script>.py --quick with its args, side by side; output to files (a
+    full pipe would stall the script)."""
     procs = {}
     for script, args in scripts.items():
         out = tmp / script
-        procs[script] = subprocess.Popen(
-            [sys.executable, f"benchmarks/{script}.py", "--quick", "--workdir", str(out / "work"), "--out", str(out),
-             *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out.mkdir(parents=True)
+        with (out / "stdout").open("w") as stdout, (out / "stderr").open("w") as stderr:
+            procs[script] = subprocess.Popen(
+                [sys.executable, f"benchmarks/{script}.py", "--quick", "--workdir", str(out / "work"), "--out",
+                 str(out), *args], cwd=ROOT, stdout=stdout, stderr=stderr, text=True)
+    return tmp, procs
+
+
+def collect(started: Started, timeout: int = 1800) -> dict[str, dict]:
+    """{script: its JSON report} once each has exited, each checked complete."""
+    tmp, procs = started
     reports, failures = {}, []
     for script, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
+        stdout = (tmp / script / "stdout").read_text()
         if proc.returncode != 0:
+            stderr = (tmp / script / "stderr").read_text()
             failures.append(f"{script} exited {proc.returncode}:\n{stdout[-2000:]}{stderr[-3000:]}")
             continue
         report = json.loads((tmp / script / f"{script}.json").read_text())
@@ -43,11 +56,21 @@ def run_benches(tmp: Path, scripts: dict[str, list[str]], timeout: int = 1800) -
     return reports
 
 
-@pytest.fixture(scope="module")
-def own_runs(tmp_path_factory) -> dict[str, dict]:
-    """The scripts that run their own pipelines on tiny data."""
-    return run_benches(tmp_path_factory.mktemp("bench"), {
+@pytest.fixture(scope="session", autouse=True)  # session: set up before e2e_run, so they overlap
+def own_started(tmp_path_factory):
+    """The scripts that run their own pipelines on tiny data, started with this module's first test so
+    they run while the finished run it needs is built (the e2e run keeps about one core busy)."""
+    started = start_benches(tmp_path_factory.mktemp("bench"), {
         s: [] for s in ("bench_pipeline", "bench_preprocessing", "bench_scale", "bench_csv_example_gen")})
+    yield started
+    for proc in started[1].values():
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def own_runs(own_started) -> dict[str, dict]:
+    return collect(own_started)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +78,8 @@ def finished_run(e2e_run, tmp_path_factory) -> tuple[object, dict[str, dict]]:
     """The scripts that measure a finished run: the e2e run (tuning, variants, TFLite, TF.js, pushed)."""
     cfg, _ = e2e_run
     args = ["--config", str(cfg.path), "--output-root", str(cfg.output_dir.parent)]
-    return cfg, run_benches(tmp_path_factory.mktemp("bench_finished"), {
-        s: args for s in ("bench_optimization", "bench_deployment", "bench_tflite_int8", "bench_serving")})
+    return cfg, collect(start_benches(tmp_path_factory.mktemp("bench_finished"), {
+        s: args for s in ("bench_optimization", "bench_deployment", "bench_tflite_int8", "bench_serving")}))
 
 
 def goal(report: dict, prefix: str) -> float:
@@ -64,49 +87,7 @@ def goal(report: dict, prefix: str) -> float:
     return value
 
 
-@pytest.mark.e2e
-def test_pipeline_bench_runs_ours_and_upstream_on_the_same_split(own_runs):
-    report = own_runs["bench_pipeline"]
-    components = {r["component"]: r for r in report["tables"]["components"]}
-    # Both pipelines ran their whole length, each component timed from its own ML Metadata.
-    for node in ("CsvExampleGen", "SchemaGen", "Transform", "Trainer", "Evaluator", "Pusher"):
-        assert components[node]["ours_s"] > 0 and components[node]["upstream_s"] > 0, node
-    # The same split: upstream was given our 8:1:1 buckets, so about a tenth of 600 rows is evaluated
-    # on each side (upstream's own default, 2:1, would evaluate about 200).
-    eval_rows = report["tables"]["eval_rows"]
-    assert 30 <= eval_rows["ours"] <= 100 and 30 <= eval_rows["upstream"] <= 100, eval_rows
-    wall = components["wall (process)"]
-    assert goal(report, "whole pipeline") == pytest.approx(wall["ours_s"] / wall["upstream_s"])
-    assert goal(report, "cached re-run") == pytest.approx(report["tables"]["cached_s"] / wall["ours_s"])
-
-
-@pytest.mark.e2e
-def test_preprocessing_bench_times_both_transforms(own_runs):
-    report = own_runs["bench_preprocessing"]
-    (row,) = report["tables"]["transform"]
-    assert row["ours_transform_s"] > 0 and row["upstream_transform_s"] > 0
-    assert row["ours_cleaner_s"] > 0  # ours ran its DataCleaner before Transform
-    assert goal(report, "Transform time") == pytest.approx(row["ours_transform_s"] / row["upstream_transform_s"])
-
-
-@pytest.mark.e2e
-def test_scale_bench_compares_two_sizes(own_runs):
-    report = own_runs["bench_scale"]
-    runs = {r["rows"]: r for r in report["tables"]["runs"]}
-    assert sorted(runs) == [300, 3000]
-    small, large = runs[300], runs[3000]
-    assert goal(report, "in_memory: time") == pytest.approx(large["total_s"] / small["total_s"])
-    assert goal(report, "in_memory: peak memory") == pytest.approx(large["peak_gib"] / small["peak_gib"])
-
-
-@pytest.mark.e2e
-def test_csv_example_gen_bench_runs_ours_and_stock(own_runs):
-    report = own_runs["bench_csv_example_gen"]
-    runs = {r["kind"]: r for r in report["tables"]["runs"]}
-    assert runs["ours"]["examples"] == runs["stock"]["examples"] == 500  # the same rows, all written
-    assert goal(report, "ExampleGen time") == pytest.approx(runs["ours"]["median_s"] / runs["stock"]["median_s"])
-
-
+# The tests that need the finished run come first: the own-pipeline scripts run meanwhile.
 @pytest.mark.e2e
 def test_optimization_and_deployment_benches_measure_a_finished_run(finished_run):
     cfg, reports = finished_run
@@ -127,7 +108,6 @@ def test_optimization_and_deployment_benches_measure_a_finished_run(finished_run
     float32 = [r for r in runtimes if r.get("variant") == "float32"]
     assert all(r["size_x"] == 1 for r in float32)  # sizes are relative to the float32 .tflite
 
-
 @pytest.mark.e2e
 def test_serving_bench_serves_the_model_a_finished_run_pushed(finished_run):
     cfg, reports = finished_run
@@ -139,7 +119,6 @@ def test_serving_bench_serves_the_model_a_finished_run_pushed(finished_run):
         assert ("in-process", "-", c) in settings
         for mode in ("no batching", "batching"):
             assert {(mode, "gRPC", c), (mode, "REST", c)} <= settings, settings
-
 
 @pytest.mark.e2e
 def test_tflite_int8_bench_measures_a_finished_run(finished_run):
@@ -155,3 +134,42 @@ def test_tflite_int8_bench_measures_a_finished_run(finished_run):
         assert "FULLY_CONNECTED" in by["int8"]["quantized_ops"] and "LOG" not in by["int8"]["quantized_ops"]
         parts = {p["file"]: p for p in report["tables"]["breakdown"]}[f"{model} int8"]
         assert parts["bytes"] == by["int8"]["bytes"] and parts["weights"] > 0 and parts["structure"] > 0
+
+@pytest.mark.e2e
+def test_pipeline_bench_runs_ours_and_upstream_on_the_same_split(own_runs):
+    report = own_runs["bench_pipeline"]
+    components = {r["component"]: r for r in report["tables"]["components"]}
+    # Both pipelines ran their whole length, each component timed from its own ML Metadata.
+    for node in ("CsvExampleGen", "SchemaGen", "Transform", "Trainer", "Evaluator", "Pusher"):
+        assert components[node]["ours_s"] > 0 and components[node]["upstream_s"] > 0, node
+    # The same split: upstream was given our 8:1:1 buckets, so about a tenth of 600 rows is evaluated
+    # on each side (upstream's own default, 2:1, would evaluate about 200).
+    eval_rows = report["tables"]["eval_rows"]
+    assert 30 <= eval_rows["ours"] <= 100 and 30 <= eval_rows["upstream"] <= 100, eval_rows
+    wall = components["wall (process)"]
+    assert goal(report, "whole pipeline") == pytest.approx(wall["ours_s"] / wall["upstream_s"])
+    assert goal(report, "cached re-run") == pytest.approx(report["tables"]["cached_s"] / wall["ours_s"])
+
+@pytest.mark.e2e
+def test_preprocessing_bench_times_both_transforms(own_runs):
+    report = own_runs["bench_preprocessing"]
+    (row,) = report["tables"]["transform"]
+    assert row["ours_transform_s"] > 0 and row["upstream_transform_s"] > 0
+    assert row["ours_cleaner_s"] > 0  # ours ran its DataCleaner before Transform
+    assert goal(report, "Transform time") == pytest.approx(row["ours_transform_s"] / row["upstream_transform_s"])
+
+@pytest.mark.e2e
+def test_scale_bench_compares_two_sizes(own_runs):
+    report = own_runs["bench_scale"]
+    runs = {r["rows"]: r for r in report["tables"]["runs"]}
+    assert sorted(runs) == [300, 3000]
+    small, large = runs[300], runs[3000]
+    assert goal(report, "in_memory: time") == pytest.approx(large["total_s"] / small["total_s"])
+    assert goal(report, "in_memory: peak memory") == pytest.approx(large["peak_gib"] / small["peak_gib"])
+
+@pytest.mark.e2e
+def test_csv_example_gen_bench_runs_ours_and_stock(own_runs):
+    report = own_runs["bench_csv_example_gen"]
+    runs = {r["kind"]: r for r in report["tables"]["runs"]}
+    assert runs["ours"]["examples"] == runs["stock"]["examples"] == 500  # the same rows, all written
+    assert goal(report, "ExampleGen time") == pytest.approx(runs["ours"]["median_s"] / runs["stock"]["median_s"])
