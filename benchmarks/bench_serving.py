@@ -53,16 +53,21 @@ BATCHING = "max_batch_size { value: 32 }\nbatch_timeout_micros { value: 1000 }\n
            "max_enqueued_batches { value: 1000 }\n"
 
 
+def newest_version(pushed: Path) -> Path | None:
+    """The newest numbered version folder a Pusher wrote under ``pushed``, if any."""
+    versions = sorted((p for p in pushed.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
+    return versions[-1] if versions else None
+
+
 def find_model(arg: Path | None) -> tuple[Path, list[dict]]:
     from tests.conftest import read_taxi_rows
 
     _, rows = read_taxi_rows()
     if arg is not None:
         return arg, rows
-    pushed = ROOT / "outputs" / "taxi" / "pushed" / "serving"
-    versions = sorted((p for p in pushed.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
-    if versions:
-        return versions[-1], rows
+    newest = newest_version(ROOT / "outputs" / "taxi" / "pushed" / "serving")
+    if newest is not None:
+        return newest, rows
     cache = ROOT / ".cache" / "bench_serving_model"
     try:
         return newest_outputs(cache)[0] / "Format-Serving", rows  # trained by an earlier run
@@ -222,10 +227,9 @@ def main() -> int:
         from pipeline.config import load_config
 
         pushed = load_config(args.config, output_root=args.output_root.resolve()).pushed_dir("serving")
-        versions = sorted((p for p in pushed.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
-        if not versions:
+        args.model = newest_version(pushed)
+        if args.model is None:
             sys.exit(f"no pushed model under {pushed}: run the pipeline first")
-        args.model = versions[-1]
     model_dir, rows = find_model(args.model)
     print(f"model: {model_dir}; {args.rounds} round(s) of {total} requests per setting", flush=True)
     local = tf.saved_model.load(str(model_dir))
