@@ -33,8 +33,12 @@ pytestmark = pytest.mark.e2e
 
 CONFIG = ROOT / "pipeline" / "configs" / "spam" / "pipeline.yaml"
 EVERY = 2  # every 2nd e-mail (3,023 of 6,046): the run stays small
-TRAINING = {"train_steps": 240, "eval_steps": 5, "epochs": 2, "early_stopping_patience": 2}
-MAX_TOKENS = 48  # shorter sequences than the shipped config's: a faster unrolled LSTM
+TRAINING = {"train_steps": 200, "eval_steps": 5, "epochs": 2, "early_stopping_patience": 2}
+# Shorter sequences and one LSTM direction (the shipped config: 64 tokens, bidirectional): the
+# unrolled LSTM's graph is what Trainer, TFLiteConverter and TFJSConverter spend their time on.
+# tests/test_text.py converts the bidirectional form to TFLite.
+MAX_TOKENS = 24
+SEQUENCE = {"embedding_dim": 16, "lstm_units": 16, "bidirectional": False}
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +56,9 @@ def run(tmp_path_factory):
     cfg = yaml.safe_load(CONFIG.read_text())
     cfg["data"]["csv_dir"] = str(tmp / "data")
     cfg["training"] = TRAINING
+    cfg["model"]["sequence"] = SEQUENCE
+    cfg["evaluation"]["splits"] = ["eval"]  # one Evaluator; the converters validate on test
+    cfg["deployment"]["validation_examples"] = 400
     cfg["features"][0]["steps"][0]["tokenize"]["max_tokens"] = MAX_TOKENS
     path = tmp / "spam.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -103,7 +110,8 @@ def test_accuracy_and_auc_above_the_configs_floor(run):
     metrics = summarize(cfg, ["Evaluator"]).metrics
     floors = {t.metric: t.lower_bound for t in cfg.evaluation.thresholds}
     assert floors["auc"] >= 0.9 and floors["binary_accuracy"] >= 0.85
-    for split in ("eval", "test"):
+    assert list(metrics) == ["eval"]
+    for split in metrics:
         assert metrics[split]["auc"] >= floors["auc"], (split, metrics[split])
         assert metrics[split]["binary_accuracy"] >= floors["binary_accuracy"], (split, metrics[split])
     shown = {s: {k: round(m[k], 4) for k in ("auc", "binary_accuracy")} for s, m in metrics.items()}
@@ -197,7 +205,7 @@ def test_tflite_and_tfjs_answer_like_the_saved_model(run):
     web = json.loads((web_dir / "metadata.json").read_text())
     float32 = mobile["variants"]["float32"]
     assert float32["blessed"] and float32["agreement"] == 1.0 and float32["max_abs_diff"] <= 1e-5, float32
-    assert float32["validation_examples"] > 100
+    assert float32["validation_examples"] >= 250
     quantized = mobile["variants"]["dynamic_range"]
     assert quantized["blessed"] and quantized["agreement"] >= 0.99, quantized
     assert web["validation"]["max_abs_diff"] <= 1e-5 and web["validation"]["agreement"] == 1.0, web["validation"]
