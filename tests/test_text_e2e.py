@@ -57,8 +57,9 @@ def run(tmp_path_factory):
     cfg["data"]["csv_dir"] = str(tmp / "data")
     cfg["training"] = TRAINING
     cfg["model"]["sequence"] = SEQUENCE
-    cfg["evaluation"]["splits"] = ["eval"]  # one Evaluator; the converters validate on test
-    cfg["deployment"]["validation_examples"] = 400
+    # One Evaluator (eval); the converters validate on eval too (the shipped config: on test).
+    cfg["evaluation"]["splits"] = ["eval"]
+    cfg["deployment"].update(split="eval", validation_examples=400)
     cfg["features"][0]["steps"][0]["tokenize"]["max_tokens"] = MAX_TOKENS
     path = tmp / "spam.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -194,7 +195,7 @@ def test_served_model_answers_raw_text_over_rest_and_grpc(run, tmp_path):
 
 
 def test_tflite_and_tfjs_answer_like_the_saved_model(run):
-    # The converters' own validation on the whole test split (tokens from the Python reference
+    # The converters' own validation on the whole eval split (tokens from the Python reference
     # for TFLite, from web/src/text.js for TF.js) met the parity rules, and the shipped .tflite
     # uses built-in ops only (no Flex, no custom op).
     from components.ondevice import tflite
