@@ -69,7 +69,8 @@ def run(tmp_path_factory):
                           cwd=ROOT, capture_output=True, text=True, timeout=1800)
     seconds = time.monotonic() - start
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    print(f"\nspam pipeline run: {seconds:.0f} s")
+    print(f"\nspam pipeline run: {seconds:.0f} s\n" + "\n".join(
+        line for line in proc.stdout.splitlines() if " finished in " in line))
     return load_config(path, output_root=tmp / "outputs"), proc, seconds
 
 
