@@ -14,6 +14,8 @@ Column kinds:
   ``string``       dense string, one value per row
   ``categorical``  dense int64 index in ``[0, cardinality)``
   ``vector``       dense float32 [size] (one-hot)
+  ``tokens``       dense string [max_tokens] (text, modules/text.py)
+  ``sequence``     dense int64 token ids [max_tokens], 0 = padding (text, modules/text.py)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 RAW, NUMERIC, STRING, CATEGORICAL, VECTOR = "raw", "numeric", "string", "categorical", "vector"
 VALUE_TYPES = ("float", "int", "string")
 CYCLICAL_PARTS = {"hour": 24, "weekday": 7, "month": 12}
+TOKENS, SEQUENCE = "tokens", "sequence"  # text features: modules/text.py
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ STEPS: dict[str, StepSpec] = {
                  "scale train's [min, max] to the given range"),
         StepSpec("robust", _NUM, NUMERIC, {}, "(x - median) / IQR of train"),
         StepSpec("max_abs", _NUM, NUMERIC, {}, "x / max|x| of train"),
-        StepSpec("vocabulary", frozenset({STRING, NUMERIC}), CATEGORICAL, {
+        StepSpec("vocabulary", frozenset({STRING, NUMERIC, TOKENS}), CATEGORICAL, {
             "top_k": ArgSpec((int,), required=True, check=_positive),
             "oov_buckets": ArgSpec((int,), default=1, check=_positive),
             "frequency_threshold": ArgSpec((int,), default=0, check=_non_negative),
@@ -112,6 +115,10 @@ STEPS: dict[str, StepSpec] = {
         StepSpec("categorical_identity", _NUM, CATEGORICAL,
                  {"num_buckets": ArgSpec((int,), required=True, check=_positive)},
                  "an integer already in [0, num_buckets) used as a category (clipped)"),
+        StepSpec("tokenize", frozenset({STRING}), TOKENS,
+                 {"max_tokens": ArgSpec((int,), required=True, check=_positive)},
+                 "text -> ASCII-lower-cased tokens split on whitespace/punctuation, first max_tokens, "
+                 "padded with \"\" (modules/text.py); then a vocabulary gives token ids"),
     )
 }
 
@@ -121,8 +128,9 @@ class OutputSpec:
     """One transformed column the model receives."""
 
     name: str
-    kind: str  # NUMERIC, CATEGORICAL or VECTOR
-    size: int = 1  # cardinality for CATEGORICAL, length for VECTOR
+    kind: str  # NUMERIC, CATEGORICAL, VECTOR or SEQUENCE
+    size: int = 1  # cardinality for CATEGORICAL and SEQUENCE (ids), length for VECTOR
+    length: int = 0  # SEQUENCE: ids per row (max_tokens)
 
 
 @dataclass(frozen=True)
@@ -167,7 +175,13 @@ class FeatureDef:
                     for part in self.cyclical["parts"] for fn in ("sin", "cos")]
         kind, size, extra = dense_kind(self.type), 1, []
         raw = True
+        length = 0
         for name, args in self.steps:
+            if name == "tokenize":  # text: then vocabulary ids, 0 = padding (modules/text.py)
+                length = args["max_tokens"]
+            if name == "vocabulary" and length:
+                kind, size = SEQUENCE, args["top_k"] + args.get("oov_buckets", 1) + 1
+                continue
             if name == "impute" and args.get("indicator"):
                 extra.append(OutputSpec(f"{self.name}_missing_xf", NUMERIC))
             if name == "vocabulary":
@@ -182,7 +196,7 @@ class FeatureDef:
             raw = False
         if kind == STRING:
             raise ValueError(f"{self.name}: a string feature must end in a categorical step")
-        return [OutputSpec(self.transformed_name, kind, size), *extra]
+        return [OutputSpec(self.transformed_name, kind, size, length), *extra]
 
 
 def dense_kind(value_type: str) -> str:
@@ -204,6 +218,10 @@ def check_steps(value_type: str, steps: list[tuple[str, dict]]) -> list[str]:
             continue
         if kind == RAW and RAW not in spec.accepts:
             kind = dense_kind(value_type)  # implicit constant imputation (0 or "")
+        if name == "vocabulary" and kind == TOKENS:  # text: token ids (modules/text.py)
+            from modules import text
+
+            problems += [f"{where}: {p}" for p in text.vocabulary_problems(args)]
         if kind not in spec.accepts:
             problems.append(f"{where}: expects a {' or '.join(sorted(spec.accepts - {RAW}))} column, "
                             f"but the column is {kind} at this point")
@@ -236,7 +254,9 @@ def check_steps(value_type: str, steps: list[tuple[str, dict]]) -> list[str]:
             problems.append(f"{where}: needs the column's own values; put it before "
                             f"{', '.join(s for s, _ in steps[:i] if s not in ('impute', 'clip'))}")
         if spec.produces is not None:
-            kind = spec.produces
+            kind = SEQUENCE if (name == "vocabulary" and kind == TOKENS) else spec.produces
+    if not problems and kind == TOKENS:
+        problems.append("tokenized text must end in a vocabulary step (token ids)")
     if not problems and kind in (RAW, STRING) and value_type == "string":
         problems.append("a string feature must end in a categorical step (e.g. vocabulary or hash)")
     return problems
@@ -508,6 +528,7 @@ def apply_steps(x: Any, value_type: str, steps: list[tuple[str, dict]], name: st
     raw = x if isinstance(x, Raw) else to_raw(x, value_type)
     col: Any = raw
     extra: list[Any] = []
+    tokenized = False
     for i, (step, args) in enumerate(steps):
         fit = fitted_recorder(name, i)
         if step == "impute":
@@ -522,6 +543,11 @@ def apply_steps(x: Any, value_type: str, steps: list[tuple[str, dict]], name: st
             continue
         if isinstance(col, Raw):
             col = _filled(col, "" if value_type == "string" else 0.0)
+        if step == "tokenize" or (step == "vocabulary" and tokenized):  # text: modules/text.py
+            from modules import text
+
+            col, tokenized = text.apply_step(col, step, args, name), True
+            continue
         if step == "z_score":
             col = _z_score(col, fit)
         elif step == "min_max":

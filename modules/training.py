@@ -50,6 +50,12 @@ def build_model(outputs: list[feature_steps.OutputSpec], hp: dict[str, Any], hea
     or Keras 3 (KerasTuner builds only Keras 3 models); the layers used exist alike in both."""
     inputs, parts = {}, []
     for out in outputs:
+        if out.kind == feature_steps.SEQUENCE:  # text: Embedding + LSTM (modules/text.py)
+            from modules import text
+
+            inputs[out.name], part = text.sequence_input(out, hp, keras)
+            parts.append(part)
+            continue
         if out.kind == feature_steps.CATEGORICAL:
             inp = keras.Input(shape=(1,), dtype="int64", name=out.name)
             emb = keras.layers.Embedding(out.size, hp["embedding_dim"], name=f"{out.name}_embedding")(inp)

@@ -54,6 +54,7 @@ class ModelConfig:
     dropout: float = 0.1
     learning_rate: float = 0.001
     batch_size: int = 128
+    sequence: dict[str, Any] | None = None  # text features' Embedding + LSTM (pipeline/config_text.py)
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,7 @@ class PipelineConfig:
                 "dropout": self.model.dropout,
                 "learning_rate": self.model.learning_rate,
                 "batch_size": self.model.batch_size,
+                **({"sequence": dict(self.model.sequence)} if self.model.sequence else {}),
             },
             "training": {
                 "epochs": self.training.epochs,
@@ -431,7 +433,7 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     model = ModelConfig()
     if "model" in top.data:
         m = top.child("model")
-        m.mapping({"hidden_units", "embedding_dim", "dropout", "learning_rate", "batch_size"})
+        m.mapping({"hidden_units", "embedding_dim", "dropout", "learning_rate", "batch_size", "sequence"})
         hidden = m.get("hidden_units", (list,), list(model.hidden_units))
         if not hidden or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
             raise m.fail("must be a non-empty list of positive integers", "hidden_units")
@@ -443,6 +445,10 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
             learning_rate=float(m.get("learning_rate", (int, float), model.learning_rate, _positive)),
             batch_size=m.get("batch_size", (int,), model.batch_size, _positive),
         )
+        if "sequence" in m.data:  # text: pipeline/config_text.py
+            from pipeline import config_text
+
+            model = replace(model, sequence=config_text.parse_sequence(m))
 
     training = TrainingConfig()
     if "training" in top.data:

@@ -118,6 +118,10 @@ def _cyclical(feature: dict[str, Any], inputs: dict[str, tf.Tensor]) -> dict[str
 
 def _feature(feature: dict[str, Any], inputs: dict[str, tf.Tensor], table: Any, target: str) -> dict[str, tf.Tensor]:
     source = feature["source"]
+    from components.ondevice import text
+
+    if text.is_text(feature):  # tokens in (the app tokenizes), ids out
+        return text.builtin_feature(feature, inputs, table)
     if "cyclical" in source:
         return _cyclical(feature, inputs)
     if "ratio" in source:
@@ -198,6 +202,8 @@ def model_inputs(spec: dict[str, Any], transformed: dict[str, tf.Tensor]) -> dic
             t = transformed[o["name"]]
             if o["kind"] == "vector":
                 out[o["name"]] = tf.reshape(tf.cast(t, tf.float32), [-1, o["size"]])
+            elif o["kind"] == "sequence":  # text: token ids
+                out[o["name"]] = tf.reshape(tf.cast(t, tf.int64), [-1, o["length"]])
             else:
                 dtype = tf.int64 if o["kind"] == "categorical" else tf.float32
                 out[o["name"]] = tf.reshape(tf.cast(t, dtype), [-1, 1])

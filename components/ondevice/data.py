@@ -62,6 +62,9 @@ def raw_rows(examples_uri: str, split: str, n: int, spec: dict[str, Any],
     for f in spec["features"]:
         if not f["builtin"]:
             out.update(reference.transform_feature(f, out))
+    from components.ondevice import text
+
+    out.update(text.token_inputs(spec, out))  # text: the tokens the app computes
     for i in spec["inputs"]:
         if i.get("transformed"):
             out[i["name"]] = out[i["name"]].astype(np.int64 if i["dtype"] == "int64" else np.float32)
@@ -124,7 +127,8 @@ def write_examples(rows: dict[str, np.ndarray], spec: dict[str, Any], extra: dic
             for name, values in columns.items():
                 v = values[i]
                 if values.dtype == object:
-                    feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(v).encode()]))
+                    feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(
+                        value=[str(t).encode() for t in np.ravel(v)]))
                 elif np.issubdtype(values.dtype, np.integer):
                     feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=np.ravel(v).tolist()))
                 else:

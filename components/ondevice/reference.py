@@ -78,6 +78,10 @@ def transform_feature(feature: dict[str, Any], rows: dict[str, np.ndarray]) -> d
     """One feature's model inputs from raw columns (strings as object arrays, numbers as floats
     with NaN for missing, timestamps as integers with negative for missing)."""
     source, name = feature["source"], feature["name"]
+    from components.ondevice import text
+
+    if text.is_text(feature):  # token ids from the reference tokenizer
+        return text.reference_feature(feature, rows)
     if "cyclical" in source:
         return _cyclical(feature, rows)
     if "ratio" in source:

@@ -91,6 +91,10 @@ class _Resolver:
                 out.append({"op": "impute", "fill": "" if feature.type == "string" else 0.0, "indicator": False})
                 is_raw = False
             out.append(self._step(i, name, args, numeric_input))
+            if name == "vocabulary" and any(s == "tokenize" for s, _ in feature.steps):  # text
+                from components.ondevice import text
+
+                out[-1] = text.vocabulary_step(out[-1])
         if is_raw:
             out.append({"op": "impute", "fill": "" if feature.type == "string" else 0.0, "indicator": False})
         return out
@@ -116,6 +120,10 @@ class _Resolver:
             return {"op": "bucketize", "boundaries": _floats(v(i, "boundaries")), "missing_bucket": None}
         if name == "categorical_identity":
             return {"op": "categorical_identity", "num_buckets": args["num_buckets"]}
+        if name == "tokenize":  # text: the app tokenizes (components/ondevice/text.py)
+            from components.ondevice import text
+
+            return text.tokenize_step(args)
         if name == "hash":
             self.not_builtin.append("hash: FarmHash fingerprints of strings have no built-in op")
             return {"op": "hash", "buckets": args["buckets"], "function": "farmhash_fingerprint64"}
@@ -150,7 +158,7 @@ def _source(feature: FeatureDef) -> dict[str, Any]:
 
 
 def _output(o: OutputSpec) -> dict[str, Any]:
-    return {"name": o.name, "kind": o.kind, "size": o.size}
+    return {"name": o.name, "kind": o.kind, "size": o.size, **({"length": o.length} if o.length else {})}
 
 
 def build_spec(custom_config: dict, tft_output: Any, fitted: dict) -> dict[str, Any]:
@@ -203,6 +211,9 @@ def build_spec(custom_config: dict, tft_output: Any, fitted: dict) -> dict[str, 
     from modules import task
 
     label = task.label_of(custom_config)
+    from components.ondevice import text
+
+    inputs = text.text_inputs(inputs, features)  # text features: tokens in, not the raw text
     return {"format": SPEC_FORMAT, "version": SPEC_VERSION, "inputs": inputs, "columns": columns,
             "features": features, "label": label.name, "task": label.task, "output": label.prediction_key,
             "classes": task.class_names(label, tft_output), "target": _target(label, fitted)}

@@ -140,7 +140,8 @@ def interpreter(content: bytes) -> Any:
 def encoded(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """String columns as UTF-8 bytes: TFLite string tensors hold bytes (a str would not match
     the vocabulary)."""
-    return {k: (np.array([s.encode() for s in v], dtype=object) if v.dtype == object else v) for k, v in feeds.items()}
+    return {k: (np.array([s.encode() for s in v.ravel()], dtype=object).reshape(v.shape) if v.dtype == object else v)
+            for k, v in feeds.items()}
 
 
 def predict(content: bytes, feeds: dict[str, np.ndarray], runner: Any = None) -> np.ndarray:

@@ -27,7 +27,8 @@ from components.tfjs_converter import TFJSConverter, bench, executor, runtime
 from pipeline.config import load_config
 from tests.serving_fixtures import session_model
 
-PAGE = ["app.js", "index.html", "metadata.json", "model", "model_runtime.js", "preprocessing_spec.json", "tf.min.js"]
+PAGE = ["app.js", "index.html", "metadata.json", "model", "model_runtime.js", "preprocessing_spec.json", "text.js",
+        "tf.min.js"]
 N_ROWS = 120
 
 

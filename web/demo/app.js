@@ -1,6 +1,7 @@
 // The demo page: a form of the model's raw columns (from metadata.json), predictions in the
 // browser with the same runtime code the pipeline validates in Node (model_runtime.js).
 import {MODEL_JSON, isInteger, predict} from './model_runtime.js';
+import {isTextColumn} from './text.js';
 
 const tf = window.tf;
 const $ = (id) => document.getElementById(id);
@@ -34,11 +35,14 @@ function buildForm(columns, spec) {
     const small = document.createElement('small');
     small.textContent = hint(column);
     label.append(small);
-    const input = document.createElement('input');
+    // A text feature's column: a textarea where a person types the text (tokenized by text.js).
+    const text = isTextColumn(spec, column.name);
+    const input = document.createElement(text ? 'textarea' : 'input');
+    if (text) input.rows = 8;
     input.id = `col-${column.name}`;
     input.name = column.name;
     input.dataset.dtype = column.dtype;
-    input.type = 'text';
+    if (!text) input.type = 'text';
     if (column.dtype !== 'string') input.inputMode = 'decimal';
     if (vocab[column.name]) {
       const list = document.createElement('datalist');
@@ -118,7 +122,7 @@ async function main() {
     const out = $('probability');
     out.dataset.state = 'busy';
     const columns = {};
-    const inputs = [...$('features').querySelectorAll('input[data-dtype]')];
+    const inputs = [...$('features').querySelectorAll('[data-dtype]')];
     try {
       inputs.forEach((i) => i.classList.remove('invalid'));
       for (const input of inputs) {

@@ -11,6 +11,8 @@
 // Column values: strings ("" = missing), numbers (NaN = missing), timestamps as integer seconds
 // (negative = missing; dtype int64 in the spec, int32 in TF.js, which has no int64).
 
+import {tokenize, tokenizeStep} from './text.js';
+
 export const MODEL_JSON = 'model/model.json';
 export const isInteger = (dtype) => dtype === 'int32' || dtype === 'int64';
 
@@ -133,7 +135,10 @@ export function transformFeature(tf, feature, columns, dtypes) {
 // columns of the features it takes already transformed.
 export function rawColumns(spec) {
   const dtypes = {};
-  for (const input of spec.inputs) if (!input.transformed) dtypes[input.name] = input.dtype;
+  for (const input of spec.inputs) {
+    if (input.tokens_of) dtypes[input.tokens_of] = 'string';  // text: the app tokenizes (text.js)
+    else if (!input.transformed) dtypes[input.name] = input.dtype;
+  }
   for (const f of spec.features) {
     if (f.builtin) continue;
     const s = f.source;
@@ -151,11 +156,13 @@ export function modelInputs(tf, spec, columns) {
   for (const f of spec.features) if (!f.builtin) Object.assign(transformed, transformFeature(tf, f, columns, dtypes));
   const feeds = {};
   for (const input of spec.inputs) {
-    const values = input.transformed ? transformed[input.name] : columnOf(columns, input.name);
+    const values = input.tokens_of  // text: tokens [max_tokens] per row, by the reference tokenizer
+      ? columnOf(columns, input.tokens_of).map((t) => tokenize(t, tokenizeStep(spec, input)))
+      : (input.transformed ? transformed[input.name] : columnOf(columns, input.name));
     if (values === undefined) throw new Error(`no values for model input '${input.name}'`);
     const n = values.length;
     const shape = [n, ...(input.shape || [])];
-    if (input.dtype === 'string') feeds[input.name] = tf.tensor(values, shape, 'string');
+    if (input.dtype === 'string') feeds[input.name] = tf.tensor(values.flat(), shape, 'string');
     else if (isInteger(input.dtype)) feeds[input.name] = tf.tensor(Int32Array.from(values.flat()), shape, 'int32');
     else feeds[input.name] = tf.tensor(Float32Array.from(values.flat()), shape, 'float32');
   }
