@@ -14,6 +14,7 @@ Column kinds:
   ``string``       dense string, one value per row
   ``categorical``  dense int64 index in ``[0, cardinality)``
   ``vector``       dense float32 [size] (one-hot)
+  ``image``        dense float32 [height, width, channels] (modules/image.py)
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 
 RAW, NUMERIC, STRING, CATEGORICAL, VECTOR = "raw", "numeric", "string", "categorical", "vector"
 VALUE_TYPES = ("float", "int", "string")
+IMAGE = "image"  # an image feature's type and its transformed kind (modules/image.py)
+VALUE_TYPES += (IMAGE,)
 CYCLICAL_PARTS = {"hour": 24, "weekday": 7, "month": 12}
 
 
@@ -112,6 +115,15 @@ STEPS: dict[str, StepSpec] = {
         StepSpec("categorical_identity", _NUM, CATEGORICAL,
                  {"num_buckets": ArgSpec((int,), required=True, check=_positive)},
                  "an integer already in [0, num_buckets) used as a category (clipped)"),
+        # Image features (type: image; TF side in modules/image.py).
+        StepSpec("decode_image", frozenset({RAW}), IMAGE, {
+            "height": ArgSpec((int,), required=True, check=_positive),
+            "width": ArgSpec((int,), required=True, check=_positive),
+            "channels": ArgSpec((int,), default=1, check=lambda v: None if v in (1, 3) else "must be 1 or 3"),
+            "resize": ArgSpec((str,), default="bilinear", check=_one_of("bilinear", "nearest", "area")),
+        }, "decode PNG/JPEG bytes to channels (1: greyscale), resize to height x width, scale to [0, 1]"),
+        StepSpec("per_channel_standardize", frozenset({IMAGE}), IMAGE, {},
+                 "(x - mean) / std per channel, over every train pixel"),
     )
 }
 
@@ -121,8 +133,9 @@ class OutputSpec:
     """One transformed column the model receives."""
 
     name: str
-    kind: str  # NUMERIC, CATEGORICAL or VECTOR
-    size: int = 1  # cardinality for CATEGORICAL, length for VECTOR
+    kind: str  # NUMERIC, CATEGORICAL, VECTOR or IMAGE
+    size: int = 1  # cardinality for CATEGORICAL, length for VECTOR, pixels x channels for IMAGE
+    shape: tuple[int, ...] = ()  # IMAGE: (height, width, channels)
 
 
 @dataclass(frozen=True)
@@ -165,6 +178,11 @@ class FeatureDef:
         if self.cyclical:
             return [OutputSpec(f"{self.name}_{part}_{fn}_xf", NUMERIC)
                     for part in self.cyclical["parts"] for fn in ("sin", "cos")]
+        if self.type == IMAGE:
+            from modules.image import output_shape
+
+            shape = output_shape(self.steps)
+            return [OutputSpec(self.transformed_name, IMAGE, shape[0] * shape[1] * shape[2], shape)]
         kind, size, extra = dense_kind(self.type), 1, []
         raw = True
         for name, args in self.steps:
@@ -192,6 +210,11 @@ def dense_kind(value_type: str) -> str:
 def check_steps(value_type: str, steps: list[tuple[str, dict]]) -> list[str]:
     """Human-readable problems with a feature's step list (empty if fine)."""
     problems = []
+    if value_type == IMAGE or any(s in ("decode_image", "per_channel_standardize") for s, _ in steps):
+        from modules.image import check
+
+        if image_problems := check(value_type, steps):
+            return image_problems
     kind = RAW
     for i, (name, args) in enumerate(steps):
         where = f"steps[{i}] ({name})"
@@ -505,6 +528,10 @@ def apply_steps(x: Any, value_type: str, steps: list[tuple[str, dict]], name: st
     import tensorflow as tf
     import tensorflow_transform as tft
 
+    if value_type == IMAGE:
+        from modules import image
+
+        return image.apply_steps(x, steps, name, fitted_recorder)
     raw = x if isinstance(x, Raw) else to_raw(x, value_type)
     col: Any = raw
     extra: list[Any] = []
