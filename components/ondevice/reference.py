@@ -78,6 +78,10 @@ def transform_feature(feature: dict[str, Any], rows: dict[str, np.ndarray]) -> d
     """One feature's model inputs from raw columns (strings as object arrays, numbers as floats
     with NaN for missing, timestamps as integers with negative for missing)."""
     source, name = feature["source"], feature["name"]
+    if feature.get("type") == "image":  # float32 pixels 0..255 -> model input (modules/image.py)
+        from modules import image
+
+        return {f"{name}_xf": image.reference_feature(feature, rows[source["column"]])}
     if "cyclical" in source:
         return _cyclical(feature, rows)
     if "ratio" in source:

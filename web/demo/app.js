@@ -1,6 +1,7 @@
 // The demo page: a form of the model's raw columns (from metadata.json), predictions in the
 // browser with the same runtime code the pipeline validates in Node (model_runtime.js).
 import {MODEL_JSON, isInteger, predict} from './model_runtime.js';
+import {imageInputOf, runImagePage} from './image.js';
 
 const tf = window.tf;
 const $ = (id) => document.getElementById(id);
@@ -84,6 +85,7 @@ async function main() {
       if (!r.ok) throw new Error(`${f}: HTTP ${r.status}`);
       return r.json();
     })));
+  if (imageInputOf(spec)) return runImagePage(tf, spec, metadata);  // draw or upload (image.js)
   const target = spec.label.replace(/_label$/, '');  // the default label name is <column>_label
   const question = {multiclass_classification: `Which ${target}?`, regression: `What ${target}?`};
   $('title').textContent = `${question[spec.task] || `Will it be ${spec.label}?`} (${metadata.model} model, TF.js)`;
