@@ -185,7 +185,12 @@ class PipelineConfig:
     def serving_excluded_columns(self) -> tuple[str, ...]:
         """Raw columns that only define the label: never required at serving time."""
         used = {c for f in self.features for c in f.source_columns}
-        return tuple(c for c in self.label.source_columns if c not in used)
+        excluded = tuple(c for c in self.label.source_columns if c not in used)
+        if self.image is not None:  # ImageExampleGen's size columns: for statistics, never asked at serving
+            from modules.image import SIZE_COLUMNS
+
+            excluded += tuple(c for c in SIZE_COLUMNS if c not in used)
+        return excluded
 
     def cleaning_rules(self) -> dict[str, Any]:
         """DataCleaner's rules JSON; label columns are protected from column deletion."""

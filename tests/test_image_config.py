@@ -22,7 +22,8 @@ def test_shipped_digits_config_loads_from_the_image_folder():
     model = cfg.trainer_custom_config()["model"]
     assert model["conv"] == {"filters": [16, 32], "kernel_size": 3, "pool_size": 2}
     assert cfg.trainer_custom_config()["training"]["augmentation"]["rotation"] == 0.03
-    assert cfg.serving_excluded_columns == ("label",)
+    # Only the image is asked at serving: the label and ImageExampleGen's size columns are not.
+    assert cfg.serving_excluded_columns == ("label", "height", "width", "channels")
 
 
 def _write(tmp_path, mutate, name="bad.yaml"):
