@@ -201,7 +201,7 @@ def test_model_server_answers_b64_images_like_the_saved_model(run, test_rows, tm
         assert status == 200, body
         scores = np.array([[s for _, s in r] for r in body["results"]])
         np.testing.assert_allclose(scores, expected, atol=1e-6)
-        assert [c for c, _ in body["results"][0]] == [str(d) for d in range(10)]
+        assert [c for c, _ in body["results"][0]] == test_rows["classes"][0].astype(str).tolist()
         stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(server.grpc))
         request = predict_pb2.PredictRequest()
         request.model_spec.name, request.model_spec.signature_name = "digits", "serving_raw"
