@@ -257,7 +257,8 @@ def test_tfjs_in_node_answers_like_the_saved_model(run, test_rows):
 
 def test_demo_page_in_chromium_classifies_uploaded_test_pngs_like_the_saved_model(run, test_rows, tmp_path):
     # Checks: the pushed page in headless Chromium, given real test-split PNG files through its
-    # file input (the browser decodes them), shows the SavedModel's class probabilities.
+    # file input (the browser decodes them), shows the SavedModel's class probabilities; and a
+    # mouse stroke on its drawing pad gets an answer.
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed")
     import functools
@@ -301,6 +302,9 @@ def test_demo_page_in_chromium_classifies_uploaded_test_pngs_like_the_saved_mode
     assert got.shape == (10, 10)
     np.testing.assert_allclose(got, expected, atol=1e-4)
     assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()
+    # A stroke drawn with the mouse on the pad is classified too (ten probabilities summing to 1).
+    drawn = np.array(out["drawn"])
+    assert drawn.shape == (10,) and abs(drawn.sum() - 1.0) < 1e-4, out["drawn"]
 
 
 def test_augmentation_is_not_in_the_served_model(run, test_rows):

@@ -48,6 +48,7 @@ DEMO_EXAMPLES = 5  # validation rows offered by the page's "example" menu
 REQUIRED = ("custom_config", "quantization", "thresholds", "split", "validation_examples")
 THRESHOLD_KEYS = task.THRESHOLD_KEYS
 MISSING = {"float32": "NaN (empty field)", "string": "\"\" (empty field)"}  # integers (timestamps): negative
+MISSING["image"] = "none: decoded pixels are required (preprocessing_spec.json features[].pixels)"
 
 
 def parse_config(config_json: str) -> dict[str, Any]:

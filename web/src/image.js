@@ -46,7 +46,7 @@ export async function runImagePage(tf, spec, metadata) {
   const input = imageInputOf(spec);
   const [height, width, channels] = input.shape;
   $('title').textContent = `Which ${spec.label}? (${metadata.model} model, TF.js)`;
-  $('features').hidden = true;
+  $('features').style.display = 'none';  // the tabular form
   const pad = element('canvas', {id: 'pad', width: 280, height: 280,
     title: 'draw a digit: white on black, as the training images'});
   pad.style.cssText = 'background:#000;border-radius:6px;touch-action:none;cursor:crosshair';
@@ -103,7 +103,8 @@ export async function runImagePage(tf, spec, metadata) {
       out.dataset.value = values.join(',');
       const best = values.indexOf(Math.max(...values));
       out.value = `${spec.classes[best]} (${(100 * values[best]).toFixed(1)}%)`;
-      $('decision').textContent = spec.classes.map((c, i) => `${c} ${(100 * values[i]).toFixed(1)}%`).join(' · ');
+      const byName = spec.classes.map((c, i) => [c, values[i]]).sort(([a], [b]) => a.localeCompare(b, 'en', {numeric: true}));
+      $('decision').textContent = byName.map(([c, p]) => `${c} ${(100 * p).toFixed(1)}%`).join(' · ');
       $('decision').className = '';
     } catch (err) {
       out.value = '';

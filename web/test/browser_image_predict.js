@@ -6,8 +6,9 @@
 //   node web/test/browser_image_predict.js --url http://127.0.0.1:PORT/index.html --files FILES.json
 //        --out OUT.json [--chromium /usr/bin/chromium] [--screenshot PAGE.png]
 //
+// Then it draws a vertical stroke on the page's drawing pad with the mouse and reads that answer.
 // FILES.json: ["/abs/path/a.png", ...]. OUT.json: {"predictions": [[K probabilities] or null],
-// "errors", "backend", "subtitle", "console"}.
+// "errors", "backend", "subtitle", "drawn": [K probabilities of the drawing], "console"}.
 import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,9 +51,21 @@ async function main() {
       if (!value) errors.push(`${files[i]}: ${await page.textContent('#decision')}`);
       predictions.push(value ? value.split(',').map(Number) : null);
     }
+    // Then a person drawing: a vertical stroke (a "1") on the pad, classified on pointer up.
+    await page.click('#clear');
+    const box = await page.locator('#pad').boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height * 0.2);
+    await page.mouse.down();
+    for (let k = 1; k <= 10; k += 1) await page.mouse.move(box.x + box.width / 2, box.y + box.height * (0.2 + 0.06 * k));
+    await page.mouse.up();
+    await page.waitForFunction((k) => document.getElementById('probability').dataset.count === String(k), files.length + 1);
+    const drawnValue = await page.getAttribute('#probability', 'data-value');
+    const drawn = drawnValue ? drawnValue.split(',').map(Number) : null;
+    const drawnAnswer = await page.textContent('#probability');
     if (args.screenshot) await page.screenshot({path: args.screenshot, fullPage: true});
     const result = {predictions, errors, backend: await page.evaluate(() => window.tf.getBackend()),
-      subtitle: await page.textContent('#subtitle'), decision: await page.textContent('#decision'), console: logs};
+      subtitle: await page.textContent('#subtitle'), decision: await page.textContent('#decision'), drawn,
+      drawn_answer: drawnAnswer, console: logs};
     const text = JSON.stringify(result);
     if (args.out) await writeFile(args.out, text);
     else process.stdout.write(`${text}\n`);
