@@ -21,8 +21,7 @@ from tests.conftest import model_suffix, newest_version
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")
-PAGE = ["app.js", "image.js", "index.html", "metadata.json", "model", "model_runtime.js", "preprocessing_spec.json",
-        "tf.min.js"]
+PAGE = ["app.js", "index.html", "metadata.json", "model", "model_runtime.js", "preprocessing_spec.json", "tf.min.js"]
 
 
 @pytest.fixture(scope="module")

@@ -155,7 +155,9 @@ def write_page(serving_dir: Path) -> None:
     for name in PAGE_FILES:
         shutil.copy2(DEMO_DIR / name, serving_dir / name)
     shutil.copy2(runtime.WEB_DIR / "src" / "model_runtime.js", serving_dir / "model_runtime.js")
-    shutil.copy2(runtime.WEB_DIR / "src" / "image.js", serving_dir / "image.js")  # image models' page
+    spec = serving_dir / SPEC_FILE
+    if spec.exists() and any(i.get("pixels") for i in json.loads(spec.read_text())["inputs"]):
+        shutil.copy2(runtime.WEB_DIR / "src" / "image.js", serving_dir / "image.js")  # draw / upload page
     shutil.copy2(runtime.TFJS_BUNDLE, serving_dir / runtime.TFJS_BUNDLE.name)
 
 

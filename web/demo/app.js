@@ -1,7 +1,6 @@
 // The demo page: a form of the model's raw columns (from metadata.json), predictions in the
 // browser with the same runtime code the pipeline validates in Node (model_runtime.js).
 import {MODEL_JSON, isInteger, predict} from './model_runtime.js';
-import {imageInputOf, runImagePage} from './image.js';
 
 const tf = window.tf;
 const $ = (id) => document.getElementById(id);
@@ -85,7 +84,10 @@ async function main() {
       if (!r.ok) throw new Error(`${f}: HTTP ${r.status}`);
       return r.json();
     })));
-  if (imageInputOf(spec)) return runImagePage(tf, spec, metadata);  // draw or upload (image.js)
+  if (spec.inputs.some((i) => i.pixels)) {  // an image model: draw or upload (image.js, pushed with it)
+    const {runImagePage} = await import('./image.js');
+    return runImagePage(tf, spec, metadata);
+  }
   const target = spec.label.replace(/_label$/, '');  // the default label name is <column>_label
   const question = {multiclass_classification: `Which ${target}?`, regression: `What ${target}?`};
   $('title').textContent = `${question[spec.task] || `Will it be ${spec.label}?`} (${metadata.model} model, TF.js)`;
