@@ -83,3 +83,15 @@ def test_manifest_labels_and_its_errors(tmp_path):
     (images / "labels.csv").write_text("path,label\n0.png,even\nmissing.png,odd\n")
     with pytest.raises(ConfigError, match=r"data.labels.manifest: .*labels.csv line 3: no such file .*missing.png"):
         load_config(_write(tmp_path, manifest))
+
+
+def test_distillation_student_may_have_its_own_conv_stack(tmp_path):
+    def student(conv):
+        def mutate(c):
+            c["optimization"] = {"distillation": {"student": {"conv": conv, "hidden_units": [32]}}}
+        return mutate
+    cfg = load_config(_write(tmp_path, student({"filters": [8, 16]})))
+    (variant,) = cfg.optimization.variants
+    assert variant.params["student"]["conv"] == {"filters": [8, 16]}
+    with pytest.raises(ConfigError, match=r"optimization.distillation.student.conv: must be \{filters"):
+        load_config(_write(tmp_path, student({"filters": []})))
