@@ -16,6 +16,7 @@ Column kinds:
   ``vector``       dense float32 [size] (one-hot)
   ``tokens``       dense string [max_tokens] (text, modules/text.py)
   ``sequence``     dense int64 token ids [max_tokens], 0 = padding (text, modules/text.py)
+  ``image``        dense float32 [height, width, channels] (modules/image.py)
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any
 
 RAW, NUMERIC, STRING, CATEGORICAL, VECTOR = "raw", "numeric", "string", "categorical", "vector"
 VALUE_TYPES = ("float", "int", "string")
+IMAGE = "image"  # an image feature's type and its transformed kind (modules/image.py)
+VALUE_TYPES += (IMAGE,)
 CYCLICAL_PARTS = {"hour": 24, "weekday": 7, "month": 12}
 TOKENS, SEQUENCE = "tokens", "sequence"  # text features: modules/text.py
 
@@ -119,6 +122,15 @@ STEPS: dict[str, StepSpec] = {
                  {"max_tokens": ArgSpec((int,), required=True, check=_positive)},
                  "text -> ASCII-lower-cased tokens split on whitespace/punctuation, first max_tokens, "
                  "padded with \"\" (modules/text.py); then a vocabulary gives token ids"),
+        # Image features (type: image; TF side in modules/image.py).
+        StepSpec("decode_image", frozenset({RAW}), IMAGE, {
+            "height": ArgSpec((int,), required=True, check=_positive),
+            "width": ArgSpec((int,), required=True, check=_positive),
+            "channels": ArgSpec((int,), default=1, check=lambda v: None if v in (1, 3) else "must be 1 or 3"),
+            "resize": ArgSpec((str,), default="bilinear", check=_one_of("bilinear", "nearest", "area")),
+        }, "decode PNG/JPEG bytes to channels (1: greyscale), resize to height x width, scale to [0, 1]"),
+        StepSpec("per_channel_standardize", frozenset({IMAGE}), IMAGE, {},
+                 "(x - mean) / std per channel, over every train pixel"),
     )
 }
 
@@ -128,9 +140,14 @@ class OutputSpec:
     """One transformed column the model receives."""
 
     name: str
-    kind: str  # NUMERIC, CATEGORICAL, VECTOR or SEQUENCE
-    size: int = 1  # cardinality for CATEGORICAL and SEQUENCE (ids), length for VECTOR
-    length: int = 0  # SEQUENCE: ids per row (max_tokens)
+    kind: str  # NUMERIC, CATEGORICAL, VECTOR, SEQUENCE or IMAGE
+    size: int = 1  # cardinality: CATEGORICAL, SEQUENCE (ids); length: VECTOR; pixels x channels: IMAGE
+    shape: tuple[int, ...] = ()  # SEQUENCE: (max_tokens,); IMAGE: (height, width, channels)
+
+    @property
+    def length(self) -> int:
+        """SEQUENCE: ids per row (max_tokens)."""
+        return self.shape[0] if self.kind == SEQUENCE else 0
 
 
 @dataclass(frozen=True)
@@ -173,6 +190,11 @@ class FeatureDef:
         if self.cyclical:
             return [OutputSpec(f"{self.name}_{part}_{fn}_xf", NUMERIC)
                     for part in self.cyclical["parts"] for fn in ("sin", "cos")]
+        if self.type == IMAGE:
+            from modules.image import output_shape
+
+            shape = output_shape(self.steps)
+            return [OutputSpec(self.transformed_name, IMAGE, shape[0] * shape[1] * shape[2], shape)]
         kind, size, extra = dense_kind(self.type), 1, []
         raw = True
         length = 0
@@ -196,7 +218,7 @@ class FeatureDef:
             raw = False
         if kind == STRING:
             raise ValueError(f"{self.name}: a string feature must end in a categorical step")
-        return [OutputSpec(self.transformed_name, kind, size, length), *extra]
+        return [OutputSpec(self.transformed_name, kind, size, (length,) if kind == SEQUENCE else ()), *extra]
 
 
 def dense_kind(value_type: str) -> str:
@@ -206,6 +228,11 @@ def dense_kind(value_type: str) -> str:
 def check_steps(value_type: str, steps: list[tuple[str, dict]]) -> list[str]:
     """Human-readable problems with a feature's step list (empty if fine)."""
     problems = []
+    if value_type == IMAGE or any(s in ("decode_image", "per_channel_standardize") for s, _ in steps):
+        from modules.image import check
+
+        if image_problems := check(value_type, steps):
+            return image_problems
     kind = RAW
     for i, (name, args) in enumerate(steps):
         where = f"steps[{i}] ({name})"
@@ -525,6 +552,10 @@ def apply_steps(x: Any, value_type: str, steps: list[tuple[str, dict]], name: st
     import tensorflow as tf
     import tensorflow_transform as tft
 
+    if value_type == IMAGE:
+        from modules import image
+
+        return image.apply_steps(x, steps, name, fitted_recorder)
     raw = x if isinstance(x, Raw) else to_raw(x, value_type)
     col: Any = raw
     extra: list[Any] = []

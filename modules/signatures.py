@@ -64,8 +64,8 @@ def _dense_to_raw(value: tf.Tensor, spec: Any) -> Any:
 
 def model_inputs(transformed: dict[str, tf.Tensor], outputs: list) -> dict[str, tf.Tensor]:
     """Transformed columns shaped as the model's inputs ([batch, 1], or [batch, size] for vectors)."""
-    return {o.name: tf.reshape(transformed[o.name], [-1, o.size if o.kind == "vector" else
-                                                     (o.length if o.kind == "sequence" else 1)]) for o in outputs}
+    return {o.name: tf.reshape(transformed[o.name], [-1, *o.shape] if o.shape
+                               else [-1, o.size if o.kind == "vector" else 1]) for o in outputs}
 
 
 def build_signatures(model: Any, tf_transform_output: Any, custom_config: dict, outputs: list) -> dict:

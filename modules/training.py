@@ -48,6 +48,12 @@ def build_model(outputs: list[feature_steps.OutputSpec], hp: dict[str, Any], hea
     """The model on Transform's outputs with the task's ``head`` (``task.head``: sigmoid,
     softmax over K classes, or a linear output). ``keras`` is tf_keras (Trainer, optimization)
     or Keras 3 (KerasTuner builds only Keras 3 models); the layers used exist alike in both."""
+    from modules import image
+
+    if image.has_image(outputs):  # Conv2D blocks on the image input (modules/image.py)
+        model = image.build_model(outputs, hp, head, keras)
+        compile_model(model, head, hp["learning_rate"], keras)
+        return model
     inputs, parts = {}, []
     for out in outputs:
         if out.kind == feature_steps.SEQUENCE:  # text: Embedding + LSTM (modules/text.py)
@@ -99,11 +105,14 @@ def model_head(custom_config: dict, tf_transform_output: Any) -> task.Head:
 
 
 def input_fn(files: list[str], data_accessor: Any, tf_transform_output: Any, label: str,
-             batch_size: int, outputs: list[feature_steps.OutputSpec]) -> tf.data.Dataset:
+             batch_size: int, outputs: list[feature_steps.OutputSpec], augment: Any = None) -> tf.data.Dataset:
     dataset = data_accessor.tf_dataset_factory(
         files, TensorFlowDatasetOptions(batch_size=batch_size, label_key=label),
         tf_transform_output.transformed_metadata.schema)
-    return dataset.map(lambda f, y: (signatures.model_inputs(f, outputs), tf.reshape(y, [-1, 1]))).repeat()
+    dataset = dataset.map(lambda f, y: (signatures.model_inputs(f, outputs), tf.reshape(y, [-1, 1])))
+    if augment is not None:  # train batches only (modules/image.py augmenter)
+        dataset = dataset.map(augment)
+    return dataset.repeat()
 
 
 def run_fn(fn_args: Any) -> None:
@@ -113,8 +122,10 @@ def run_fn(fn_args: Any) -> None:
     label = config["label"]["name"]
     keras.utils.set_random_seed(42)
     outputs = model_outputs(config, tf_transform_output)
+    from modules import image
+
     train = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output, label, hp["batch_size"],
-                     outputs)
+                     outputs, image.augmenter(config["training"].get("augmentation"), outputs))
     evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, label,
                           hp["batch_size"], outputs)
 

@@ -26,6 +26,7 @@ __all__ = ["ConfigError", "Label", "PipelineConfig", "load_config"]
 
 if TYPE_CHECKING:
     from pipeline.config_deployment import DeploymentConfig
+    from pipeline.config_image import ImageData
     from pipeline.config_optimization import OptimizationConfig, TuningConfig
     from pipeline.orchestration import AirflowSettings, MySQLSettings
 
@@ -55,6 +56,7 @@ class ModelConfig:
     learning_rate: float = 0.001
     batch_size: int = 128
     sequence: dict[str, Any] | None = None  # text features' Embedding + LSTM (pipeline/config_text.py)
+    conv: dict[str, Any] | None = None  # image models: {filters, kernel_size, pool_size} (config_image.py)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class TrainingConfig:
     eval_steps: int = 100
     epochs: int = 5
     early_stopping_patience: int = 2
+    augmentation: dict[str, Any] | None = None  # image models: train batches only (config_image.py)
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,7 @@ class PipelineConfig:
     label_classes: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # what the data check found worth saying, not wrong enough to stop
     extra: dict[str, Any] = field(default_factory=dict)
+    image: ImageData | None = None  # data.image_dir: ImageExampleGen instead of CsvExampleGen
 
     # --- where a run writes: everything under output_root/<name>/ -----------
     @property
@@ -182,7 +186,12 @@ class PipelineConfig:
     def serving_excluded_columns(self) -> tuple[str, ...]:
         """Raw columns that only define the label: never required at serving time."""
         used = {c for f in self.features for c in f.source_columns}
-        return tuple(c for c in self.label.source_columns if c not in used)
+        excluded = tuple(c for c in self.label.source_columns if c not in used)
+        if self.image is not None:  # ImageExampleGen's size columns: for statistics, never asked at serving
+            from modules.image import SIZE_COLUMNS
+
+            excluded += tuple(c for c in SIZE_COLUMNS if c not in used)
+        return excluded
 
     def cleaning_rules(self) -> dict[str, Any]:
         """DataCleaner's rules JSON; label columns are protected from column deletion."""
@@ -243,10 +252,12 @@ class PipelineConfig:
                 "learning_rate": self.model.learning_rate,
                 "batch_size": self.model.batch_size,
                 **({"sequence": dict(self.model.sequence)} if self.model.sequence else {}),
+                **({"conv": self.model.conv} if self.model.conv else {}),
             },
             "training": {
                 "epochs": self.training.epochs,
                 "early_stopping_patience": self.training.early_stopping_patience,
+                **({"augmentation": self.training.augmentation} if self.training.augmentation else {}),
             },
         }
 
@@ -367,8 +378,14 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
                    else "use letters, digits, '-' and '_' only")
 
     data = top.child("data")
-    data.mapping({"csv_dir", "splits", "split_by", "span_pattern", "delimiter", "missing_values"})
-    data_dir = (base / data.get("csv_dir", (str,))).resolve()
+    data.mapping({"csv_dir", "splits", "split_by", "span_pattern", "delimiter", "missing_values",
+                  "image_dir", "labels"})
+    from pipeline import config_image
+
+    image_data = None
+    if "image_dir" in data.data or "labels" in data.data:  # a folder of images (pipeline/config_image.py)
+        image_data = config_image.parse_image_data(data, base)
+    data_dir = image_data.image_dir if image_data else (base / data.get("csv_dir", (str,))).resolve()
     if not data_dir.is_dir():
         raise data.fail(f"directory {data_dir} does not exist", "csv_dir")
     split = _split_config(data)
@@ -433,7 +450,7 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     model = ModelConfig()
     if "model" in top.data:
         m = top.child("model")
-        m.mapping({"hidden_units", "embedding_dim", "dropout", "learning_rate", "batch_size", "sequence"})
+        m.mapping({"hidden_units", "embedding_dim", "dropout", "learning_rate", "batch_size", "sequence", "conv"})
         hidden = m.get("hidden_units", (list,), list(model.hidden_units))
         if not hidden or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
             raise m.fail("must be a non-empty list of positive integers", "hidden_units")
@@ -444,6 +461,7 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
                                 lambda v: None if 0 <= v < 1 else "must be in [0, 1)")),
             learning_rate=float(m.get("learning_rate", (int, float), model.learning_rate, _positive)),
             batch_size=m.get("batch_size", (int,), model.batch_size, _positive),
+            conv=config_image.parse_conv(m) if "conv" in m.data else None,
         )
         if "sequence" in m.data:  # text: pipeline/config_text.py
             from pipeline import config_text
@@ -453,13 +471,14 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     training = TrainingConfig()
     if "training" in top.data:
         t = top.child("training")
-        t.mapping({"train_steps", "eval_steps", "epochs", "early_stopping_patience"})
+        t.mapping({"train_steps", "eval_steps", "epochs", "early_stopping_patience", "augmentation"})
         training = TrainingConfig(
             train_steps=t.get("train_steps", (int,), training.train_steps, _positive),
             eval_steps=t.get("eval_steps", (int,), training.eval_steps, _positive),
             epochs=t.get("epochs", (int,), training.epochs, _positive),
             early_stopping_patience=t.get("early_stopping_patience", (int,),
                                           training.early_stopping_patience, _positive),
+            augmentation=config_image.parse_augmentation(t) if "augmentation" in t.data else None,
         )
         if training.train_steps < training.epochs:
             raise t.fail("must be >= epochs (steps are divided among epochs)", "train_steps")
@@ -523,9 +542,16 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
         schema_path=schema_path, label=label, features=tuple(features), model=model,
         training=training, evaluation=evaluation, runner=runner,
         output_root=Path(output_root).resolve(),
-        description=top.get("description", (str,), ""),
+        description=top.get("description", (str,), ""), image=image_data,
     )
-    if check_data:
+    if image_data is not None:  # no CSV to scan: the image folder's labels and the features' columns
+        if check_data:
+            try:
+                classes, notes = config_image.check_against_data(config, source)
+            except config_image.ConfigErrorLike as exc:
+                raise ConfigError(str(exc)) from None
+            config = replace(config, label_classes=classes, notes=notes)
+    elif check_data:
         _check_against_data(config, source)
         classes, notes = _check_label_against_data(config, source)
         config = replace(config, label_classes=classes, notes=notes)

@@ -94,6 +94,10 @@ VARIANTS: dict[str, tuple[str, str, dict[str, tuple]]] = {
 }
 STUDENT_KEYS = {"hidden_units": ((list,), _units), "embedding_dim": ((int,), _positive),
                 "dropout": (NUMBER, lambda v: None if 0 <= v < 1 else "must be in [0, 1)")}
+# Image models: a smaller Conv2D stack for the student (filters, kernel_size, pool_size; config_image.py).
+STUDENT_KEYS["conv"] = ((dict,), lambda v: None if isinstance(v.get("filters"), list) and v["filters"] and all(
+    isinstance(f, int) and f > 0 for f in v["filters"]) and set(v) <= {"filters", "kernel_size", "pool_size"}
+    else "must be {filters: [positive ints], kernel_size, pool_size}")
 
 
 def parse_tuning(top: _Reader, task: str = task_lib.BINARY) -> TuningConfig:

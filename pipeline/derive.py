@@ -21,8 +21,9 @@ def derive(base: Path, *, drop: tuple[str, ...] = (), **overrides: Any) -> dict:
     cfg = yaml.safe_load(Path(base).read_text())
     folder = Path(base).resolve().parent
     data = cfg.get("data", {})
-    if "csv_dir" in data:
-        data["csv_dir"] = str((folder / data["csv_dir"]).resolve())
+    for key in ("csv_dir", "image_dir"):  # the manifest of image_dir is relative to image_dir
+        if key in data:
+            data[key] = str((folder / data[key]).resolve())
     if isinstance(cfg.get("schema"), str):
         cfg["schema"] = str((folder / cfg["schema"]).resolve())
     return merge(cfg, drop=drop, **overrides)

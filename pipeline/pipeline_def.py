@@ -120,6 +120,12 @@ def example_gen(cfg: PipelineConfig) -> BaseComponent:
     split_config = example_gen_pb2.SplitConfig(splits=[
         example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
         for name, buckets in cfg.split_buckets.items()])
+    if cfg.image is not None:  # a folder of images: bytes, label and size per file
+        from components.image_example_gen import ImageExampleGen
+
+        manifest = str(cfg.image.manifest.relative_to(cfg.data_dir)) if cfg.image.manifest else None
+        return ImageExampleGen(str(cfg.data_dir), manifest,
+                               output_config=example_gen_pb2.Output(split_config=split_config))
     if cfg.split.partition_column:
         # Rows sharing the column's value land in the same split (no leakage across groups).
         split_config.partition_feature_name = cfg.split.partition_column

@@ -85,7 +85,8 @@ def test_ids_reserve_zero_for_padding_and_one_oov_id():
 def test_text_feature_outputs_a_sequence_of_ids():
     f = feature_steps.FeatureDef("text", "string", (("tokenize", {"max_tokens": 50}),
                                                     ("vocabulary", {"top_k": 100})))
-    assert f.outputs() == [feature_steps.OutputSpec("text_xf", feature_steps.SEQUENCE, 102, 50)]
+    (out,) = f.outputs()
+    assert out == feature_steps.OutputSpec("text_xf", feature_steps.SEQUENCE, 102, (50,)) and out.length == 50
     assert feature_steps.check_steps("string", list(f.steps)) == []
 
 
@@ -160,7 +161,7 @@ def test_lstm_model_converts_to_tflite_builtin_ops(tmp_path):
     from components.ondevice import tflite
     from modules import task, training
 
-    out = feature_steps.OutputSpec("text_xf", feature_steps.SEQUENCE, 30, 8)
+    out = feature_steps.OutputSpec("text_xf", feature_steps.SEQUENCE, 30, (8,))
     hp = {"hidden_units": [4], "embedding_dim": 2, "learning_rate": 0.01,
           "sequence": {"embedding_dim": 4, "lstm_units": 4, "bidirectional": True}}
     head = task.head(task.Label("y", "y", task.BINARY, positive_class="1"), 2)

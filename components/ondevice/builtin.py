@@ -186,7 +186,11 @@ def transformed_features(spec: dict[str, Any], inputs: dict[str, tf.Tensor],
     the others taken as given (the app computed them from the spec)."""
     out: dict[str, tf.Tensor] = {}
     for feature in spec["features"]:
-        if feature["builtin"]:
+        if feature.get("type") == "image":  # pixels -> scaled, standardized (modules/image.py)
+            from modules import image
+
+            out[f"{feature['name']}_xf"] = image.builtin_feature(feature, inputs[feature["source"]["column"]])
+        elif feature["builtin"]:
             out.update(_feature(feature, inputs, tables.get(feature["name"]), target))
         else:
             out.update({o["name"]: inputs[o["name"]] for o in feature["outputs"]})
@@ -200,7 +204,9 @@ def model_inputs(spec: dict[str, Any], transformed: dict[str, tf.Tensor]) -> dic
     for feature in spec["features"]:
         for o in feature["outputs"]:
             t = transformed[o["name"]]
-            if o["kind"] == "vector":
+            if o["kind"] == "image":
+                out[o["name"]] = tf.reshape(tf.cast(t, tf.float32), [-1, *o["shape"]])
+            elif o["kind"] == "vector":
                 out[o["name"]] = tf.reshape(tf.cast(t, tf.float32), [-1, o["size"]])
             elif o["kind"] == "sequence":  # text: token ids
                 out[o["name"]] = tf.reshape(tf.cast(t, tf.int64), [-1, o["length"]])

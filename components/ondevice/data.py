@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from components.ondevice import reference
+from components.ondevice import image, reference
 from components.ondevice.spec import FLOAT, STRING, TIMESTAMP
 
 
@@ -50,15 +50,21 @@ def raw_rows(examples_uri: str, split: str, n: int, spec: dict[str, Any],
              serving_columns: list[str] | None = None) -> dict[str, np.ndarray]:
     """The first ``n`` rows of ``split`` as arrays keyed by raw column and transformed input name."""
     columns = raw_columns(spec, serving_columns)
+    images = {c for c, dtype in columns.items() if dtype == image.IMAGE}  # encoded bytes -> pixels
     rows: dict[str, list] = {c: [] for c in columns}
     dataset = tf.data.TFRecordDataset(_split_files(examples_uri, split), compression_type="GZIP").take(n)
     for record in dataset:
         example = tf.train.Example.FromString(record.numpy())
         features = example.features.feature
         for c, dtype in columns.items():
+            if c in images:
+                rows[c].append(image.raw_bytes(features[c]) if c in features else b"")
+                continue
             rows[c].append(_value(features[c], dtype) if c in features else _value(tf.train.Feature(), dtype))
     out = {c: np.array(v, dtype={FLOAT: np.float32, STRING: object, TIMESTAMP: np.int64}[columns[c]])
-           for c, v in rows.items()}
+           for c, v in rows.items() if c not in images}
+    for c in images:
+        out.update(image.rows_for(spec, c, rows[c]))
     for f in spec["features"]:
         if not f["builtin"]:
             out.update(reference.transform_feature(f, out))
@@ -89,8 +95,10 @@ def reference_predictions(model_uri: str, rows: dict[str, np.ndarray], spec: dic
     for name, tspec in fn.structured_input_signature[1].items():
         if name not in rows:
             raise ValueError(f"{path}: serving_raw needs column '{name}', which the rows lack")
-        v = rows[name]
-        if v.dtype == object:
+        v = rows.get(image.encoded_key(name), rows[name])  # images: the encoded bytes, as served
+        if v.dtype == object and len(v) and isinstance(v[0], bytes):
+            feeds[name] = tf.constant(list(v), tf.string)
+        elif v.dtype == object:
             feeds[name] = tf.constant(v.astype(str).astype(object), tf.string)
         elif np.issubdtype(v.dtype, np.integer):  # timestamps: negative = missing -> NaN
             feeds[name] = tf.constant(np.where(v >= 0, v.astype(np.float64), np.nan), tspec.dtype)

@@ -82,6 +82,10 @@ def transform_feature(feature: dict[str, Any], rows: dict[str, np.ndarray]) -> d
 
     if text.is_text(feature):  # token ids from the reference tokenizer
         return text.reference_feature(feature, rows)
+    if feature.get("type") == "image":  # float32 pixels 0..255 -> model input (modules/image.py)
+        from modules import image
+
+        return {f"{name}_xf": image.reference_feature(feature, rows[source["column"]])}
     if "cyclical" in source:
         return _cyclical(feature, rows)
     if "ratio" in source:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from modules.feature_steps import FeatureDef, OutputSpec
+from modules.feature_steps import SEQUENCE, FeatureDef, OutputSpec
 
 SPEC_FORMAT = "tfx-reference-pipeline/preprocessing-spec"
 SPEC_VERSION = 1
@@ -158,7 +158,8 @@ def _source(feature: FeatureDef) -> dict[str, Any]:
 
 
 def _output(o: OutputSpec) -> dict[str, Any]:
-    return {"name": o.name, "kind": o.kind, "size": o.size, **({"length": o.length} if o.length else {})}
+    return {"name": o.name, "kind": o.kind, "size": o.size, **({"shape": list(o.shape)} if o.shape else {}),
+            **({"length": o.length} if o.kind == SEQUENCE else {})}
 
 
 def build_spec(custom_config: dict, tft_output: Any, fitted: dict) -> dict[str, Any]:
@@ -169,10 +170,19 @@ def build_spec(custom_config: dict, tft_output: Any, fitted: dict) -> dict[str, 
     raw_spec = tft_output.raw_feature_spec()
     types = {c: spec_value_type(s) for c, s in raw_spec.items()}
     active = active_features(custom_config, raw_spec)
-    features, columns = [], {}
+    features, columns, image_inputs = [], {}, []
     for feature in active:
         entry: dict[str, Any] = {"name": feature.name, "type": feature.type, "source": _source(feature),
                                  "outputs": [_output(o) for o in feature.outputs()]}
+        if feature.type == "image":  # decoded pixels in, scaling and standardization built in
+            from components.ondevice import image
+
+            parts, image_input = image.spec_parts(feature, _Resolver(feature, fitted, tft_output).value)
+            entry.update(parts, builtin=True)
+            columns[feature.name] = image.IMAGE
+            image_inputs.append(image_input)
+            features.append(entry)
+            continue
         if feature.cyclical:
             entry["steps"] = []
             columns.setdefault(feature.cyclical["column"], TIMESTAMP)
@@ -193,8 +203,10 @@ def build_spec(custom_config: dict, tft_output: Any, fitted: dict) -> dict[str, 
         if dtype == TIMESTAMP and any(c in f.source_columns and not f.cyclical for f in active):
             raise ValueError(f"column {c}: used both as a timestamp (cyclical) and as a number; "
                              "on-device inputs need one dtype per column")
-    inputs = []
+    inputs = list(image_inputs)
     for c, dtype in columns.items():
+        if any(i["name"] == c for i in image_inputs):
+            continue
         users = [f for f in features if c in _source_columns(f)]
         if all(not f["builtin"] for f in users):
             continue  # only feeds features the app transforms itself

@@ -75,7 +75,7 @@ def convert(saved_model_dir: str, variant: str, representative: list[dict[str, n
 
 # The model's weight layers: Dense (FULLY_CONNECTED) and Embedding lookups (GATHER). The
 # preprocessing graph uses neither (builtin.py); every other op stays float.
-QUANTIZED_OPS = ("FULLY_CONNECTED", "GATHER")
+QUANTIZED_OPS = ("FULLY_CONNECTED", "GATHER", "CONV_2D", "MAX_POOL_2D")  # the last two: image models
 
 
 def _measured_ranges(calibrated: bytes, representative: list[dict[str, np.ndarray]]) -> bytes:

@@ -24,7 +24,7 @@ REQUIRED = ("fine_tune_steps", "learning_rate", "batch_size")
 
 def quantize_aware(model: keras.Model) -> keras.Model:
     def annotate(layer: keras.layers.Layer) -> keras.layers.Layer:
-        if isinstance(layer, keras.layers.Dense):
+        if isinstance(layer, keras.layers.Dense | keras.layers.Conv2D):  # Conv2D: image models
             return tfmot.quantization.keras.quantize_annotate_layer(layer)
         return layer
 

@@ -48,6 +48,7 @@ DEMO_EXAMPLES = 5  # validation rows offered by the page's "example" menu
 REQUIRED = ("custom_config", "quantization", "thresholds", "split", "validation_examples")
 THRESHOLD_KEYS = task.THRESHOLD_KEYS
 MISSING = {"float32": "NaN (empty field)", "string": "\"\" (empty field)"}  # integers (timestamps): negative
+MISSING["image"] = "none: decoded pixels are required (preprocessing_spec.json features[].pixels)"
 
 
 def parse_config(config_json: str) -> dict[str, Any]:
@@ -155,6 +156,9 @@ def write_page(serving_dir: Path) -> None:
         shutil.copy2(DEMO_DIR / name, serving_dir / name)
     shutil.copy2(runtime.WEB_DIR / "src" / "model_runtime.js", serving_dir / "model_runtime.js")
     shutil.copy2(runtime.WEB_DIR / "src" / "text.js", serving_dir / "text.js")  # its tokenizer (text features)
+    spec = serving_dir / SPEC_FILE
+    if spec.exists() and any(i.get("pixels") for i in json.loads(spec.read_text())["inputs"]):
+        shutil.copy2(runtime.WEB_DIR / "src" / "image.js", serving_dir / "image.js")  # draw / upload page
     shutil.copy2(runtime.TFJS_BUNDLE, serving_dir / runtime.TFJS_BUNDLE.name)
 
 

@@ -125,6 +125,8 @@ def _json_value(v: Any) -> Any:
         return int(v)
     if isinstance(v, bytes):
         return v.decode()
+    if isinstance(v, np.ndarray):  # an image's pixels: one flat list (model_runtime.js reshapes)
+        return [float(x) for x in v.reshape(-1)]
     return v
 
 

@@ -88,6 +88,10 @@ async function main() {
       if (!r.ok) throw new Error(`${f}: HTTP ${r.status}`);
       return r.json();
     })));
+  if (spec.inputs.some((i) => i.pixels)) {  // an image model: draw or upload (image.js, pushed with it)
+    const {runImagePage} = await import('./image.js');
+    return runImagePage(tf, spec, metadata);
+  }
   const target = spec.label.replace(/_label$/, '');  // the default label name is <column>_label
   const question = {multiclass_classification: `Which ${target}?`, regression: `What ${target}?`};
   $('title').textContent = `${question[spec.task] || `Will it be ${spec.label}?`} (${metadata.model} model, TF.js)`;
