@@ -66,7 +66,7 @@ def _artifact(cfg, component: str, output: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def test_rows(run) -> dict:
+def held_out(run) -> dict:
     """The first 120 test-split images as the converters read them: pixels (what apps feed),
     the encoded bytes (what the server takes), the spec, and the SavedModel's own probabilities."""
     from components.ondevice import data
@@ -146,7 +146,7 @@ def test_wrong_size_image_is_an_anomaly_of_the_digits_schema(tmp_path):
     assert set(anomalies.anomaly_info) == {"height", "width", "channels"}, anomalies.anomaly_info
 
 
-def test_transform_output_equals_the_on_device_reference(run, test_rows):
+def test_transform_output_equals_the_on_device_reference(run, held_out):
     # Checks: Transform's graph (decode, scale, per-channel standardize with its fitted train
     # mean/std) on test images equals the NumPy reference of the pushed preprocessing spec fed
     # the decoded pixels an app feeds; and the spec's constants are Transform's own.
@@ -162,11 +162,11 @@ def test_transform_output_equals_the_on_device_reference(run, test_rows):
         "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[e])),
         "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"0"])),
         **{k: tf.train.Feature(int64_list=tf.train.Int64List(value=[28 if k != "channels" else 1]))
-           for k in ("height", "width", "channels")}})).SerializeToString() for e in test_rows["encoded"]]
+           for k in ("height", "width", "channels")}})).SerializeToString() for e in held_out["encoded"]]
     parsed = tf.io.parse_example(tf.constant(examples), raw_spec)
     transformed = tft_output.transform_features_layer()(parsed)["image_xf"].numpy()
-    spec = test_rows["spec"]
-    expected = reference.transform(spec, test_rows["rows"])["image_xf"]
+    spec = held_out["spec"]
+    expected = reference.transform(spec, held_out["rows"])["image_xf"]
     assert transformed.shape == expected.shape == (len(examples), 28, 28, 1)
     np.testing.assert_allclose(transformed, expected, atol=1e-5)
     (image,) = [f for f in spec["features"] if f["type"] == "image"]
@@ -178,16 +178,16 @@ def test_transform_output_equals_the_on_device_reference(run, test_rows):
                                "missing": "none (an image is required)"}]
 
 
-def test_model_server_answers_b64_images_like_the_saved_model(run, test_rows, tmp_path):
+def test_model_server_answers_b64_images_like_the_saved_model(run, held_out, tmp_path):
     # Checks: the pushed model served by our server takes encoded PNG bytes: REST predict on
     # serving_raw with {"b64": ...} instances, REST classify with tf.Examples whose image is
     # {"b64": ...}, and gRPC Predict with a string tensor, all answer the SavedModel's probabilities.
     import grpc
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    model_dir = test_rows["model_dir"]
-    encoded = test_rows["encoded"][:16]
-    expected = test_rows["probabilities"][:16]
+    model_dir = held_out["model_dir"]
+    encoded = held_out["encoded"][:16]
+    expected = held_out["probabilities"][:16]
     server = ServerProcess(["--model_name=digits", f"--model_base_path={model_dir.parent}"], tmp_path / "server.log")
     try:
         b64 = [{"b64": base64.b64encode(e).decode()} for e in encoded]
@@ -201,7 +201,7 @@ def test_model_server_answers_b64_images_like_the_saved_model(run, test_rows, tm
         assert status == 200, body
         scores = np.array([[s for _, s in r] for r in body["results"]])
         np.testing.assert_allclose(scores, expected, atol=1e-6)
-        assert [c for c, _ in body["results"][0]] == test_rows["classes"][0].astype(str).tolist()
+        assert [c for c, _ in body["results"][0]] == held_out["classes"][0].astype(str).tolist()
         stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(server.grpc))
         request = predict_pb2.PredictRequest()
         request.model_spec.name, request.model_spec.signature_name = "digits", "serving_raw"
@@ -212,7 +212,7 @@ def test_model_server_answers_b64_images_like_the_saved_model(run, test_rows, tm
         server.stop()
 
 
-def test_tflite_float32_and_int8_answer_like_the_saved_model_with_builtin_ops(run, test_rows):
+def test_tflite_float32_and_int8_answer_like_the_saved_model_with_builtin_ops(run, held_out):
     # Checks: the pushed .tflite files run in LiteRT (ai-edge-litert) on decoded pixels of test
     # images: float32 within 1e-5 of the SavedModel (bytes in), int8 the same class on >= 99% of
     # the test split (the converter's own measurement, and again here); built-in ops only.
@@ -221,8 +221,8 @@ def test_tflite_float32_and_int8_answer_like_the_saved_model_with_builtin_ops(ru
     cfg = run["cfg"]
     mobile = newest_version(cfg.pushed_dir("mobile"))
     metadata = json.loads((mobile / "metadata.json").read_text())
-    pixels = test_rows["rows"]["image"]
-    expected = test_rows["probabilities"]
+    pixels = held_out["rows"]["image"]
+    expected = held_out["probabilities"]
     for variant in ("float32", "int8"):
         measured = metadata["variants"][variant]
         print(f"TFLite {variant}: {measured['bytes']:,} B, max |diff| {measured['max_abs_diff']:.2e}, "
@@ -242,20 +242,20 @@ def test_tflite_float32_and_int8_answer_like_the_saved_model_with_builtin_ops(ru
             assert measured["bytes"] < 0.4 * metadata["variants"]["float32"]["bytes"]
 
 
-def test_tfjs_in_node_answers_like_the_saved_model(run, test_rows):
+def test_tfjs_in_node_answers_like_the_saved_model(run, held_out):
     # Checks: the pushed TF.js graph model, run by web/src/predict.js (model_runtime.js) in Node on
     # decoded pixels of test images, gives the SavedModel's probabilities (bytes in) within 1e-5.
     from components.tfjs_converter import runtime
 
     web = newest_version(run["cfg"].pushed_dir("web"))
-    out = runtime.node_predict(str(web), {"image": test_rows["rows"]["image"]}, ["image"])
-    got = np.array(out["predictions"]).reshape(test_rows["probabilities"].shape)
-    np.testing.assert_allclose(got, test_rows["probabilities"], atol=1e-5)
+    out = runtime.node_predict(str(web), {"image": held_out["rows"]["image"]}, ["image"])
+    got = np.array(out["predictions"]).reshape(held_out["probabilities"].shape)
+    np.testing.assert_allclose(got, held_out["probabilities"], atol=1e-5)
     metadata = json.loads((web / "metadata.json").read_text())
     assert metadata["validation"]["blessed"] and metadata["validation"]["agreement"] == 1.0
 
 
-def test_demo_page_in_chromium_classifies_uploaded_test_pngs_like_the_saved_model(run, test_rows, tmp_path):
+def test_demo_page_in_chromium_classifies_uploaded_test_pngs_like_the_saved_model(run, held_out, tmp_path):
     # Checks: the pushed page in headless Chromium, given real test-split PNG files through its
     # file input (the browser decodes them), shows the SavedModel's class probabilities; and a
     # mouse stroke on its drawing pad gets an answer.
@@ -269,7 +269,7 @@ def test_demo_page_in_chromium_classifies_uploaded_test_pngs_like_the_saved_mode
 
     web = newest_version(run["cfg"].pushed_dir("web"))
     files = []
-    for k, data in enumerate(test_rows["encoded"][:10]):
+    for k, data in enumerate(held_out["encoded"][:10]):
         path = tmp_path / f"test_{k}.png"
         path.write_bytes(data)
         files.append(str(path))
@@ -298,7 +298,7 @@ def test_demo_page_in_chromium_classifies_uploaded_test_pngs_like_the_saved_mode
     assert not [c for c in out["console"] if c.startswith(("error", "pageerror"))], out["console"]
     assert "Model loaded" in out["subtitle"]
     got = np.array(out["predictions"], dtype=np.float64)
-    expected = test_rows["probabilities"][:10]
+    expected = held_out["probabilities"][:10]
     assert got.shape == (10, 10)
     np.testing.assert_allclose(got, expected, atol=1e-4)
     assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()
@@ -307,13 +307,13 @@ def test_demo_page_in_chromium_classifies_uploaded_test_pngs_like_the_saved_mode
     assert drawn.shape == (10,) and abs(drawn.sum() - 1.0) < 1e-4, out["drawn"]
 
 
-def test_augmentation_is_not_in_the_served_model(run, test_rows):
+def test_augmentation_is_not_in_the_served_model(run, held_out):
     # Checks: the exported model has no random (augmentation) layer and answers the same image
     # identically twice: augmentation ran on train batches only.
-    loaded = tf.saved_model.load(str(test_rows["model_dir"]))
+    loaded = tf.saved_model.load(str(held_out["model_dir"]))
     names = [v.name for v in loaded.variables]
     assert not [n for n in names if "random" in n.lower()], names
     fn = loaded.signatures["serving_raw"]
-    image = tf.constant(test_rows["encoded"][:4])
+    image = tf.constant(held_out["encoded"][:4])
     np.testing.assert_array_equal(fn(image=image)["probabilities"].numpy(), fn(image=image)["probabilities"].numpy())
     assert "augmentation" in json.dumps(run["cfg"].trainer_custom_config()["training"])
