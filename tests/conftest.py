@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -114,3 +118,56 @@ def newest_version(folder: Path) -> Path:
 def model_suffix(name: str) -> str:
     """"" for the trained model, "_<variant>" for a variant (component ids, pushed folders)."""
     return "" if name == "trained" else f"_{name}"
+
+
+# ----------------------------------------------------------------------- runs started early --
+BACKGROUND_RUN = "BACKGROUND_RUN"  # a test module's (tmp folder -> config path) for one early run
+
+
+@dataclass
+class BackgroundRun:
+    """A ``python -m pipeline run`` started when the session starts, at lower CPU priority (nice 10),
+    so it takes the cycles the sequential tests leave idle instead of running in the foreground
+    when its module's turn comes; output to files (a full pipe would stall it)."""
+
+    config: Path
+    output_root: Path
+    proc: subprocess.Popen
+    started: float
+
+    @classmethod
+    def start(cls, tmp: Path, prepare: Callable[[Path], Path]) -> BackgroundRun:
+        config = prepare(tmp)
+        with (tmp / "stdout.txt").open("w") as out, (tmp / "stderr.txt").open("w") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pipeline", "run", "--config", str(config), "--output-root",
+                 str(tmp / "outputs")], cwd=ROOT, stdout=out, stderr=err, text=True, preexec_fn=lambda: os.nice(10))
+        return cls(config, tmp / "outputs", proc, time.time())
+
+    @property
+    def stdout(self) -> str:
+        return (self.output_root.parent / "stdout.txt").read_text()
+
+    def finish(self, timeout: int = 2400) -> tuple[object, str, float]:
+        """(the loaded config, the run's stdout, its wall seconds) once it exited 0."""
+        from pipeline.config import load_config
+
+        self.proc.wait(timeout=timeout)
+        stderr = (self.output_root.parent / "stderr.txt").read_text()
+        assert self.proc.returncode == 0, f"{self.stdout[-4000:]}\n{stderr[-4000:]}"
+        seconds = (self.output_root.parent / "stdout.txt").stat().st_mtime - self.started  # its last line
+        return load_config(self.config, output_root=self.output_root), self.stdout, seconds
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background_runs(request, tmp_path_factory) -> dict[str, BackgroundRun]:
+    """{module name: its run} for every collected test module that declares BACKGROUND_RUN, each
+    started before the first test. A module's fixture waits for its run with ``finish()``."""
+    modules = {item.module for item in request.session.items if hasattr(item, "module")}
+    runs = {m.__name__: BackgroundRun.start(tmp_path_factory.mktemp(m.__name__.rsplit(".", 1)[-1]),
+                                            getattr(m, BACKGROUND_RUN))
+            for m in sorted(modules, key=lambda m: m.__name__) if hasattr(m, BACKGROUND_RUN)}
+    yield runs
+    for run in runs.values():
+        if run.proc.poll() is None:
+            run.proc.kill()

@@ -12,8 +12,6 @@ import base64
 import json
 import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +30,10 @@ TRAINING = {"train_steps": 300, "eval_steps": 4, "epochs": 2, "early_stopping_pa
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> dict:
-    """The digits pipeline on the first PER_CLASS images of every class, with fewer train steps
-    and without the optimization section (pruning is exercised by the full config's run; see
-    docs/images.md). Returns the loaded config, the process output and the run's wall time."""
-    from pipeline.config import load_config
-
-    tmp = tmp_path_factory.mktemp("digits")
+def prepare(tmp: Path) -> Path:
+    """The config of the run: the digits pipeline on the first PER_CLASS images of every class, with
+    fewer train steps and without the optimization section (pruning is exercised by the full
+    config's run; see docs/images.md)."""
     data = tmp / "digits"
     for label in range(10):
         (data / str(label)).mkdir(parents=True)
@@ -52,13 +46,18 @@ def run(tmp_path_factory) -> dict:
     cfg.pop("optimization")
     config = tmp / "digits.yaml"
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "--config", str(config), "--output-root",
-                           str(tmp / "outputs")], cwd=ROOT, capture_output=True, text=True, timeout=1800)
-    seconds = time.monotonic() - start
-    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return config
+
+
+BACKGROUND_RUN = prepare  # started with the session (tests/conftest.py), awaited by `run`
+
+
+@pytest.fixture(scope="module")
+def run(background_runs) -> dict:
+    """The loaded config, the run's stdout and its wall time, once the run has finished."""
+    cfg, stdout, seconds = background_runs[__name__].finish()
     print(f"\ndigits pipeline run: {seconds:.0f} s")
-    return {"cfg": load_config(config, output_root=tmp / "outputs"), "proc": proc, "seconds": seconds}
+    return {"cfg": cfg, "stdout": stdout, "seconds": seconds}
 
 
 def _artifact(cfg, component: str, output: str) -> Path:

@@ -15,8 +15,6 @@ import csv
 import json
 import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +39,9 @@ MAX_TOKENS = 24
 SEQUENCE = {"embedding_dim": 16, "lstm_units": 16, "bidirectional": False}
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """(config, process, seconds) of one pipeline run on every EVERY-th e-mail of the shipped CSV
-    (rewritten by the csv module: the quoting of multi-line e-mails is kept)."""
-    from pipeline.config import load_config
-
-    tmp = tmp_path_factory.mktemp("spam")
+def prepare(tmp: Path) -> Path:
+    """The config of the run: every EVERY-th e-mail of the shipped CSV (rewritten by the csv module:
+    the quoting of multi-line e-mails is kept), a small model and budget."""
     (tmp / "data").mkdir()
     with (ROOT / "data" / "spam" / "spam.csv").open(newline="", encoding="utf-8") as src, \
             (tmp / "data" / "spam.csv").open("w", newline="", encoding="utf-8") as dst:
@@ -63,15 +57,19 @@ def run(tmp_path_factory):
     cfg["features"][0]["steps"][0]["tokenize"]["max_tokens"] = MAX_TOKENS
     path = tmp / "spam.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "--config", str(path),
-                           "--output-root", str(tmp / "outputs")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=1800)
-    seconds = time.monotonic() - start
-    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return path
+
+
+BACKGROUND_RUN = prepare  # started with the session (tests/conftest.py), awaited by `run`
+
+
+@pytest.fixture(scope="module")
+def run(background_runs):
+    """(config, stdout, seconds) of the one pipeline run every check here reads."""
+    cfg, stdout, seconds = background_runs[__name__].finish()
     print(f"\nspam pipeline run: {seconds:.0f} s\n" + "\n".join(
-        line for line in proc.stdout.splitlines() if " finished in " in line))
-    return load_config(path, output_root=tmp / "outputs"), proc, seconds
+        line for line in stdout.splitlines() if " finished in " in line))
+    return cfg, stdout, seconds
 
 
 def _pushed(cfg, target: str) -> Path:
