@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
-IMAGE_TYPE = "image"  # the config's feature type
-IMAGE = "image"  # the column kind (feature_steps): dense float32 [height, width, channels]
+# The config's feature type and the column kind (dense float32 [height, width, channels]): one name.
+from modules.feature_steps import IMAGE
+
+IMAGE_TYPE = IMAGE
 RESIZE_METHODS = ("bilinear", "nearest", "area")
 IMAGE_STEPS = ("decode_image", "per_channel_standardize")
 SCALE = 1.0 / 255.0
