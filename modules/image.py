@@ -110,37 +110,21 @@ def apply_steps(x: Any, steps: list[tuple[str, dict]], name: str, fitted_recorde
 
 
 # ================================================================== Trainer ==
-def build_model(outputs: list, hp: dict[str, Any], head: Any, keras: Any) -> Any:
-    """Conv2D blocks (``hp["conv"]``: filters per block, kernel_size, pool_size) on the image input,
-    then the Dense hidden layers with dropout and the task's head. Any other (tabular) outputs
-    join after the flattened convolutions."""
-    conv = hp.get("conv") or {"filters": [16, 32], "kernel_size": 3, "pool_size": 2}
-    inputs, parts = {}, []
-    for out in outputs:
-        if out.kind == IMAGE:
-            inp = keras.Input(shape=tuple(out.shape), dtype="float32", name=out.name)
-            x = inp
-            for i, filters in enumerate(conv["filters"]):
-                x = keras.layers.Conv2D(filters, conv.get("kernel_size", 3), padding="same", activation="relu",
-                                        name=f"{out.name}_conv_{i}")(x)
-                x = keras.layers.MaxPooling2D(conv.get("pool_size", 2), name=f"{out.name}_pool_{i}")(x)
-            parts.append(keras.layers.Flatten(name=f"{out.name}_flat")(x))
-        elif out.kind == "categorical":
-            inp = keras.Input(shape=(1,), dtype="int64", name=out.name)
-            emb = keras.layers.Embedding(out.size, hp["embedding_dim"], name=f"{out.name}_embedding")(inp)
-            parts.append(keras.layers.Flatten(name=f"{out.name}_flat")(emb))
-        else:
-            inp = keras.Input(shape=(out.size,), dtype="float32", name=out.name)
-            parts.append(inp)
-        inputs[out.name] = inp
-    x = keras.layers.Concatenate(name="features")(parts) if len(parts) > 1 else parts[0]
-    for i, units in enumerate(hp["hidden_units"]):
-        x = keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")(x)
-        if hp.get("dropout"):
-            x = keras.layers.Dropout(hp["dropout"], name=f"dropout_{i}")(x)
-    output = keras.layers.Dense(head.units, activation=head.activation,
-                                name="probability" if head.activation else "prediction")(x)
-    return keras.Model(inputs=inputs, outputs=output)
+DEFAULT_CONV = {"filters": [16, 32], "kernel_size": 3, "pool_size": 2}
+
+
+def conv_input(out: Any, hp: dict[str, Any], keras: Any) -> tuple[Any, Any]:
+    """(Input, flattened part) for an IMAGE output: Conv2D(relu, same) + MaxPool blocks
+    (``hp["conv"]``: filters per block, kernel_size, pool_size); training.build_model joins it with
+    any other features before the Dense hidden layers and the task's head."""
+    conv = hp.get("conv") or DEFAULT_CONV
+    inp = keras.Input(shape=tuple(out.shape), dtype="float32", name=out.name)
+    x = inp
+    for i, filters in enumerate(conv["filters"]):
+        x = keras.layers.Conv2D(filters, conv.get("kernel_size", 3), padding="same", activation="relu",
+                                name=f"{out.name}_conv_{i}")(x)
+        x = keras.layers.MaxPooling2D(conv.get("pool_size", 2), name=f"{out.name}_pool_{i}")(x)
+    return inp, keras.layers.Flatten(name=f"{out.name}_flat")(x)
 
 
 def has_image(outputs: list) -> bool:

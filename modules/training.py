@@ -50,12 +50,12 @@ def build_model(outputs: list[feature_steps.OutputSpec], hp: dict[str, Any], hea
     or Keras 3 (KerasTuner builds only Keras 3 models); the layers used exist alike in both."""
     from modules import image
 
-    if image.has_image(outputs):  # Conv2D blocks on the image input (modules/image.py)
-        model = image.build_model(outputs, hp, head, keras)
-        compile_model(model, head, hp["learning_rate"], keras)
-        return model
     inputs, parts = {}, []
     for out in outputs:
+        if out.kind == feature_steps.IMAGE:  # Conv2D + MaxPool blocks (modules/image.py)
+            inputs[out.name], part = image.conv_input(out, hp, keras)
+            parts.append(part)
+            continue
         if out.kind == feature_steps.SEQUENCE:  # text: Embedding + LSTM (modules/text.py)
             from modules import text
 
