@@ -110,6 +110,19 @@ def e2e_run(tmp_path_factory, taxi_sample_dir):
     return cfg, proc
 
 
+def run_example_gen(tmp_path: Path, name: str, component) -> Path:
+    """Runs one ExampleGen alone in a LocalDagRunner pipeline (sqlite MLMD); its examples folder."""
+    from tfx import v1 as tfx
+
+    p = tfx.dsl.Pipeline(
+        pipeline_name=name, pipeline_root=str(tmp_path / name / "root"), components=[component],
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(tmp_path / name / "m.sqlite")))
+    tfx.orchestration.LocalDagRunner().run(p)
+    (examples_dir,) = (tmp_path / name / "root" / component.id / "examples").iterdir()
+    return examples_dir
+
+
 def newest_version(folder: Path) -> Path:
     """The newest numbered subfolder (a pushed version or an artifact's execution id)."""
     return max((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))

@@ -10,17 +10,7 @@ from tfx.proto import example_gen_pb2
 
 import pipeline  # noqa: F401  (Keras flavour before TensorFlow)
 from components.csv_example_gen import CsvExampleGen
-from tests.conftest import TAXI_CSV
-
-
-def _run(tmp_path: Path, name: str, component) -> Path:
-    p = tfx.dsl.Pipeline(
-        pipeline_name=name, pipeline_root=str(tmp_path / name / "root"), components=[component],
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(tmp_path / name / "m.sqlite")))
-    tfx.orchestration.LocalDagRunner().run(p)
-    (examples_dir,) = (tmp_path / name / "root" / component.id / "examples").iterdir()
-    return examples_dir
+from tests.conftest import TAXI_CSV, run_example_gen
 
 
 def _records(split_dir: Path) -> list[bytes]:
@@ -58,7 +48,7 @@ def test_awkward_files_become_typed_examples(tmp_path):
             example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=2),
             example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1)])))
     assert gen.id == "CsvExampleGen"  # the stock id: MLMD lineage and downstream nodes unchanged
-    examples_dir = _run(tmp_path, "awkward", gen)
+    examples_dir = run_example_gen(tmp_path, "awkward", gen)
     by_split = {s: [tf.train.Example.FromString(r) for r in _records(examples_dir / f"Split-{s}")]
                 for s in ("train", "eval")}
     examples = by_split["train"] + by_split["eval"]
@@ -92,8 +82,9 @@ def test_taxi_examples_identical_to_stock_csv_example_gen(tmp_path):
     buckets = {"train": 8, "eval": 1, "test": 1}
     output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
         example_gen_pb2.SplitConfig.Split(name=s, hash_buckets=b) for s, b in buckets.items()]))
-    ours = _run(tmp_path, "ours", CsvExampleGen(str(data), input_config=input_config, output_config=output_config))
-    stock = _run(tmp_path, "stock", tfx.components.CsvExampleGen(
+    ours = run_example_gen(tmp_path, "ours", CsvExampleGen(str(data), input_config=input_config,
+                                                           output_config=output_config))
+    stock = run_example_gen(tmp_path, "stock", tfx.components.CsvExampleGen(
         input_base=str(data), input_config=input_config, output_config=output_config))
     total = 0
     for split in ("train", "eval", "test"):
@@ -117,7 +108,7 @@ def test_latest_span_and_partition_feature(tmp_path):
     gen = CsvExampleGen(str(tmp_path / "data"), input_config=example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name="single_split", pattern="span-{SPAN}/*.csv")]),
         output_config=example_gen_pb2.Output(split_config=split_config))
-    examples_dir = _run(tmp_path, "spans", gen)
+    examples_dir = run_example_gen(tmp_path, "spans", gen)
     groups: dict[str, set[bytes]] = {}
     ns = []
     for split in ("train", "eval"):

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
-from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2
 
 import pipeline  # noqa: F401  (Keras flavour before TensorFlow)
 from components.image_example_gen import ImageExampleGen, ImageFormatError
 from components.image_example_gen.executor import to_example
+from tests.conftest import run_example_gen
 
 
 def _png(path: Path, size: tuple[int, int], mode: str = "L", seed: int = 0) -> bytes:
@@ -22,16 +22,6 @@ def _png(path: Path, size: tuple[int, int], mode: str = "L", seed: int = 0) -> b
     shape = (size[1], size[0]) if mode == "L" else (size[1], size[0], len(mode))
     Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode).save(path)
     return path.read_bytes()
-
-
-def _run(tmp_path: Path, name: str, component) -> Path:
-    p = tfx.dsl.Pipeline(
-        pipeline_name=name, pipeline_root=str(tmp_path / name / "root"), components=[component],
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(tmp_path / name / "m.sqlite")))
-    tfx.orchestration.LocalDagRunner().run(p)
-    (examples_dir,) = (tmp_path / name / "root" / component.id / "examples").iterdir()
-    return examples_dir
 
 
 def _examples(examples_dir: Path) -> list[tf.train.Example]:
@@ -65,7 +55,7 @@ def test_folders_become_examples_with_bytes_label_and_size(tmp_path):
     (data / "README.md").write_text("not an image")
     (data / "cat" / "notes.txt").write_text("not an image either")
     gen = ImageExampleGen(str(data), output_config=_split_config())
-    examples_dir = _run(tmp_path, "folders", gen)
+    examples_dir = run_example_gen(tmp_path, "folders", gen)
     assert sorted(p.name for p in examples_dir.iterdir()) == ["Split-eval", "Split-train"]
     got = {}
     for ex in _examples(examples_dir):
@@ -84,7 +74,8 @@ def test_manifest_labels(tmp_path):
         _png(data / "imgs" / f"{k}.png", (3, 3), seed=k)
     (data / "labels.csv").write_text("path,label\n" + "".join(f"imgs/{k}.png,{'even' if k % 2 == 0 else 'odd'}\n"
                                                             for k in range(4)))
-    examples_dir = _run(tmp_path, "manifest", ImageExampleGen(str(data), "labels.csv", output_config=_split_config()))
+    examples_dir = run_example_gen(tmp_path, "manifest",
+                                   ImageExampleGen(str(data), "labels.csv", output_config=_split_config()))
     labels = sorted(ex.features.feature["label"].bytes_list.value[0].decode() for ex in _examples(examples_dir))
     assert labels == ["even", "even", "odd", "odd"]
 
@@ -99,7 +90,7 @@ def test_undecodable_file_stops_the_run_naming_the_file(tmp_path):
     _png(data / "b" / "ok.png", (4, 4), seed=1)
     (data / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a PNG")
     with pytest.raises(Exception) as info:
-        _run(tmp_path, "broken", ImageExampleGen(str(data), output_config=_split_config()))
+        run_example_gen(tmp_path, "broken", ImageExampleGen(str(data), output_config=_split_config()))
     text = str(info.value)
     assert str(data / "b" / "broken.png") in text and "not a decodable image" in text, text
 

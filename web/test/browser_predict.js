@@ -9,41 +9,17 @@
 // ROWS.json: {"columns": {name: [values]}, "dtypes": {name: dtype}}: null, "" and (integer columns)
 // negative values are missing, typed as an empty field. OUT.json: {"predictions": [...],
 // "backend", "subtitle", "console": [...]}.
-import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import {readFile} from 'node:fs/promises';
 import {parseArgs} from 'node:util';
 
-import {chromium} from 'playwright-core';
-
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
+import {COMMON_OPTIONS, answer, run, withDemoPage} from './demo_page.js';
 
 async function main() {
-  const {values: args} = parseArgs({options: {
-    url: {type: 'string'}, rows: {type: 'string'}, out: {type: 'string'},
-    chromium: {type: 'string', default: '/usr/bin/chromium'}, screenshot: {type: 'string'},
-    timeout: {type: 'string', default: '60000'},
-  }});
-  const timeout = Number(args.timeout);
+  const {values: args} = parseArgs({options: {...COMMON_OPTIONS, rows: {type: 'string'}}});
   const {columns, dtypes = {}} = JSON.parse(await readFile(args.rows, 'utf8'));
   const names = Object.keys(columns);
   const n = columns[names[0]].length;
-  const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'chromium-profile-'));
-  const logs = [];
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: args.chromium, headless: true, args: FLAGS, timeout,
-  });
-  try {
-    const page = context.pages()[0] || await context.newPage();
-    page.setDefaultTimeout(timeout);
-    page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
-    await page.goto(args.url);
-    await page.waitForFunction(() => document.body.dataset.ready);
-    if (await page.evaluate(() => document.body.dataset.ready) !== '1') {
-      throw new Error(`the page did not load its model: ${await page.textContent('#subtitle')}\n${logs.join('\n')}`);
-    }
+  await withDemoPage(args, async (page, context) => {
     const predictions = [];
     const errors = [];
     for (let i = 0; i < n; i += 1) {
@@ -53,24 +29,12 @@ async function main() {
         await page.fill(`#col-${name}`, missing ? '' : String(v));
       }
       await page.click('#predict');
-      await page.waitForFunction((k) => document.getElementById('probability').dataset.count === String(k), i + 1);
-      const value = await page.getAttribute('#probability', 'data-value');
-      if (!value) errors.push(`row ${i}: ${await page.textContent('#decision')}`);
-      predictions.push(value ? value.split(',').map(Number) : null);  // one value, or K probabilities
+      const values = await answer(page, i + 1);  // one value, or K probabilities
+      if (!values) errors.push(`row ${i}: ${await page.textContent('#decision')}`);
+      predictions.push(values);
     }
-    if (args.screenshot) await page.screenshot({path: args.screenshot, fullPage: true});
-    const result = {predictions, errors, backend: await page.evaluate(() => window.tf.getBackend()),
-      subtitle: await page.textContent('#subtitle'), browser: context.browser()?.version() ?? null, console: logs};
-    const text = JSON.stringify(result);
-    if (args.out) await writeFile(args.out, text);
-    else process.stdout.write(`${text}\n`);
-  } finally {
-    await context.close();
-    await rm(userDataDir, {recursive: true, force: true});
-  }
+    return {predictions, errors, browser: context.browser()?.version() ?? null};
+  });
 }
 
-main().catch((err) => {
-  process.stderr.write(`browser_predict.js: ${err.stack || err}\n`);
-  process.exit(1);
-});
+run('browser_predict.js', main);
