@@ -208,8 +208,8 @@ def model_inputs(spec: dict[str, Any], transformed: dict[str, tf.Tensor]) -> dic
                 out[o["name"]] = tf.reshape(tf.cast(t, tf.float32), [-1, *o["shape"]])
             elif o["kind"] == "vector":
                 out[o["name"]] = tf.reshape(tf.cast(t, tf.float32), [-1, o["size"]])
-            elif o["kind"] == "sequence":  # text: token ids
-                out[o["name"]] = tf.reshape(tf.cast(t, tf.int64), [-1, o["length"]])
+            elif o["kind"] == "sequence":  # text: token ids [max_tokens]
+                out[o["name"]] = tf.reshape(tf.cast(t, tf.int64), [-1, *o["shape"]])
             else:
                 dtype = tf.int64 if o["kind"] == "categorical" else tf.float32
                 out[o["name"]] = tf.reshape(tf.cast(t, dtype), [-1, 1])

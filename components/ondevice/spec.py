@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from modules.feature_steps import SEQUENCE, FeatureDef, OutputSpec
+from modules.feature_steps import FeatureDef, OutputSpec
 
 SPEC_FORMAT = "tfx-reference-pipeline/preprocessing-spec"
 SPEC_VERSION = 1
@@ -158,8 +158,7 @@ def _source(feature: FeatureDef) -> dict[str, Any]:
 
 
 def _output(o: OutputSpec) -> dict[str, Any]:
-    return {"name": o.name, "kind": o.kind, "size": o.size, **({"shape": list(o.shape)} if o.shape else {}),
-            **({"length": o.length} if o.kind == SEQUENCE else {})}
+    return {"name": o.name, "kind": o.kind, "size": o.size, **({"shape": list(o.shape)} if o.shape else {})}
 
 
 def build_spec(custom_config: dict, tft_output: Any, fitted: dict) -> dict[str, Any]:
