@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from modules import keras_env
+from model import keras_env
 
 keras_env.apply()  # before TensorFlow is imported in this process
 
 import tensorflow as tf  # noqa: E402
 
-from modules import feature_steps, task  # noqa: E402
-from modules.feature_steps import FeatureDef  # noqa: E402
+from features import feature_steps, task  # noqa: E402
+from features.feature_steps import active_features  # noqa: E402
 
 
 def value_type_of(tensor: Any) -> str:
@@ -25,12 +25,6 @@ def value_type_of(tensor: Any) -> str:
     if tensor.dtype == tf.string:
         return "string"
     return "int" if tensor.dtype.is_integer else "float"
-
-
-def active_features(custom_config: dict, available: set[str] | dict) -> list[FeatureDef]:
-    """Configured features whose source columns are all available."""
-    features = [FeatureDef.from_json(f) for f in custom_config["features"]]
-    return [f for f in features if all(c in available for c in f.source_columns)]
 
 
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, Any]:

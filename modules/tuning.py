@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modules import keras_env
+from model import keras_env
 
 keras_env.apply()  # before TensorFlow is imported in this process
 
@@ -19,8 +19,8 @@ import keras_tuner  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 from tfx.components.tuner.component import TunerFnResult  # noqa: E402
 
-from modules import hyperparameters  # noqa: E402
-from modules.training import build_model, input_fn, model_head, model_outputs, start_at_the_mean_target  # noqa: E402
+from model import hyperparameters  # noqa: E402
+from model.training import build_model, input_fn, model_head, model_outputs, start_at_the_mean_target  # noqa: E402
 
 ALGORITHMS = {
     "random": keras_tuner.RandomSearch,

@@ -41,14 +41,14 @@ KERAS_CHECK_LOG = "Keras flavour in this task process:"
 def check_keras_flavour(context: Any = None) -> None:
     """``pre_execute`` of every task: the task process has the project's Keras flavour.
 
-    The DAG file imports ``pipeline`` (which applies ``modules/keras_env``) before anything loads
+    The DAG file imports ``pipeline`` (which applies ``model/keras_env``) before anything loads
     TensorFlow, in every process that parses it: the scheduler's, ``airflow tasks run`` and
     ``airflow dags test``. This checks that it did, in the process about to run the component, and
     fails the task (before the component runs) if ``tf.keras`` is not tf_keras there."""
     import logging
     import os
 
-    from modules.keras_env import KERAS_ENV
+    from model.keras_env import KERAS_ENV
 
     env = {k: os.environ.get(k) for k in KERAS_ENV}
     import tensorflow as tf
@@ -61,7 +61,7 @@ def check_keras_flavour(context: Any = None) -> None:
     if env != KERAS_ENV or not legacy:
         raise RuntimeError(f"Airflow task process without the project's Keras flavour ({env}, tf.keras "
                            f"{'is' if legacy else 'is not'} tf_keras): the DAG file must import `pipeline` "
-                           "before TensorFlow is loaded (see modules/keras_env.py)")
+                           "before TensorFlow is loaded (see model/keras_env.py)")
 
 
 def dag_config(settings: AirflowSettings | None) -> dict[str, Any]:

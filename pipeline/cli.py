@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from components.csv_example_gen.reader import CsvFormatError
+from csvio.reader import CsvFormatError
 from pipeline.config import ConfigError, PipelineConfig, load_config
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "taxi" / "pipeline.yaml"
@@ -142,13 +142,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """TF Serving-compatible model server; the flags are tensorflow_model_server's."""
-    from pipeline.serving.server import serve
+    from serving.server import serve
 
     return serve(args.flags)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from pipeline.serving.client import predict_command
+    from serving.client import predict_command
 
     return predict_command(args.csv, args.server, args.grpc, args.model_name, args.signature, args.batch_size,
                            args.out)

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from components.csv_example_gen import reader
-from components.csv_example_gen.reader import Dialect
-from modules import feature_steps
-from modules import task as task_lib
-from modules.feature_steps import FeatureDef
-from modules.task import Label
+from csvio import reader
+from csvio.reader import Dialect
+from features import feature_steps
+from features import task as task_lib
+from features.feature_steps import FeatureDef
+from features.task import Label
 
 __all__ = ["ConfigError", "Label", "PipelineConfig", "load_config"]
 
@@ -188,7 +188,7 @@ class PipelineConfig:
         used = {c for f in self.features for c in f.source_columns}
         excluded = tuple(c for c in self.label.source_columns if c not in used)
         if self.image is not None:  # ImageExampleGen's size columns: for statistics, never asked at serving
-            from modules.image import SIZE_COLUMNS
+            from features.image import SIZE_COLUMNS
 
             excluded += tuple(c for c in SIZE_COLUMNS if c not in used)
         return excluded
@@ -312,7 +312,7 @@ class _Reader:
 
 def parse_thresholds(parent: _Reader, key: str, task: str) -> tuple[Threshold, ...]:
     """A list of {metric, lower_bound?, upper_bound?, max_decrease? | max_increase?} under
-    ``parent[key]``; metrics are the ``task``'s (``modules.task.METRICS``)."""
+    ``parent[key]``; metrics are the ``task``'s (``features.task.METRICS``)."""
     if not isinstance(parent.data[key], list):
         raise parent.fail("must be a list of {metric, lower_bound, upper_bound, max_decrease, max_increase}", key)
     known = task_lib.METRICS[task]
@@ -350,7 +350,7 @@ def _csv_files(data_dir: Path, span_pattern: str | None) -> list[Path]:
 
 
 def _scan_data(config: PipelineConfig, source: Path) -> reader.Scan:
-    """Every row of every CSV, read by components/csv_example_gen/reader.py exactly as ExampleGen reads
+    """Every row of every CSV, read by csvio/reader.py exactly as ExampleGen reads
     them: a malformed file raises the reader's CsvFormatError (file, line, column), as the run would."""
     pattern = config.split.span_pattern
     files = _csv_files(config.data_dir, pattern)
@@ -854,8 +854,8 @@ def _ratio_minimum(files: list[str], dialect: Dialect, num: str, den: str) -> fl
 
 
 def _drift_config(top: _Reader, split: SplitConfig) -> dict[str, Any]:
-    """Thresholds for DriftSkewGate (see components/drift_gate/thresholds.py for the full form)."""
-    from components.drift_gate.thresholds import DEFAULTS, FEATURE_KEYS, HISTOGRAMS
+    """Thresholds for DriftSkewGate (see components/drift_skew_gate/thresholds.py for the full form)."""
+    from components.drift_skew_gate.thresholds import DEFAULTS, FEATURE_KEYS, HISTOGRAMS
 
     d = top.child("drift")
     d.mapping({*DEFAULTS, "features", "skip"})

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modules import task as task_lib
+from features import task as task_lib
 from pipeline.config import _positive, _Reader
 
 TFLITE_VARIANTS = ("float32", "float16", "dynamic_range", "int8")
@@ -22,7 +22,7 @@ THRESHOLD_KEYS = task_lib.THRESHOLD_KEYS
 
 
 def default_thresholds(variant: str, task: str = task_lib.BINARY) -> dict[str, float]:
-    """Parity with the SavedModel that blesses a converted model by default (``modules.task``):
+    """Parity with the SavedModel that blesses a converted model by default (``features.task``):
     float models must match closely; quantized ones must make the same decisions."""
     return task_lib.default_conversion_thresholds(task, exact=variant in ("float32", "none"),
                                                   loose=variant == "float16")

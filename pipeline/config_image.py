@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modules import image as image_lib
-from modules import task as task_lib
+from features import image as image_lib
+from features import task as task_lib
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 FOLDERS = "folders"

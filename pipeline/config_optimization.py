@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modules import hyperparameters
-from modules import task as task_lib
+from features import task as task_lib
+from model import hyperparameters
 from pipeline.config import Threshold, _positive, _Reader, parse_thresholds
 
 ALGORITHMS = ("random", "hyperband", "bayesian")

@@ -3,14 +3,14 @@
     model:
       sequence: {embedding_dim: 32, lstm_units: 32, bidirectional: true}
 
-Defaults (modules/text.py DEFAULT_SEQUENCE) apply when a text feature is configured without it.
+Defaults (features/text.py DEFAULT_SEQUENCE) apply when a text feature is configured without it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from modules.text import DEFAULT_SEQUENCE
+from features.text import DEFAULT_SEQUENCE
 
 
 def parse_sequence(m: Any) -> dict[str, Any]:

@@ -38,7 +38,7 @@ IMAGE_ROOT = "/pipeline"  # WORKDIR of kubeflow/Dockerfile
 CUSTOM_ARTIFACTS = {
     "CleaningReport": "components.data_cleaner.component",
     "FeatureScores": "components.feature_selector.component",
-    "DriftReport": "components.drift_gate.component",
+    "DriftReport": "components.drift_skew_gate.component",
     "VariantTable": "components.variant_comparison.component",
 }
 

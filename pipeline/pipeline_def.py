@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -25,16 +26,16 @@ from components.anomaly_gate import AnomalyGate
 from components.csv_example_gen import CsvExampleGen
 from components.data_cleaner import DataCleaner
 from components.distiller import Distiller
-from components.drift_gate import DriftSkewGate
+from components.drift_skew_gate import DriftSkewGate
 from components.feature_selector import FeatureSelector
 from components.infra_validator import infra_validator
 from components.pruner import Pruner
-from components.quantization import QuantizationAwareTrainer
-from components.temporal_split import TemporalCsvExampleGen
+from components.quantization_aware_trainer import QuantizationAwareTrainer
+from components.temporal_csv_example_gen import TemporalCsvExampleGen
 from components.tfjs_converter import TFJSConverter
 from components.tflite_converter import TFLiteConverter
 from components.variant_comparison import VariantComparison
-from modules import task as task_lib
+from features import task as task_lib
 from pipeline import orchestration, span_resolvers
 from pipeline.baseline import BLESSING, CANDIDATE, MODEL, PreviousBlessedModelStrategy
 from pipeline.config import PipelineConfig, Threshold
@@ -44,6 +45,19 @@ MODULES_DIR = Path(__file__).resolve().parent.parent / "modules"
 PREPROCESSING_MODULE = MODULES_DIR / "preprocessing.py"
 TRAINING_MODULE = MODULES_DIR / "training.py"
 TUNING_MODULE = MODULES_DIR / "tuning.py"
+# What the module files import from this project. TFX's cache key covers the module files' own
+# folder (modules/); the fingerprint of these packages, passed in custom_config, covers the rest,
+# so an edit to a preprocessing step or the model re-runs Transform / Tuner / Trainer.
+LIBRARY_PACKAGES = ("features", "model")
+
+
+def library_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for package in LIBRARY_PACKAGES:
+        for path in sorted((MODULES_DIR.parent / package).glob("*.py")):
+            if not path.name.endswith("_test.py"):
+                digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 EVALUATOR_ID = "Evaluator"  # the one whose blessing gates the Pusher
 
 
@@ -68,7 +82,7 @@ def _metric_threshold(th: Threshold | None, higher_is_better: bool) -> tfma.Metr
 
 
 def eval_config(cfg: PipelineConfig, thresholds: tuple[Threshold, ...] = ()) -> tfma.EvalConfig:
-    """Every metric of the config's task (``modules.task.METRICS``), sliced as configured;
+    """Every metric of the config's task (``features.task.METRICS``), sliced as configured;
     ``thresholds`` (if any) decide the blessing, ``max_decrease`` / ``max_increase`` relative to
     the Evaluator's baseline model. Multiclass: per-class (one-vs-rest) metrics and their macro
     average, and the confusion matrix plot."""
@@ -112,7 +126,7 @@ def eval_config(cfg: PipelineConfig, thresholds: tuple[Threshold, ...] = ()) -> 
 
 def example_gen(cfg: PipelineConfig) -> BaseComponent:
     """ExampleGen for the configured split: hash of the row, of a partition column, or by time. Both read
-    the CSVs through components/csv_example_gen/reader.py, with the config's dialect."""
+    the CSVs through csvio/reader.py, with the config's dialect."""
     dialect = {"delimiter": cfg.csv_dialect.delimiter, "missing_values": cfg.csv_dialect.missing_values}
     if cfg.split.temporal:
         return TemporalCsvExampleGen(str(cfg.data_dir), cfg.split.timestamp_column, cfg.split.eval_from,
@@ -288,7 +302,7 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
 
     transform = tfx_components.Transform(
         examples=model_examples, schema=model_schema, module_file=str(PREPROCESSING_MODULE),
-        custom_config=cfg.transform_custom_config(),
+        custom_config={**cfg.transform_custom_config(), "library": library_fingerprint()},
         # Fit on train only; materialize only what Trainer reads (Evaluator reads raw examples).
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "eval"]))
     _after(transform, gates)
@@ -302,7 +316,7 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
             transform_graph=transform.outputs["transform_graph"],
             train_args=trainer_pb2.TrainArgs(num_steps=tuning.epochs * tuning.steps_per_epoch),
             eval_args=trainer_pb2.EvalArgs(num_steps=tuning.validation_steps),
-            custom_config=cfg.tuner_custom_config())
+            custom_config={**cfg.tuner_custom_config(), "library": library_fingerprint()})
 
     trainer = tfx_components.Trainer(
         module_file=str(TRAINING_MODULE),
@@ -313,7 +327,7 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         train_args=trainer_pb2.TrainArgs(num_steps=cfg.training.train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=cfg.training.eval_steps),
-        custom_config=cfg.trainer_custom_config())
+        custom_config={**cfg.trainer_custom_config(), "library": library_fingerprint()})
 
     baseline = Resolver(
         strategy_class=PreviousBlessedModelStrategy,

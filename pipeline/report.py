@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from modules.task import flat_metrics
+from features.task import flat_metrics
 
 
 def training_curves(training_json: Path, out: Path) -> Path:

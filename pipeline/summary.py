@@ -12,8 +12,8 @@ from typing import Any
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from modules import hyperparameters
-from modules import task as task_lib
+from features import task as task_lib
+from model import hyperparameters
 from pipeline.config import PipelineConfig
 
 STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
@@ -87,7 +87,7 @@ def _custom(artifact: metadata_store_pb2.Artifact, key: str) -> Any:
 def overall_metrics(evaluation_uri: str) -> dict[str, float]:
     import tensorflow_model_analysis as tfma
 
-    from modules.task import flat_metrics
+    from features.task import flat_metrics
 
     result = tfma.load_eval_result(evaluation_uri)
     for slice_key, metrics in result.slicing_metrics:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import processes
+from serving import processes
 
 SERVER_CANDIDATES = ("/usr/sbin/mariadbd", "/usr/sbin/mysqld")
 INSTALL_DB = ("mariadb-install-db", "mysql_install_db")

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import processes
+from serving import processes
 from tests.conftest import derived_config, run_cli, sample_rows, write_csv
 
 TINY_TRAINING = {"train_steps": 40, "eval_steps": 5, "epochs": 1, "early_stopping_patience": 1}
@@ -84,7 +84,7 @@ class ServerProcess:
     """``python -m pipeline serve`` as a child process on free ports, stopped by its pid."""
 
     def __init__(self, flags: list[str], log: Path, timeout: float = 120.0):
-        from pipeline.serving.client import free_port
+        from serving.client import free_port
 
         self.grpc_port, self.rest_port = free_port(), free_port()
         while self.rest_port == self.grpc_port:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from modules import feature_steps
+from features import feature_steps
 from pipeline.config import ConfigError, load_config
 from tests.conftest import ROOT, TAXI_CONFIG
 

@@ -1,4 +1,4 @@
-"""Config validation reads the data through components/csv_example_gen/reader.py: the same dialect,
+"""Config validation reads the data through csvio/reader.py: the same dialect,
 the same named errors as the run, before any component starts."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.csv_example_gen.reader import CsvFormatError, Dialect
+from csvio.reader import CsvFormatError, Dialect
 from pipeline.config import ConfigError, load_config
 from tests.conftest import derived_config, run_cli, sample_rows
 

@@ -6,7 +6,7 @@ import keras_tuner
 import pytest
 
 import pipeline  # noqa: F401  (Keras flavour first)
-from modules import hyperparameters
+from model import hyperparameters
 
 DEFAULTS = {"hidden_units": [64, 32], "embedding_dim": 8, "dropout": 0.1, "learning_rate": 0.003, "batch_size": 128}
 SPACE = {"num_layers": [1, 2, 3], "units": [16, 32], "learning_rate": {"min": 1e-4, "max": 1e-2, "sampling": "log"},

@@ -68,8 +68,8 @@ def _artifact(cfg, component: str, output: str) -> Path:
 def held_out(run) -> dict:
     """The first 120 test-split images as the converters read them: pixels (what apps feed),
     the encoded bytes (what the server takes), the spec, and the SavedModel's own probabilities."""
-    from components.ondevice import data
-    from components.ondevice.image import encoded_key
+    from ondevice import data
+    from ondevice.image import encoded_key
 
     cfg = run["cfg"]
     web = newest_version(cfg.pushed_dir("web"))
@@ -151,8 +151,8 @@ def test_transform_output_equals_the_on_device_reference(run, held_out):
     # the decoded pixels an app feeds; and the spec's constants are Transform's own.
     import tensorflow_transform as tft
 
-    from components.ondevice import reference
-    from modules.fitted import fitted_values
+    from features.fitted import fitted_values
+    from ondevice import reference
 
     cfg = run["cfg"]
     tft_output = tft.TFTransformOutput(str(_artifact(cfg, "Transform", "transform_graph")))
@@ -215,7 +215,7 @@ def test_tflite_float32_and_int8_answer_like_the_saved_model_with_builtin_ops(ru
     # Checks: the pushed .tflite files run in LiteRT (ai-edge-litert) on decoded pixels of test
     # images: float32 within 1e-5 of the SavedModel (bytes in), int8 the same class on >= 99% of
     # the test split (the converter's own measurement, and again here); built-in ops only.
-    from components.ondevice import tflite as lite
+    from ondevice import tflite as lite
 
     cfg = run["cfg"]
     mobile = newest_version(cfg.pushed_dir("mobile"))

@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 
 PROBE = (
     "import pipeline, tensorflow as tf, tf_keras; "
-    "from modules import training; "
+    "from model import training; "
     "print(os.environ['TF_USE_LEGACY_KERAS'], tf.keras.Model is tf_keras.Model, training.keras is tf_keras)"
 )
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.temporal_split.component import epoch_seconds
-from pipeline import processes
+from components.temporal_csv_example_gen.component import epoch_seconds
 from pipeline.config import load_config
 from pipeline.summary import latest_execution, open_store, output_artifacts
+from serving import processes
 from tests.conftest import ROOT, derived_config, sample_rows, write_csv
 
 pytestmark = pytest.mark.e2e

@@ -19,9 +19,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.ondevice import builtin, reference
-from components.ondevice import tflite as lite
-from components.ondevice.spec import FLOAT, STRING, TIMESTAMP
+from ondevice import builtin, reference
+from ondevice import tflite as lite
+from ondevice.spec import FLOAT, STRING, TIMESTAMP
 from pipeline import raw_inputs
 from tests.conftest import model_suffix, newest_version, sample_rows
 

@@ -12,8 +12,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
 
-from modules import signatures
-from modules.training import model_outputs
+from model import signatures
+from model.training import model_outputs
 from pipeline import raw_inputs
 from pipeline.pipeline_def import create_pipeline
 from pipeline.summary import latest_output_uri, open_store, summarize
@@ -143,7 +143,7 @@ def _uri(cfg, node_id, type_name):
 
 
 def test_tuned_hyperparameters_reach_the_trained_model(first_run):
-    from modules import hyperparameters
+    from model import hyperparameters
 
     cfg, proc = first_run
     best = json.loads((_uri(cfg, "Tuner", "HyperParameters") / "best_hyperparameters.txt").read_text())["values"]
@@ -171,8 +171,8 @@ def _variant_rows(cfg):
 
 
 def test_pruned_model_reaches_target_sparsity_and_is_pushed(first_run):
-    from components import model_io
     from components.pruner.executor import prunable_layers
+    from model import model_io
 
     cfg, _ = first_run
     target = cfg.optimization.variant("pruned").params["target_sparsity"]

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pipeline.serving.client import csv_columns, prediction_table
+from serving.client import csv_columns, prediction_table
 
 INPUTS = {"bill_length_mm": "DT_FLOAT", "species": "DT_STRING", "year": "DT_DOUBLE"}
 

@@ -26,7 +26,7 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-from modules import feature_steps
+from features import feature_steps
 from tests import tft_harness
 from tests.conftest import sample_rows
 

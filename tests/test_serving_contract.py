@@ -26,7 +26,7 @@ from tensorflow_serving.apis import (
 )
 
 from pipeline import raw_inputs
-from pipeline.serving import options
+from serving import options
 from tests.serving_fixtures import ServerProcess, http, publish, session_model, wrap_for_classify_and_regress
 
 ROWS = 24

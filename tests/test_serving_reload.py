@@ -22,7 +22,7 @@ from tensorflow_serving.apis import (
 from tensorflow_serving.config import model_server_config_pb2
 
 from pipeline import raw_inputs
-from pipeline.serving.manager import wanted_versions
+from serving.manager import wanted_versions
 from tests.serving_fixtures import ServerProcess, http, publish, session_model
 
 MAX_BODY = 200_000
@@ -190,7 +190,7 @@ def test_version_policy(policy, on_disk, wanted):
 
 
 def test_pushed_layout_ignores_partial_and_non_numeric_folders(env, tmp_path):
-    from pipeline.serving.manager import ModelManager
+    from serving.manager import ModelManager
 
     base = tmp_path / "base"
     (base / "5").mkdir(parents=True)              # no saved_model.pb yet (a copy in progress)

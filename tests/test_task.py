@@ -1,4 +1,4 @@
-"""modules.task: the one label/task definition. The numpy label (FeatureSelector) must equal the
+"""features.task: the one label/task definition. The numpy label (FeatureSelector) must equal the
 TF label (Transform) for every rule; heads, parity and thresholds differ per task as documented."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modules import task
-from modules.task import BINARY, MULTICLASS, REGRESSION, Label
+from features import task
+from features.task import BINARY, MULTICLASS, REGRESSION, Label
 
 
 def _sparse(values: list, dtype: tf.DType) -> tf.SparseTensor:
@@ -36,7 +36,7 @@ def test_positive_class_label_is_the_same_in_numpy_and_tf(values, dtype, label):
 def test_class_tokens_match_the_graph_tokens():
     # Integers print without a fraction and floats as %f in both, so a numeric class column
     # gives the same class names to the config check, DataCleaner and Transform.
-    from modules.feature_steps import as_tokens
+    from features.feature_steps import as_tokens
 
     values = [7.0, 2.5, -1.0, 0.0]
     graph = [t.decode() for t in as_tokens(tf.constant(values, tf.float32)).numpy()]
@@ -131,7 +131,7 @@ def test_positive_class_label_through_transform_matches_feature_selectors():
 
 
 def test_regression_z_score_target_is_fitted_on_train_and_named_for_the_inverse():
-    from modules.fitted import fitted_values
+    from features.fitted import fitted_values
     from tests import tft_harness
 
     label = Label("tips_label", "tips", REGRESSION, transform="z_score")

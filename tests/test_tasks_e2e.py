@@ -21,7 +21,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import yaml
 
-from modules import task
+from features import task
 from pipeline import raw_inputs
 from pipeline.pipeline_def import create_pipeline
 from pipeline.summary import latest_output_uri, open_store, summarize
@@ -294,8 +294,8 @@ def test_variants_are_made_and_judged_by_the_tasks_metric(name, request):
 def test_web_page_answers_like_the_saved_model_in_chromium(name, request):
     # The pushed page itself (form -> model_runtime.js -> graph model): K class probabilities or
     # the target's value per row, as the SavedModel answers the same raw rows.
-    from components.ondevice import data
     from components.tfjs_converter import executor, runtime
+    from ondevice import data
 
     chromium = Path("/usr/bin/chromium")
     if not chromium.exists():

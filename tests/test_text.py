@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from components.ondevice import text as ondevice_text
-from modules import feature_steps, text
+from features import feature_steps, text
+from ondevice import text as ondevice_text
 from pipeline.config import ConfigError, load_config
 from tests.conftest import ROOT
 
@@ -142,7 +142,7 @@ def test_bad_text_config_names_the_key(case, tmp_path):
 def test_spam_config_loads_and_its_csv_scan_counts_every_email():
     # The config check reads data/spam/spam.csv with the CsvExampleGen reader: multi-line quoted
     # fields (e-mails with newlines, commas and quotes) are one row each: 6,046 e-mails.
-    from components.csv_example_gen import reader
+    from csvio import reader
 
     cfg = load_config(SPAM_CONFIG)
     assert cfg.model.sequence == {"embedding_dim": 32, "lstm_units": 32, "bidirectional": True}
@@ -158,8 +158,9 @@ def test_lstm_model_converts_to_tflite_builtin_ops(tmp_path):
     # TFLITE_BUILTINS only and LiteRT answers as Keras on padded sequences.
     import tensorflow as tf
 
-    from components.ondevice import tflite
-    from modules import task, training
+    from features import task
+    from model import training
+    from ondevice import tflite
 
     out = feature_steps.OutputSpec("text_xf", feature_steps.SEQUENCE, 30, (8,))
     hp = {"hidden_units": [4], "embedding_dim": 2, "learning_rate": 0.01,

@@ -82,7 +82,7 @@ def _examples(cfg) -> str:
 
 def _test_split(cfg) -> tuple[list[bytes], dict, dict]:
     """Every serialized test example, the on-device rows of them (raw text + reference tokens) and the spec."""
-    from components.ondevice import data
+    from ondevice import data
 
     spec = json.loads((_pushed(cfg, "mobile") / "preprocessing_spec.json").read_text())
     files = sorted(str(f) for f in (Path(_examples(cfg)) / "Split-test").glob("*"))
@@ -121,7 +121,7 @@ def test_accuracy_and_auc_above_the_configs_floor(run):
 def test_python_and_js_tokenizers_equal_transform_on_every_test_row(run, tmp_path):
     # Transform's ids (the served model's transform_features signature: the Transform graph) ==
     # the Python reference (tokens -> the spec's vocabulary) == web/src/text.js, row for row.
-    from components.ondevice import reference
+    from ondevice import reference
 
     cfg, _, _ = run
     serialized, rows, spec = _test_split(cfg)
@@ -197,7 +197,7 @@ def test_tflite_and_tfjs_answer_like_the_saved_model(run):
     # The converters' own validation on the whole eval split (tokens from the Python reference
     # for TFLite, from web/src/text.js for TF.js) met the parity rules, and the shipped .tflite
     # uses built-in ops only (no Flex, no custom op).
-    from components.ondevice import tflite
+    from ondevice import tflite
 
     cfg, _, _ = run
     mobile_dir, web_dir = _pushed(cfg, "mobile"), _pushed(cfg, "web")
@@ -221,8 +221,8 @@ def test_tflite_and_tfjs_answer_like_the_saved_model(run):
 def test_web_page_answers_typed_emails_like_the_saved_model_in_chromium(run):
     # The pushed page: real test e-mails typed into its textarea, tokenized by text.js in the
     # browser, answered by the graph model; compared with the SavedModel on the same text.
-    from components.ondevice import data
     from components.tfjs_converter import executor, runtime
+    from ondevice import data
 
     chromium = Path("/usr/bin/chromium")
     if not chromium.exists():

@@ -65,7 +65,7 @@ def test_every_deployed_model_is_validated_in_tfjs_and_pushed_when_blessed(web):
 
 
 def _rows(web, spec: dict, n: int) -> dict[str, np.ndarray]:
-    from components.ondevice import data
+    from ondevice import data
 
     rows = data.raw_rows(str(web["examples"]), web["cfg"].deployment.split, n, spec)
     for k, (name, dtype) in enumerate(data.raw_columns(spec).items()):  # missing values in every column
@@ -76,7 +76,7 @@ def _rows(web, spec: dict, n: int) -> dict[str, np.ndarray]:
 
 
 def test_pushed_web_model_in_node_matches_the_saved_model(web):
-    from components.ondevice import data
+    from ondevice import data
 
     version = _pushed_version(web["cfg"], "trained")
     metadata = json.loads((version / "metadata.json").read_text())
@@ -92,7 +92,7 @@ def test_pushed_web_model_in_node_matches_the_saved_model(web):
 def test_web_demo_in_chromium_predicts_like_the_saved_model(web, tmp_path):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed (`make system-deps` installs Debian's chromium as root)")
-    from components.ondevice import data
+    from ondevice import data
 
     version = _pushed_version(web["cfg"], "trained")
     metadata = json.loads((version / "metadata.json").read_text())

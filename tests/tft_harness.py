@@ -50,7 +50,7 @@ def _instances(rows: Sequence[dict[str, str]], spec: dict) -> list[dict]:
 def run(features: list[dict], train: Sequence[dict[str, str]], *others: Sequence[dict[str, str]],
         label: dict | None = None) -> tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]], tft.TFTransformOutput]:
     """Fit on ``train`` and transform ``train`` and each of ``others``; outputs as column arrays.
-    ``label``: a ``modules.task.Label`` as JSON (default: taxi's big_tipper rule)."""
+    ``label``: a ``features.task.Label`` as JSON (default: taxi's big_tipper rule)."""
     spec = {name: tf.io.VarLenFeature(dtype) for name, dtype in TAXI_TYPES.items()}
     metadata = dataset_metadata.DatasetMetadata.from_feature_spec(spec)
     config = {"features": features, "label": label or LABEL}

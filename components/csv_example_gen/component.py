@@ -10,7 +10,8 @@ from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2, range_config_pb2
 
-from components.csv_example_gen import executor, reader
+from components.csv_example_gen import executor
+from csvio import reader
 
 COMPONENT_ID = "CsvExampleGen"  # stock CsvExampleGen's id: MLMD lineage and downstream stay stable
 

@@ -25,7 +25,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components.csv_example_gen import reader
+from csvio import reader
 
 
 def custom_params(exec_properties: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +144,7 @@ class _CsvToExample(beam.PTransform):
 
 
 class Executor(BaseExampleGenExecutor):
-    """CsvExampleGen executor reading through components/csv_example_gen/reader.py."""
+    """CsvExampleGen executor reading through csvio/reader.py."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _CsvToExample

@@ -1,4 +1,4 @@
-from modules import keras_env
+from model import keras_env
 
 keras_env.apply()  # before TFX loads TensorFlow, whoever imports this package first (as `import pipeline` does)
 

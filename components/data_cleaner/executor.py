@@ -78,8 +78,8 @@ class UnseenLabelClasses(ValueError):
 
 
 def class_token(example: tf.train.Example, column: str) -> list[str]:
-    """The row's label as a class token (``modules.task.token``), [] when missing."""
-    from modules.task import token
+    """The row's label as a class token (``features.task.token``), [] when missing."""
+    from features.task import token
 
     values = _values(example, column)
     if len(values) == 0 or (isinstance(values[0], float) and math.isnan(values[0])):

@@ -2,7 +2,7 @@
 
 The student is the project's own architecture (``training.build_model``) with the
 configured, smaller hyperparameters. Its loss mixes the labels and the teacher's outputs,
-per task (``modules.task``):
+per task (``features.task``):
 
 * binary (Hinton et al., sigmoid): ``α·BCE(y, p_s) + (1 − α)·T²·BCE(σ(z_t/T), σ(z_s/T))``;
 * multiclass (softened softmax): ``α·CE(y, p_s) + (1 − α)·T²·CE(softmax(z_t/T), softmax(z_s/T))``;
@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components import model_io
-from modules import keras_env
+from model import keras_env, model_io
 
 keras_env.apply()
 
@@ -24,7 +23,8 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from absl import logging  # noqa: E402
 
-from modules import task, training  # noqa: E402
+from features import task  # noqa: E402
+from model import training  # noqa: E402
 
 REQUIRED = ("student", "temperature", "alpha", "train_steps", "learning_rate", "batch_size")
 

@@ -173,7 +173,7 @@ def test_scores_equal_sklearn_and_numpy_on_the_train_rows(run):
 
 
 def test_label_rule_is_the_transform_label(run):
-    from modules.task import Label, label_tensor
+    from features.task import Label, label_tensor
 
     records = split_records(run.examples_uri, "train")
     columns = executor.parse_records(records, ["tips", "fare"])

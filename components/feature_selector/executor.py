@@ -29,8 +29,8 @@ from tfx.utils import io_utils
 
 from components.feature_selector import report, scoring
 from components.feature_selector.scoring import Candidate, FeatureScore
-from modules import task as task_lib
-from modules.task import Label
+from features import task as task_lib
+from features.task import Label
 
 SCHEMA_FILE = "schema.pbtxt"
 STAGING_DIR = ".staging"  # inside the scores artifact while Beam runs; removed before outputs are written
@@ -111,7 +111,7 @@ def _candidates(raw: Any) -> tuple[Candidate, ...]:
 
 
 def _label(raw: Any) -> Label:
-    """The label as ``modules.task.Label.to_json`` writes it (the config's one definition)."""
+    """The label as ``features.task.Label.to_json`` writes it (the config's one definition)."""
     raw = _mapping(raw, "label", LABEL_KEYS)
     column, task = raw.get("column"), raw.get("task", task_lib.BINARY)
     if not isinstance(column, str) or not column:
@@ -144,7 +144,7 @@ def parse_config(text: str) -> SelectorConfig:
         {"method": "mutual_information" | "correlation",       (default mutual_information)
          "top_k": int >= 1 | null, "threshold": number | null,  (exactly one of them)
          "candidates": [{"name": str, "type": "float" | "int" | "string"}, ...],
-         "label": modules.task.Label as JSON: {"column": str, "task": ..., and for the binary
+         "label": features.task.Label as JSON: {"column": str, "task": ..., and for the binary
                    threshold rule exactly one of "greater_than_column" / "greater_than",
                    or "positive_class"},
          "always_keep": [str, ...],   (kept whatever their score; non-candidates are kept anyway)

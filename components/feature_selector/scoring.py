@@ -1,6 +1,6 @@
 """Scores candidate features against the label on one in-memory sample, then selects.
 
-The label is ``modules.task``'s (0/1, class tokens or a numeric target): mutual information
+The label is ``features.task``'s (0/1, class tokens or a numeric target): mutual information
 for classification (``mutual_info_classif``) or regression (``mutual_info_regression``).
 
 Pure numpy / scikit-learn on plain columns (name -> one value per row, ``None`` = missing),
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
 
-from modules.task import REGRESSION, Label
+from features.task import REGRESSION, Label
 
 MUTUAL_INFORMATION, CORRELATION = "mutual_information", "correlation"
 METHODS = (MUTUAL_INFORMATION, CORRELATION)
@@ -64,9 +64,9 @@ def _as_float32(values: Sequence[Any]) -> np.ndarray:
 
 
 def label_values(columns: Columns, label: Label) -> np.ndarray:
-    """The label as Transform computes it (``modules.task.label_values``), as numbers: 0/1,
+    """The label as Transform computes it (``features.task.label_values``), as numbers: 0/1,
     class codes (multiclass, codes in sorted order of the class tokens) or the target."""
-    from modules import task
+    from features import task
 
     other = columns[label.greater_than_column] if label.greater_than_column else None
     y = task.label_values(columns[label.column], label, other)

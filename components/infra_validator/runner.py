@@ -17,8 +17,8 @@ from pathlib import Path
 from tfx.components.infra_validator import error_types
 from tfx.components.infra_validator.model_server_runners import base_runner
 
-from pipeline import processes
-from pipeline.serving.client import free_port
+from serving import processes
+from serving.client import free_port
 
 READY_LINE = "Running gRPC ModelServer at"
 

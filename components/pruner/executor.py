@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components import model_io
-from modules import keras_env
+from model import keras_env, model_io
 
 keras_env.apply()
 

@@ -46,7 +46,7 @@ def tfjs_measurements(web_model: str | Path, rows: dict[str, np.ndarray] | None 
     """Sizes (bytes: model.json, weights, both raw and gzipped, the page's tfjs bundle) and
     TF.js-in-Node latency of the web model at ``web_model`` (see ``web_model_dir``).
 
-    ``rows``: raw columns as ``components.ondevice.data.raw_rows`` returns them; by default the
+    ``rows``: raw columns as ``ondevice.data.raw_rows`` returns them; by default the
     validation rows kept in metadata.json. Per-example latency cycles through the rows one at a
     time (``single_runs`` calls after 5 warm-up calls); batch latency predicts ``batch`` rows
     (the rows repeated) ``repeats`` times after 2 warm-up calls. Latencies are wall-clock

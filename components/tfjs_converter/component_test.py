@@ -105,7 +105,7 @@ def test_blessed_web_model_is_pushed_with_its_page_and_spec(run):
 
 
 def test_pushed_web_model_in_node_matches_the_saved_model_on_real_rows(run):
-    from components.ondevice import data
+    from ondevice import data
 
     (version,) = _pushed(run, "web")
     spec = json.loads((version / "preprocessing_spec.json").read_text())
@@ -221,7 +221,7 @@ APP_SIDE_FEATURES = [
 
 
 def test_app_side_preprocessing_in_js_matches_the_numpy_reference(tmp_path):
-    from components.ondevice import reference
+    from ondevice import reference
     from tests.conftest import sample_rows
 
     _, raw = sample_rows(300, seed=3)

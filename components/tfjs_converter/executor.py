@@ -1,5 +1,5 @@
 """TFJSConverter's work: the trained model (or a variant) with Transform's preprocessing rebuilt in
-built-in ops (``components.ondevice.raw_model``), converted to a TF.js graph model by
+built-in ops (``ondevice.raw_model``), converted to a TF.js graph model by
 ``tensorflowjs_converter`` (its own venv), then run by TF.js in Node on validation rows of the
 examples and compared with the SavedModel's own ``serving_raw`` answers on the same rows.
 
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from components.tfjs_converter import runtime
-from modules import task
+from features import task
 
 SERVING_DIR = "Format-Serving"  # tfx path_constants.SERVING_MODEL_DIR: what Pusher copies
 MODEL_SUBDIR = "model"
@@ -84,7 +84,7 @@ def check_inputs(model_uri: str, transform_graph_uri: str, examples_uri: str, sp
 
 
 def parity(kind: str, reference: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """How closely the TF.js outputs follow the SavedModel's (``modules.task.parity``: largest
+    """How closely the TF.js outputs follow the SavedModel's (``features.task.parity``: largest
     absolute and relative difference, decision agreement), plus the mean absolute difference."""
     reference, predicted = np.asarray(reference, np.float64), np.asarray(predicted, np.float64)
     if reference.size != predicted.size:
@@ -175,8 +175,8 @@ def _publish(staging: Path, uri: Path) -> None:
 def convert_and_validate(model_uri: str, transform_graph_uri: str, examples_uri: str, config: dict[str, Any],
                          staging: Path, upstream_blessed: bool | None = None) -> dict[str, Any]:
     """Everything but publishing: builds ``staging`` in the artifact layout, returns the metadata."""
-    from components.ondevice import data
-    from components.ondevice.raw_model import export_raw_savedmodel
+    from ondevice import data
+    from ondevice.raw_model import export_raw_savedmodel
 
     timings: dict[str, float] = {}
     t = time.monotonic()

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.ondevice import builtin, reference
-from components.ondevice import tflite as lite
-from components.ondevice.spec import build_spec, not_builtin
 from components.tflite_converter import executor
-from modules.fitted import fitted_values
+from features.fitted import fitted_values
+from ondevice import builtin, reference
+from ondevice import tflite as lite
+from ondevice.spec import build_spec, not_builtin
 from tests import tft_harness
 from tests.conftest import sample_rows
 

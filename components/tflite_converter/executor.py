@@ -16,7 +16,7 @@ import os
 import tempfile
 from typing import Any
 
-from modules import keras_env
+from model import keras_env
 
 keras_env.apply()
 
@@ -24,10 +24,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tfx.utils import path_utils  # noqa: E402
 
-from components import model_io  # noqa: E402
-from components.ondevice import data, raw_model  # noqa: E402
-from components.ondevice import tflite as lite  # noqa: E402
-from modules import task  # noqa: E402
+from features import task  # noqa: E402
+from model import model_io  # noqa: E402
+from ondevice import data, raw_model  # noqa: E402
+from ondevice import tflite as lite  # noqa: E402
 
 COMPONENT = "TFLiteConverter"
 # TFMA metrics of the shipped .tflite files, per task (TFMA computes them from the model's output).
@@ -103,7 +103,7 @@ def run(model: Any, transform_graph: Any, examples: Any, mobile_model: Any, bles
 
     import tensorflow_transform as tft
 
-    from modules.signatures import serving_columns
+    from model.signatures import serving_columns
 
     raw_spec = tft.TFTransformOutput(transform_graph.uri).raw_feature_spec()
     columns = serving_columns(cfg["custom_config"], raw_spec)  # what serving_raw (the reference) needs

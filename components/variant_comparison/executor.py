@@ -19,11 +19,11 @@ import tensorflow as tf
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
-from components import model_io
-from modules import task as task_lib
+from features import task as task_lib
+from model import model_io
 
 TRAINED = "trained"
-# The metrics of each row, per task; the first is the task's headline (``modules.task.PRIMARY``).
+# The metrics of each row, per task; the first is the task's headline (``features.task.PRIMARY``).
 METRICS = {task_lib.BINARY: ("auc", "binary_accuracy", "precision", "recall"),
            task_lib.MULTICLASS: ("accuracy", "crossentropy"),
            task_lib.REGRESSION: ("rmse", "mae", "r2")}

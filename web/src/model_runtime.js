@@ -5,7 +5,7 @@
 // The graph model computes every feature its preprocessing spec marks `builtin` from the raw
 // columns itself. The others (hashes, hashed OOV buckets, crosses: no TF.js op for them in a
 // graph the converter accepts) enter the model already transformed; `transformFeature` computes
-// them here exactly as the spec says (the NumPy reference in components/ondevice/reference.py,
+// them here exactly as the spec says (the NumPy reference in ondevice/reference.py,
 // FarmHash fingerprints by tf.string.stringToHashBucketFast, the function tf.Transform uses).
 //
 // Column values: strings ("" = missing), numbers (NaN = missing), timestamps as integer seconds

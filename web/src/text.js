@@ -1,4 +1,4 @@
-// The JS reference tokenizer of text features (modules/text.py is the definition; the Python
+// The JS reference tokenizer of text features (features/text.py is the definition; the Python
 // reference is modules.text.tokenize). The preprocessing spec's `tokenize` step carries the
 // definition: ASCII-only lower-casing (A-Z -> a-z, nothing else), a split on runs of the
 // `separators` regex (an explicit ASCII class: the same set in RE2, Python and JS), empty tokens

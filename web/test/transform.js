@@ -2,7 +2,7 @@
 // The app-side preprocessing of model_runtime.js on its own: reads {"features": [spec features],
 // "columns": {raw column: [values]}, "dtypes": {raw column: dtype}} (null = NaN) and prints
 // {"<model input>": [values]} as transformFeature computes them, for comparison with the NumPy
-// reference (components/ondevice/reference.py).
+// reference (ondevice/reference.py).
 import {readFile} from 'node:fs/promises';
 
 import * as tf from '@tensorflow/tfjs';

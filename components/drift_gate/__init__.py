@@ -1,3 +1,0 @@
-from components.drift_gate.component import DriftReport, DriftSkewGate
-
-__all__ = ["DriftReport", "DriftSkewGate"]

@@ -1,0 +1,3 @@
+from components.temporal_csv_example_gen.component import TemporalCsvExampleGen
+
+__all__ = ["TemporalCsvExampleGen"]

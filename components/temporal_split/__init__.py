@@ -1,3 +1,0 @@
-from components.temporal_split.component import TemporalCsvExampleGen
-
-__all__ = ["TemporalCsvExampleGen"]

@@ -1,0 +1,1 @@
+"""Feature definitions, the preprocessing step registry, the label/task type; no TFX."""
