@@ -57,9 +57,9 @@ def measure_model(cfg, name: str, model_uri: str, examples_uri: str, runs: tuple
     import tensorflow as tf
     from tfx.utils import path_utils
 
-    from components.ondevice import data, reference
-    from components.ondevice import tflite as lite
     from components.tfjs_converter.bench import tfjs_measurements
+    from ondevice import data, reference
+    from ondevice import tflite as lite
 
     single_runs, batch, batch_runs, n_rows = runs
     suffix = "" if name == "trained" else f"_{name}"

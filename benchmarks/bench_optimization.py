@@ -37,9 +37,8 @@ def int8_agreement(cfg) -> tuple[float, int, int]:
     from ai_edge_litert.interpreter import Interpreter
     from tfx.types import standard_artifacts
 
-    from components import model_io
     from components.variant_comparison.executor import raw_examples
-    from modules import signatures, training
+    from model import model_io, signatures, training
 
     def artifact(cls, uri, splits=None):
         a = cls()

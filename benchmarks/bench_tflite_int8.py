@@ -6,7 +6,7 @@ built-in ops, prediction out), per deployed model (trained, qat), with the code 
   rows of the deployment split (post-training int8 of the trained model is calibrated on
   ``representative_examples`` train rows; a QAT model brings its own ranges); goal >= 99%
 
-Each .tflite is also broken down by where its bytes go (components.ondevice.tflite.size_breakdown:
+Each .tflite is also broken down by where its bytes go (ondevice.tflite.size_breakdown:
 weights, vocabulary tables, tensor names, quantization parameters, the flatbuffer's operator and
 tensor tables) and which ops run in int8: when the size goal is missed, that table says why.
 
@@ -70,10 +70,10 @@ def measure(cfg, name: str, work: Path) -> list[dict]:
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    from components.ondevice import data, raw_model
-    from components.ondevice import tflite as lite
-    from modules import task
-    from modules.signatures import serving_columns
+    from features import task
+    from model.signatures import serving_columns
+    from ondevice import data, raw_model
+    from ondevice import tflite as lite
 
     custom_config = cfg.trainer_custom_config()
     transform = harness.output_uri(cfg, "Transform", "TransformGraph")
@@ -111,9 +111,9 @@ def model_alone(module, spec, rows, train, representative, raw_float32: dict, fo
     import numpy as np
     import tensorflow as tf
 
-    from components.ondevice import builtin, data, raw_model
-    from components.ondevice import tflite as lite
-    from modules import task
+    from features import task
+    from ondevice import builtin, data, raw_model
+    from ondevice import tflite as lite
 
     def transformed(feeds: dict) -> dict:
         inputs = {k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in feeds.items()}
