@@ -15,20 +15,16 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from model import keras_env
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from tfx.components.trainer.fn_args_utils import DataAccessor
+from tfx.components.util import tfxio_utils
+from tfx.types import artifact_utils
+from tfx.utils import io_utils, path_utils
 
-keras_env.apply()
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_transform as tft  # noqa: E402
-import tf_keras as keras  # noqa: E402
-from tfx.components.trainer.fn_args_utils import DataAccessor  # noqa: E402
-from tfx.components.util import tfxio_utils  # noqa: E402
-from tfx.types import artifact_utils  # noqa: E402
-from tfx.utils import io_utils, path_utils  # noqa: E402
-
-from model import signatures, training  # noqa: E402
+from model import keras_env, signatures, training
 
 STATS_FILE = "variant.json"
 # Layers whose weights pruning and quantization act on (tfmot wraps only these here).
@@ -37,6 +33,7 @@ PRUNABLE = (keras.layers.Dense, keras.layers.Embedding)
 
 def load_model(model_uri: str) -> keras.Model:
     """The Keras model inside a Model artifact's folder (Trainer's or a variant's)."""
+    keras_env.require()  # tfmot and TFMA see tf.keras: it must be tf_keras, as the model is
     path = path_utils.serving_model_path(model_uri)
     try:
         loaded = keras.models.load_model(path, compile=False)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
-
-# isort: split
 import json
 
 import numpy as np

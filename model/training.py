@@ -11,18 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from model import keras_env
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
 
-keras_env.apply()  # before TensorFlow is imported in this process
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
-from tfx_bsl.public.tfxio import TensorFlowDatasetOptions  # noqa: E402
-
-from features import feature_steps, task  # noqa: E402
-from features.feature_steps import FeatureDef  # noqa: E402
-from model import hyperparameters, signatures  # noqa: E402
+from features import feature_steps, task
+from features.feature_steps import FeatureDef
+from model import hyperparameters, signatures
 
 
 def hyperparameters_from(custom_config: dict, tuned: dict | None = None) -> dict[str, Any]:

@@ -8,16 +8,19 @@ by DataCleaner or not selected by FeatureSelector) is skipped.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from model import keras_env
+from model.keras_env import KERAS_ENV
 
-keras_env.apply()  # before TensorFlow is imported in this process
+# TFX may load this file in a fresh executor process (a container, a Beam worker): the Keras
+# flavour is set before TensorFlow loads (model/keras_env.py).
+os.environ.update(KERAS_ENV)
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from features import feature_steps, task  # noqa: E402
-from features.feature_steps import active_features  # noqa: E402
+from features import feature_steps, task
+from features.feature_steps import active_features
 
 
 def value_type_of(tensor: Any) -> str:

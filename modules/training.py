@@ -6,18 +6,20 @@ import json
 import os
 from typing import Any
 
-from model import keras_env
+from model.keras_env import KERAS_ENV
 
-keras_env.apply()  # before TensorFlow is imported in this process
+# TFX may load this file in a fresh executor process (a container, a Beam worker): the Keras
+# flavour is set before TensorFlow loads (model/keras_env.py).
+os.environ.update(KERAS_ENV)
 
-import tensorflow as tf  # noqa: E402
-import tensorflow_transform as tft  # noqa: E402
-import tf_keras as keras  # noqa: E402
-from absl import logging  # noqa: E402
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from absl import logging
 
-from features import image  # noqa: E402
-from model import signatures  # noqa: E402
-from model.training import (  # noqa: E402
+from features import image
+from model import signatures
+from model.training import (
     build_model,
     hyperparameters_from,
     input_fn,

@@ -8,19 +8,22 @@ from the config's ``tuning`` section in ``custom_config``.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from model import keras_env
+from model.keras_env import KERAS_ENV
 
-keras_env.apply()  # before TensorFlow is imported in this process
+# TFX may load this file in a fresh executor process (a container, a Beam worker): the Keras
+# flavour is set before TensorFlow loads (model/keras_env.py).
+os.environ.update(KERAS_ENV)
 
-import keras  # noqa: E402  (Keras 3, whatever TF_USE_LEGACY_KERAS says about tf.keras)
-import keras_tuner  # noqa: E402
-import tensorflow_transform as tft  # noqa: E402
-from tfx.components.tuner.component import TunerFnResult  # noqa: E402
+import keras  # Keras 3, whatever TF_USE_LEGACY_KERAS says about tf.keras
+import keras_tuner
+import tensorflow_transform as tft
+from tfx.components.tuner.component import TunerFnResult
 
-from model import hyperparameters  # noqa: E402
-from model.training import build_model, input_fn, model_head, model_outputs, start_at_the_mean_target  # noqa: E402
+from model import hyperparameters
+from model.training import build_model, input_fn, model_head, model_outputs, start_at_the_mean_target
 
 ALGORITHMS = {
     "random": keras_tuner.RandomSearch,

@@ -14,17 +14,13 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from model import keras_env
+import tensorflow as tf
+import tensorflow_transform as tft
 
-keras_env.apply()
-
-import tensorflow as tf  # noqa: E402
-import tensorflow_transform as tft  # noqa: E402
-
-from features.fitted import fitted_values  # noqa: E402
-from model import model_io  # noqa: E402
-from ondevice import builtin  # noqa: E402
-from ondevice.spec import build_spec  # noqa: E402
+from features.fitted import fitted_values
+from model import model_io
+from ondevice import builtin
+from ondevice.spec import build_spec
 
 SPEC_FILE = "preprocessing_spec.json"
 

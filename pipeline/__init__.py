@@ -1,8 +1,8 @@
-"""The TFX pipeline package: config, pipeline definition, runners and CLI."""
+"""The TFX pipeline package: config, pipeline definition, runners and CLI.
 
-from model import keras_env
-
-keras_env.apply()  # every entry point imports this package before TensorFlow
+Importing it sets nothing and loads no TensorFlow: the Keras flavour is the process entry's
+(``python -m pipeline``, ``pipeline.cli:main``; see model/keras_env.py).
+"""
 
 
 def __getattr__(name: str) -> type:

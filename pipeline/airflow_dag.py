@@ -25,11 +25,18 @@ Written by `python -m pipeline compile --engine airflow`; TFX's AirflowDagRunner
 from the config each time Airflow parses this file. Schedule: runner.airflow of the config.
 """
 
+import os
 import sys
 
 sys.path.insert(0, {root!r})  # the project checkout (harmless when it is pip-installed)
 
-from pipeline.airflow_dag import build_dag  # noqa: E402
+from model.keras_env import KERAS_ENV
+
+# The Keras flavour of every Airflow process that parses this file (scheduler, task runs),
+# before TensorFlow loads: this file is their entry (model/keras_env.py).
+os.environ.update(KERAS_ENV)
+
+from pipeline.airflow_dag import build_dag
 
 DAG = build_dag({config!r}, output_root={output_root!r}, until={until!r})
 '''
@@ -41,8 +48,8 @@ KERAS_CHECK_LOG = "Keras flavour in this task process:"
 def check_keras_flavour(context: Any = None) -> None:
     """``pre_execute`` of every task: the task process has the project's Keras flavour.
 
-    The DAG file imports ``pipeline`` (which applies ``model/keras_env``) before anything loads
-    TensorFlow, in every process that parses it: the scheduler's, ``airflow tasks run`` and
+    The DAG file sets ``model.keras_env.KERAS_ENV`` before anything loads TensorFlow, in every
+    process that parses it: the scheduler's, ``airflow tasks run`` and
     ``airflow dags test``. This checks that it did, in the process about to run the component, and
     fails the task (before the component runs) if ``tf.keras`` is not tf_keras there."""
     import logging
@@ -60,8 +67,8 @@ def check_keras_flavour(context: Any = None) -> None:
                                            f"tf_keras {tf_keras.__version__}" if legacy else "Keras 3")
     if env != KERAS_ENV or not legacy:
         raise RuntimeError(f"Airflow task process without the project's Keras flavour ({env}, tf.keras "
-                           f"{'is' if legacy else 'is not'} tf_keras): the DAG file must import `pipeline` "
-                           "before TensorFlow is loaded (see model/keras_env.py)")
+                           f"{'is' if legacy else 'is not'} tf_keras): the DAG file must "
+                           "set KERAS_ENV before TensorFlow is loaded (see model/keras_env.py)")
 
 
 def dag_config(settings: AirflowSettings | None) -> dict[str, Any]:

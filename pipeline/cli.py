@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from csvio.reader import CsvFormatError
+from model import keras_env
 from pipeline.config import ConfigError, PipelineConfig, load_config
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "taxi" / "pipeline.yaml"
@@ -155,6 +156,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keras_env.apply()  # the console script's entry (tfx-pipeline): before any command loads TensorFlow
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)

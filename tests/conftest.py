@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
-
 ROOT = Path(__file__).resolve().parent.parent
 TAXI_CONFIG = ROOT / "pipeline" / "configs" / "taxi" / "pipeline.yaml"
 TAXI_CSV = ROOT / "data" / "taxi" / "data.csv"

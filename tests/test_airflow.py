@@ -49,8 +49,8 @@ def airflow_env(home: Path) -> dict[str, str]:
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}"}
-    # A contrary setting in the environment: the DAG file's `import pipeline` must override it in
-    # every Airflow process that runs a task (keras_env.apply), or the tasks' pre_execute check fails.
+    # A contrary setting in the environment: the DAG file (its KERAS_ENV) must override it in
+    # every Airflow process that runs a task, or the tasks' pre_execute check fails.
     env["TF_USE_LEGACY_KERAS"] = "0"
     return env
 

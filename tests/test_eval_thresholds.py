@@ -4,9 +4,6 @@
 
 from __future__ import annotations
 
-import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
-
-# isort: split
 from tensorflow_model_analysis.evaluators.metrics_validator import validate_metrics
 from tensorflow_model_analysis.metrics import metric_specs
 

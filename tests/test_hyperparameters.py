@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras_tuner
 import pytest
 
-import pipeline  # noqa: F401  (Keras flavour first)
 from model import hyperparameters
 
 DEFAULTS = {"hidden_units": [64, 32], "embedding_dim": 8, "dropout": 0.1, "learning_rate": 0.003, "batch_size": 128}

@@ -1,4 +1,5 @@
-"""The Keras flavour is decided by our entry points, not by import order."""
+"""The Keras flavour is decided by the process entries, not by import order (model/keras_env.py):
+every entry sets it even against a contrary shell setting, and library imports set nothing."""
 
 from __future__ import annotations
 
@@ -6,25 +7,72 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+import pytest
 
-PROBE = (
-    "import pipeline, tensorflow as tf, tf_keras; "
-    "from model import training; "
-    "print(os.environ['TF_USE_LEGACY_KERAS'], tf.keras.Model is tf_keras.Model, training.keras is tf_keras)"
-)
+from tests.conftest import ROOT, TAXI_CONFIG
+
+# What a process ends up with, printed last: the variable, tf.keras is tf_keras, model code's keras is tf_keras.
+REPORT = ("import tensorflow as tf, tf_keras; from model import training; "
+          "print(os.environ.get('TF_USE_LEGACY_KERAS'), tf.keras.Model is tf_keras.Model, training.keras is tf_keras)")
+VALIDATE = ["validate", "--config", str(TAXI_CONFIG)]  # a command that loads no TensorFlow itself
 
 
-def _probe(env_value: str | None) -> str:
+def _probe(code: str, env_value: str | None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     if env_value is not None:
         env["TF_USE_LEGACY_KERAS"] = env_value
-    proc = subprocess.run([sys.executable, "-c", "import os; " + PROBE], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-c", "import os, sys; " + code], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout.strip().splitlines()[-1]
 
 
-def test_unset_and_contrary_settings_both_end_as_tf_keras():
-    assert _probe(None) == "1 True True"
-    assert _probe("0") == "1 True True"  # a stray TF_USE_LEGACY_KERAS=0 in the shell is overridden
+ENTRIES = {
+    # `python -m pipeline ...`: pipeline/__main__.py, run as the interpreter runs it.
+    "python -m pipeline": f"import runpy; sys.argv = ['pipeline', *{VALIDATE!r}]\n"
+                          "try: runpy.run_module('pipeline', run_name='__main__', alter_sys=True)\n"
+                          "except SystemExit as e: assert e.code == 0, e\n",
+    # The console script tfx-pipeline = pipeline.cli:main.
+    "tfx-pipeline": f"from pipeline.cli import main; assert main({VALIDATE!r}) == 0\n",
+    # TFX loads the module files in the executor's process, which may be a fresh one (a container).
+    "modules/preprocessing.py": "import modules.preprocessing\n",
+    "modules/training.py": "import modules.training\n",
+    "modules/tuning.py": "import modules.tuning\n",
+}
+
+
+@pytest.mark.parametrize("entry", list(ENTRIES))
+def test_each_entry_sets_tf_keras_whatever_the_shell_says(entry):
+    script = f"exec({ENTRIES[entry]!r}); " + REPORT
+    assert _probe(script, None) == "1 True True"
+    assert _probe(script, "0") == "1 True True"  # a stray TF_USE_LEGACY_KERAS=0 in the shell is overridden
+
+
+def test_library_imports_set_nothing_and_require_names_the_fix():
+    """Importing the package, model code and the Keras-using components decides nothing: with a
+    contrary setting tf.keras is Keras 3 (tensorflow-model-optimization sets the variable on import,
+    too late for tf.keras), and ``keras_env.require()`` (model_io.load_model calls it) fails with the
+    fix named instead of a Keras 2/3 mix-up later."""
+    code = ("import pipeline, model.training, model.model_io, components.pruner.executor, ondevice.raw_model; "
+            "import tensorflow as tf, tf_keras; from model import keras_env, model_io\n"
+            "try: model_io.load_model('/nonexistent'); named = False\n"
+            "except RuntimeError as e: named = 'TF_USE_LEGACY_KERAS' in str(e) and 'keras_env.apply()' in str(e)\n"
+            "print(os.environ.get('TF_USE_LEGACY_KERAS'), tf.keras.Model is tf_keras.Model, named)")
+    assert _probe(f"exec({code!r})", "0").split()[1:] == ["False", "True"]
+
+
+def test_this_test_session_is_tf_keras():
+    """The pytest session's entry (the checkout's conftest.py) set it before TensorFlow loaded."""
+    import tensorflow as tf
+    import tf_keras
+
+    assert os.environ.get("TF_USE_LEGACY_KERAS") == "1"
+    assert tf.keras.Model is tf_keras.Model
+
+
+def test_a_pytest_session_overrides_a_contrary_shell_setting():
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "0"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+                           f"{__file__}::test_this_test_session_is_tf_keras"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:]

@@ -8,9 +8,6 @@ graph) must reproduce Transform's own output."""
 
 from __future__ import annotations
 
-import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
-
-# isort: split
 import json
 from pathlib import Path
 

@@ -3,9 +3,6 @@ TF label (Transform) for every rule; heads, parity and thresholds differ per tas
 
 from __future__ import annotations
 
-import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
-
-# isort: split
 import numpy as np
 import pytest
 import tensorflow as tf

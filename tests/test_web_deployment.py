@@ -6,9 +6,6 @@ real rows (missing values as empty fields) as a person would."""
 
 from __future__ import annotations
 
-import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
-
-# isort: split
 import json
 from pathlib import Path
 

@@ -8,7 +8,6 @@ import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2
 
-import pipeline  # noqa: F401  (Keras flavour before TensorFlow)
 from components.csv_example_gen import CsvExampleGen
 from tests.conftest import TAXI_CSV, run_example_gen
 

@@ -3,10 +3,6 @@ checked independently with pandas: fitted values, rows per rule per split, the w
 
 from __future__ import annotations
 
-import pipeline  # noqa: F401  (first: sets the Keras flavour before TensorFlow loads)
-
-# isort: split
-
 import csv
 import json
 import random

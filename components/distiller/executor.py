@@ -15,16 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from model import keras_env, model_io
+import tensorflow as tf
+import tf_keras as keras
+from absl import logging
 
-keras_env.apply()
-
-import tensorflow as tf  # noqa: E402
-import tf_keras as keras  # noqa: E402
-from absl import logging  # noqa: E402
-
-from features import task  # noqa: E402
-from model import training  # noqa: E402
+from features import task
+from model import model_io, training
 
 REQUIRED = ("student", "temperature", "alpha", "train_steps", "learning_rate", "batch_size")
 

@@ -4,9 +4,6 @@ and TFDV's own validate_statistics as the reference for the measured distances."
 
 from __future__ import annotations
 
-import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
-
-# isort: split
 import csv
 import json
 import random

@@ -12,10 +12,6 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
-import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
-
-# isort: split
-
 import apache_beam as beam
 import numpy as np
 import pandas as pd

@@ -11,7 +11,6 @@ import tensorflow as tf
 from PIL import Image
 from tfx.proto import example_gen_pb2
 
-import pipeline  # noqa: F401  (Keras flavour before TensorFlow)
 from components.image_example_gen import ImageExampleGen, ImageFormatError
 from components.image_example_gen.executor import to_example
 from tests.conftest import run_example_gen

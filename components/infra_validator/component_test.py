@@ -5,9 +5,6 @@ by TFX's TensorFlowServingClient with requests built from the eval split) and th
 
 from __future__ import annotations
 
-import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
-
-# isort: split
 import shutil
 from pathlib import Path
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from model import keras_env, model_io
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
 
-keras_env.apply()
-
-import tensorflow_model_optimization as tfmot  # noqa: E402
-import tf_keras as keras  # noqa: E402
+from model import model_io
 
 REQUIRED = ("target_sparsity", "fine_tune_steps", "learning_rate", "batch_size")
 

@@ -8,7 +8,6 @@ import pandas as pd
 import tensorflow as tf
 from tfx import v1 as tfx
 
-import pipeline  # noqa: F401  (Keras flavour before TensorFlow)
 from components.temporal_csv_example_gen import TemporalCsvExampleGen
 from components.temporal_csv_example_gen.component import epoch_seconds
 from tests.conftest import sample_rows, write_csv

@@ -8,9 +8,6 @@ file, op or command named and leave nothing behind."""
 
 from __future__ import annotations
 
-import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
-
-# isort: split
 import json
 import re
 import shutil

@@ -16,18 +16,14 @@ import os
 import tempfile
 from typing import Any
 
-from model import keras_env
+import numpy as np
+import tensorflow as tf
+from tfx.utils import path_utils
 
-keras_env.apply()
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tfx.utils import path_utils  # noqa: E402
-
-from features import task  # noqa: E402
-from model import model_io  # noqa: E402
-from ondevice import data, raw_model  # noqa: E402
-from ondevice import tflite as lite  # noqa: E402
+from features import task
+from model import model_io
+from ondevice import data, raw_model
+from ondevice import tflite as lite
 
 COMPONENT = "TFLiteConverter"
 # TFMA metrics of the shipped .tflite files, per task (TFMA computes them from the model's output).
