@@ -23,13 +23,11 @@ with --server-flag, e.g. --server-flag=--num_server_processes=2.
 
 from __future__ import annotations
 
-import pipeline  # noqa: F401  (sets the Keras flavour before TensorFlow loads)
-
-# isort: split
 import argparse
 import asyncio
 import base64
 import json
+import os
 import shutil
 import sys
 import threading
@@ -37,15 +35,23 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout, when run as a script
+
+from model.keras_env import KERAS_ENV
+
+# This script is a process entry (model/keras_env.py): the Keras flavour before TensorFlow loads;
+# the pipeline runs and servers it starts inherit it.
+os.environ.update(KERAS_ENV)
+
 import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
+from benchmarks import harness
+from tests.serving_fixtures import ServerProcess, newest_outputs, trained_model
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from benchmarks import harness  # noqa: E402
-from tests.serving_fixtures import ServerProcess, newest_outputs, trained_model  # noqa: E402
 
 CONCURRENCY = (1, 8, 32)
 CHANNELS = 4  # gRPC channels (connections) of the client at concurrency > 1

@@ -18,14 +18,21 @@ tensor tables) and which ops run in int8: when the size goal is missed, that tab
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout, when run as a script
 
-import pipeline  # noqa: E402,F401  (Keras flavour before TensorFlow)
-from benchmarks import harness  # noqa: E402
+from model.keras_env import KERAS_ENV
+
+# This script is a process entry (model/keras_env.py): the Keras flavour before TensorFlow loads;
+# the pipeline runs and servers it starts inherit it.
+os.environ.update(KERAS_ENV)
+
+from benchmarks import harness
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SIZE_GOAL, AGREEMENT_GOAL = 0.5, 0.99
 # Ops whose constant inputs are the model's weights (QAT's float32 file passes them through QUANTIZE).

@@ -17,10 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout, when run as a script
 
-from pipeline.datasets import LAYOUTS, generate  # noqa: E402
+from pipeline.datasets import LAYOUTS, generate
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SUFFIXES = {"k": 1_000, "m": 1_000_000}
 
