@@ -11,7 +11,7 @@ WEB_STAMP := web/node_modules/.installed
 CONFIG    ?= pipeline/configs/taxi/pipeline.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps run test lint bench bench-serving bench-scale lock lock-tfjs clean
+.PHONY: setup system-deps run test test-fast lint bench bench-serving bench-scale lock lock-tfjs clean
 
 setup: $(STAMP) $(TFJS_STAMP) $(WEB_STAMP)
 
@@ -68,6 +68,10 @@ lint: setup
 
 test: setup system-deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The unit and component tests, without the tests marked e2e (those that run a pipeline): minutes.
+test-fast: setup lint
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 # Measurements (benchmarks/; docs/benchmarks.md): each script ends with a goal table, PASS or MISS,
 # printed and written to outputs/bench/<script>.json. One finished run of the shipped taxi config

@@ -173,7 +173,9 @@ class BackgroundRun:
 @pytest.fixture(scope="session", autouse=True)
 def background_runs(request, tmp_path_factory) -> dict[str, BackgroundRun]:
     """{module name: its run} for every collected test module that declares BACKGROUND_RUN, each
-    started before the first test. A module's fixture waits for its run with ``finish()``."""
+    started before the first test. A module's fixture waits for its run with ``finish()``.
+    ``session.items`` holds the selected tests only: a module whose tests are all deselected (``-m "not
+    e2e"``, ``-k``) starts no run."""
     modules = {item.module for item in request.session.items if hasattr(item, "module")}
     runs = {m.__name__: BackgroundRun.start(tmp_path_factory.mktemp(m.__name__.rsplit(".", 1)[-1]),
                                             getattr(m, BACKGROUND_RUN))

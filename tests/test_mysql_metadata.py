@@ -27,6 +27,7 @@ def mysql(tmp_path_factory):
     server.stop()
 
 
+@pytest.mark.e2e  # runs the pipeline up to FeatureSelector
 @needs_server
 def test_pipeline_lineage_in_mysql(mysql, taxi_sample_dir: Path, tmp_path: Path, monkeypatch) -> None:
     from ml_metadata.proto import metadata_store_pb2

@@ -95,6 +95,7 @@ def _b64_instances(env: dict) -> list[dict]:
 
 
 # -- status and metadata --------------------------------------------------------------------
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_model_status_rest_and_grpc(env):
     server = env["server"]
     status, body = http(server.rest, "GET", "/v1/models/taxi")
@@ -113,6 +114,7 @@ def test_model_status_rest_and_grpc(env):
     assert [s.version for s in env["models"].GetModelStatus(request).model_version_status] == [1]
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_metadata_rest_and_grpc_are_the_saved_models_signature_defs(env):
     from tensorflow.core.protobuf import saved_model_pb2
 
@@ -135,6 +137,7 @@ def test_metadata_rest_and_grpc_are_the_saved_models_signature_defs(env):
 
 
 # -- predict --------------------------------------------------------------------------------
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_rest_predict_row_and_columnar_equal_in_process(env):
     rest, expected = env["server"].rest, _expected(env)
     status, body = http(rest, "POST", "/v1/models/taxi:predict", {"instances": _b64_instances(env)})
@@ -161,6 +164,7 @@ def test_rest_predict_row_and_columnar_equal_in_process(env):
     assert status == 200 and len(body["predictions"]) == 2 and "big_tipper" in body["predictions"][0]
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_grpc_predict_equal_in_process(env):
     expected = _expected(env)
     request = predict_pb2.PredictRequest()
@@ -183,6 +187,7 @@ def test_grpc_predict_equal_in_process(env):
 
 
 # -- classify and regress -------------------------------------------------------------------
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_classify_and_regress_rest_and_grpc(env):
     p = _expected(env)[:, 0]
     inputs = tf.constant(env["examples"])
@@ -263,6 +268,7 @@ BAD_REST = [
 ]
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 @pytest.mark.parametrize(("method", "path", "body", "status", "words"), BAD_REST,
                          ids=[f"{m} {p} {i}" for i, (m, p, *_) in enumerate(BAD_REST)])
 def test_bad_rest_requests_get_named_errors(env, method, path, body, status, words):
@@ -274,6 +280,7 @@ def test_bad_rest_requests_get_named_errors(env, method, path, body, status, wor
         assert word in answer["error"], answer
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_mistyped_feature_in_a_tf_example_is_named(env):
     example = tf.train.Example(features=tf.train.Features(feature={
         "fare": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"ten dollars"]))}))
@@ -288,6 +295,7 @@ def _grpc_error(call, request) -> grpc.RpcError:
     return err.value
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_bad_grpc_requests_get_codes_and_named_errors(env):
     stub = env["predict"]
     request = predict_pb2.PredictRequest()
@@ -319,6 +327,7 @@ def test_bad_grpc_requests_get_codes_and_named_errors(env):
 
 
 # -- metrics, client, flags -----------------------------------------------------------------
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_prometheus_metrics_count_requests_errors_and_latency(env):
     http(env["server"].rest, "POST", "/v1/models/taxi/versions/1:predict", {"instances": _b64_instances(env)[:1]})
     http(env["server"].rest, "POST", "/v1/models/taxi:predict", {"instances": [3.5]})
@@ -333,6 +342,7 @@ def test_prometheus_metrics_count_requests_errors_and_latency(env):
     assert ':tensorflow:serving:model_load_count{model_name="taxi",model_version="2",status="ok"} 1' in text
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_predict_cli_rest_and_grpc(env, tmp_path):
     header = list(env["rows"][0])
     csv_path = tmp_path / "rows.csv"
@@ -352,6 +362,7 @@ def test_predict_cli_rest_and_grpc(env, tmp_path):
     assert proc.returncode == 2 and "missing.csv" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_server_binds_loopback_by_default(env):
     assert f"Running gRPC ModelServer at 127.0.0.1:{env['server'].grpc_port}" in env["server"].log.read_text()
 
@@ -381,6 +392,7 @@ def test_bad_flags_and_config_files_are_named(tmp_path):
     assert proc.returncode == 2 and "no.pbtxt" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_rest_response_is_tf_serving_json(env):
     """NaN travels as TF Serving writes it (a bare NaN literal) and strings as UTF-8."""
     status, body = http(env["server"].rest, "POST", "/v1/models/taxi:predict",

@@ -72,6 +72,7 @@ def _states(env) -> dict[str, str]:
     return {s["version"]: s["state"] for s in body["model_version_status"]}
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_batched_predictions_equal_in_process(env):
     """Concurrent requests of different sizes are merged into batches; each gets its own rows back."""
     examples, results, errors = env["examples"], {}, []
@@ -99,6 +100,7 @@ def test_batched_predictions_equal_in_process(env):
     assert http(env["server"].rest, "GET", "/monitoring/prometheus/metrics")[0] == 404
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_hot_reload_under_concurrent_load_fails_no_request(env):
     """v2 is pushed while gRPC and REST clients keep sending requests: v2 takes over, v1 is unloaded,
     no request fails. Then a corrupt v3 is pushed: it is reported, v2 keeps serving."""
@@ -152,6 +154,7 @@ def test_hot_reload_under_concurrent_load_fails_no_request(env):
     assert _states(env)["2"] == "AVAILABLE"
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_reload_config_rpc_adds_a_model(env):
     config = model_server_config_pb2.ModelServerConfig()
     for name in ("taxi", "taxi_copy"):
@@ -168,6 +171,7 @@ def test_reload_config_rpc_adds_a_model(env):
     assert response.status.error_code == 3 and "base_path" in response.status.error_message
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_body_over_the_limit_gets_413_and_the_server_stays_up(env):
     status, body = http(env["server"].rest, "POST", "/v1/models/taxi:predict",
                         raw=b'{"instances": ["' + b"x" * (MAX_BODY + 100_000) + b'"]}')
@@ -189,6 +193,7 @@ def test_version_policy(policy, on_disk, wanted):
     assert wanted_versions(config, on_disk) == wanted
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_pushed_layout_ignores_partial_and_non_numeric_folders(env, tmp_path):
     from serving.manager import ModelManager
 

@@ -76,6 +76,7 @@ def _wait_for(condition, what: str, timeout: float = 180.0) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_both_processes_listen_and_answer(env):
     pids = _pids(env)
     assert len(pids) == 2
@@ -92,6 +93,7 @@ def test_both_processes_listen_and_answer(env):
     assert env["server"].log.read_text().count("Running gRPC ModelServer at") == 1
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_each_process_serves_a_new_version_and_a_reloaded_config(env):
     def states() -> set[tuple]:
         return {(owner, status, tuple((s["version"], s["state"]) for s in body["model_version_status"]))
@@ -114,6 +116,7 @@ def test_each_process_serves_a_new_version_and_a_reloaded_config(env):
     assert {(status, body["model_version_status"][0]["state"]) for _, status, body in answers} == {(200, "AVAILABLE")}
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_sigterm_stops_every_process(env):
     procs = [psutil.Process(pid) for pid in _pids(env)]
     env["server"].stop()

@@ -57,6 +57,7 @@ def run(tmp_path_factory) -> dict:
     return {"root": root, "blessings": blessings}
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_a_model_that_serves_is_blessed_and_pushed(run):
     blessing = run["blessings"]["InfraValidator_good"]
     assert blessing.custom_properties["blessed"].int_value == 1
@@ -65,6 +66,7 @@ def test_a_model_that_serves_is_blessed_and_pushed(run):
     assert len(pushed) == 1 and (pushed[0] / "saved_model.pb").exists()
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_a_model_that_fails_to_load_is_not_blessed_and_not_pushed(run):
     blessing = run["blessings"]["InfraValidator_broken"]
     assert blessing.custom_properties["blessed"].int_value == 0

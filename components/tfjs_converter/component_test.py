@@ -80,6 +80,7 @@ def _pushed(run: dict, name: str) -> list[Path]:
     return sorted(base.iterdir()) if base.exists() else []
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_blessed_web_model_is_pushed_with_its_page_and_spec(run):
     (version,) = _pushed(run, "web")
     assert sorted(p.name for p in version.iterdir()) == PAGE
@@ -101,6 +102,7 @@ def test_blessed_web_model_is_pushed_with_its_page_and_spec(run):
                                                                       "validation.json"]
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_pushed_web_model_in_node_matches_the_saved_model_on_real_rows(run):
     from ondevice import data
 
@@ -119,6 +121,7 @@ def test_pushed_web_model_in_node_matches_the_saved_model_on_real_rows(run):
     assert measured["max_abs_diff"] <= 1e-5 and measured["agreement"] == 1.0, measured
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_model_outside_its_thresholds_is_not_blessed_nor_pushed(run):
     assert _pushed(run, "web_strict") == []
     blessing = run["artifacts"][("web_strict", "ModelBlessing")]
@@ -134,6 +137,7 @@ def test_model_outside_its_thresholds_is_not_blessed_nor_pushed(run):
         (_pushed(run, "web")[0] / "metadata.json").read_text())["sizes"]["weights_bytes"]
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_benchmark_measures_sizes_and_node_latency(run):
     (version,) = _pushed(run, "web")
     m = bench.tfjs_measurements(version, single_runs=20, batch=256, repeats=3)
@@ -148,6 +152,7 @@ def _artifact(cls, uri: Path):
     return a
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_missing_model_is_named_and_nothing_is_written(run, tmp_path):
     out = tmp_path / "web_model" / "1"
     out.mkdir(parents=True)
@@ -182,6 +187,7 @@ def test_an_op_tfjs_lacks_is_named(tmp_path):
         runtime.convert(str(tmp_path / "nothing"), str(tmp_path / "web2"))
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_a_broken_web_model_names_the_command_and_file(run, tmp_path):
     (version,) = _pushed(run, "web")
     broken = tmp_path / "broken"
