@@ -30,29 +30,37 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args)  # config and data errors first, before TensorFlow loads
-    from pipeline import runners, summary
-    from pipeline.pipeline_def import create_pipeline
+    from pipeline import runners
 
     cfg = runners.with_runner(cfg, args.engine, args.beam_arg)
-    ids = [c.id for c in create_pipeline(cfg).components]  # topological order
-    if args.until is not None and args.until not in ids:
-        print(f"error: --until {args.until}: no such component; components: {', '.join(ids)}", file=sys.stderr)
-        return 2
-    try:
-        runners.run(cfg, until=args.until)
-    except runners.PipelineFailed as exc:
-        print(f"\nERROR: {exc}", file=sys.stderr)
-        return 1
-    node_ids = ids[: ids.index(args.until) + 1] if args.until else ids
-    result = summary.summarize(cfg, node_ids)
-    report = cfg.output_dir / "report"
-    report.mkdir(parents=True, exist_ok=True)
-    (report / "summary.json").write_text(result.to_json())
-    pictures = summary.write_pictures(cfg, report)
-    print("\n" + summary.format_summary(result))
-    for picture in pictures:
-        print(f"  plot:    {picture}")
-    print(f"  report:  {report}")
+    log_file = runners.new_log_file(cfg)
+    # From here TensorFlow's C++ logs and TFX's wheel builds (fds 1/2) go to the log file; the
+    # console gets the progress, the summary and errors.
+    with runners.console_to_log(log_file) as console:
+        from pipeline import summary
+        from pipeline.pipeline_def import create_pipeline
+
+        ids = [c.id for c in create_pipeline(cfg).components]  # topological order
+        if args.until is not None and args.until not in ids:
+            print(f"error: --until {args.until}: no such component; components: {', '.join(ids)}",
+                  file=console.err)
+            return 2
+        try:
+            runners.run(cfg, out=console.out, until=args.until, log_file=log_file)
+        except runners.PipelineFailed as exc:
+            print(f"\nERROR: {exc}", file=console.err)
+            return 1
+        node_ids = ids[: ids.index(args.until) + 1] if args.until else ids
+        result = summary.summarize(cfg, node_ids)
+        report = cfg.output_dir / "report"
+        report.mkdir(parents=True, exist_ok=True)
+        (report / "summary.json").write_text(result.to_json())
+        pictures = summary.write_pictures(cfg, report)
+        print("\n" + summary.format_summary(result), file=console.out)
+        for picture in pictures:
+            print(f"  plot:    {picture}", file=console.out)
+        print(f"  report:  {report}", file=console.out)
+        print(f"  log:     {log_file}", file=console.out)
     return 0
 
 

@@ -3,14 +3,22 @@
 Both runners log "Component X is running/finished" (LocalDagRunner) or
 "node X is running/finished" (BeamDagRunner) through absl; a logging handler
 turns those into progress lines. Full logs go to ``<output_dir>/logs/``.
+
+TensorFlow's C++ logging, Beam workers and TFX's packaging of the module files (setuptools)
+write straight to file descriptors 1 and 2, below Python's logging: ``console_to_log`` points
+those descriptors at the run's log file and keeps a stream on the original terminal for the
+progress lines, the summary and errors.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -72,6 +80,50 @@ def with_runner(cfg: PipelineConfig, engine: str | None = None,
     return replace(cfg, runner=runner)
 
 
+def new_log_file(cfg: PipelineConfig) -> Path:
+    """A fresh log file path for one run: ``<output_dir>/logs/run-<timestamp>.log``."""
+    return cfg.output_dir / "logs" / f"run-{datetime.now():%Y%m%d-%H%M%S}.log"
+
+
+@dataclass
+class Console:
+    """The terminal as it was before ``console_to_log``: progress and summary to ``out``, errors to ``err``."""
+
+    out: TextIO
+    err: TextIO
+
+
+@contextmanager
+def console_to_log(log_file: Path) -> Iterator[Console]:
+    """For the block, file descriptors 1 and 2 (C++ logs, child processes, print) append to
+    ``log_file``; yields streams on the original stdout and stderr. Restored on exit, also when
+    the block raises (then the console is told where the log is, and the traceback reaches it)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    console = Console(os.fdopen(os.dup(saved[0]), "w", buffering=1), os.fdopen(os.dup(saved[1]), "w", buffering=1))
+    log_fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)  # append: Python's handler writes too
+    try:
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+    finally:
+        os.close(log_fd)
+    try:
+        yield console
+    except BaseException:
+        print(f"(full log: {log_file})", file=console.err, flush=True)
+        raise
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, original in zip((1, 2), saved, strict=True):
+            os.dup2(original, fd)
+            os.close(original)
+        console.out.close()
+        console.err.close()
+
+
 def _configure_logging(log_file: Path) -> list[logging.Handler]:
     from absl import logging as absl_logging
 
@@ -91,11 +143,13 @@ def _configure_logging(log_file: Path) -> list[logging.Handler]:
     return [file_handler]
 
 
-def run(cfg: PipelineConfig, out: TextIO = sys.stdout, until: str | None = None) -> Path:
-    """Run the pipeline (up to ``until``); return the log file. Raises PipelineFailed naming the component."""
+def run(cfg: PipelineConfig, out: TextIO = sys.stdout, until: str | None = None,
+        log_file: Path | None = None) -> Path:
+    """Run the pipeline (up to ``until``); return the log file (``new_log_file`` unless given).
+    Raises PipelineFailed naming the component."""
     from pipeline.pipeline_def import create_pipeline
 
-    log_file = cfg.output_dir / "logs" / f"run-{datetime.now():%Y%m%d-%H%M%S}.log"
+    log_file = log_file or new_log_file(cfg)
     handlers = _configure_logging(log_file)
     pipeline = create_pipeline(cfg, until)
     progress = Progress(total=len(pipeline.components), out=out)
