@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -41,26 +42,39 @@ ENTRIES = {
 }
 
 
+LIBRARY = ("import pipeline, model.training, model.model_io, components.pruner.executor, ondevice.raw_model; "
+           "import tensorflow as tf, tf_keras; from model import keras_env, model_io\n"
+           "try: model_io.load_model('/nonexistent'); named = False\n"
+           "except RuntimeError as e: named = 'TF_USE_LEGACY_KERAS' in str(e) and 'keras_env.apply()' in str(e)\n"
+           "print(os.environ.get('TF_USE_LEGACY_KERAS'), tf.keras.Model is tf_keras.Model, named)")
+
+
+@pytest.fixture(scope="module")
+def probes() -> dict[tuple[str, str | None], str]:
+    """Every probe's last line, {(entry or "library", TF_USE_LEGACY_KERAS): line}: fresh interpreters,
+    a few at a time (each loads TensorFlow for seconds)."""
+    # A stray TF_USE_LEGACY_KERAS=0 in the shell must be overridden; unset is the easier case (one entry).
+    jobs = {(entry, "0"): f"exec({code!r}); " + REPORT for entry, code in ENTRIES.items()}
+    jobs["python -m pipeline", None] = f"exec({ENTRIES['python -m pipeline']!r}); " + REPORT
+    jobs["library", "0"] = f"exec({LIBRARY!r})"
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {key: pool.submit(_probe, code, key[1]) for key, code in jobs.items()}
+    return {key: f.result() for key, f in futures.items()}
+
+
 @pytest.mark.parametrize("entry", list(ENTRIES))
-def test_each_entry_sets_tf_keras_whatever_the_shell_says(entry):
-    script = f"exec({ENTRIES[entry]!r}); " + REPORT
-    # A stray TF_USE_LEGACY_KERAS=0 in the shell is overridden (unset is the easier case: one entry checks it).
-    assert _probe(script, "0") == "1 True True"
+def test_each_entry_sets_tf_keras_whatever_the_shell_says(probes, entry):
+    assert probes[entry, "0"] == "1 True True"
     if entry == "python -m pipeline":
-        assert _probe(script, None) == "1 True True"
+        assert probes[entry, None] == "1 True True"
 
 
-def test_library_imports_set_nothing_and_require_names_the_fix():
+def test_library_imports_set_nothing_and_require_names_the_fix(probes):
     """Importing the package, model code and the Keras-using components decides nothing: with a
     contrary setting tf.keras is Keras 3 (tensorflow-model-optimization sets the variable on import,
     too late for tf.keras), and ``keras_env.require()`` (model_io.load_model calls it) fails with the
     fix named instead of a Keras 2/3 mix-up later."""
-    code = ("import pipeline, model.training, model.model_io, components.pruner.executor, ondevice.raw_model; "
-            "import tensorflow as tf, tf_keras; from model import keras_env, model_io\n"
-            "try: model_io.load_model('/nonexistent'); named = False\n"
-            "except RuntimeError as e: named = 'TF_USE_LEGACY_KERAS' in str(e) and 'keras_env.apply()' in str(e)\n"
-            "print(os.environ.get('TF_USE_LEGACY_KERAS'), tf.keras.Model is tf_keras.Model, named)")
-    assert _probe(f"exec({code!r})", "0").split()[1:] == ["False", "True"]
+    assert probes["library", "0"].split()[1:] == ["False", "True"]
 
 
 def test_this_test_session_is_tf_keras():
