@@ -9,7 +9,7 @@ process entries, never as an import side effect of library code:
   (``pipeline.cli:main``), before anything imports TensorFlow;
 * the test session: tests/conftest.py, first thing;
 * the TFX module files (modules/*.py): TFX may load them in a fresh executor process;
-* benchmarks/*.py and data/generate.py: at their ``__main__`` entry;
+* the benchmark scripts (benchmarks/bench_*.py): their first statements, beside ``sys.path``;
 * Beam workers (DirectRunner multi_processing, a subprocess per worker) and every other
   child process inherit the environment of the entry that started them;
 * Airflow tasks: pipeline/airflow_dag.py sets it for the task processes;
