@@ -7,12 +7,12 @@ process entries, never as an import side effect of library code:
 
 * the CLI: ``python -m pipeline`` (pipeline/__main__.py) and ``tfx-pipeline``
   (``pipeline.cli:main``), before anything imports TensorFlow;
-* the test session: tests/conftest.py, first thing;
+* the test session: the checkout's conftest.py (pytest loads it before any test module);
 * the TFX module files (modules/*.py): TFX may load them in a fresh executor process;
 * the benchmark scripts (benchmarks/bench_*.py): their first statements, beside ``sys.path``;
 * Beam workers (DirectRunner multi_processing, a subprocess per worker) and every other
   child process inherit the environment of the entry that started them;
-* Airflow tasks: pipeline/airflow_dag.py sets it for the task processes;
+* Airflow: the DAG file pipeline/airflow_dag.py writes sets it in every process that parses it;
 * containers: kubeflow/Dockerfile has ``ENV TF_USE_LEGACY_KERAS=1``.
 
 Library code (model/, components/, ondevice/) does not set it; where it matters it calls
