@@ -44,9 +44,12 @@ FEATURES = [
     _num("y_bkt", {"op": "bucketize", "boundaries": [-3.0, -0.5, 0.0, 1.25, 4.0], "missing_bucket": None},
          source={"column": "y"}),
     _num("x_bkt", {"op": "bucketize", "boundaries": [-1.0, 0.0, 2.0], "missing_bucket": 4}, source={"column": "x"}),
+    _num("x_ibkt", {"op": "impute", "fill": 2.5, "indicator": False},  # imputed, then bucketized
+         {"op": "bucketize", "boundaries": [-1.0, 0.0, 2.0], "missing_bucket": None}, source={"column": "x"}),
     _num("area", {"op": "impute", "fill": 3.0, "indicator": False},
          {"op": "categorical_identity", "num_buckets": 10}),
-    _num("area_vocab", {"op": "impute", "fill": 7.0, "indicator": False}, {"op": "vocabulary", "keys": [7.0, 3.0, 12.0], "oov_buckets": 1, "encoding": "index",
+    _num("area_vocab", {"op": "impute", "fill": 7.0, "indicator": False},
+         {"op": "vocabulary", "keys": [7.0, 3.0, 12.0], "oov_buckets": 1, "encoding": "index",
                         "size": 4, "numeric": True}, source={"column": "area"}),
     _num("ratio", {"op": "impute", "fill": -1.0, "indicator": True}, source={"ratio": ["y", "x"]}),
     {**_num("s", {"op": "impute", "fill": "b", "indicator": True},
