@@ -11,7 +11,7 @@ web deployment, the model and a page that uses it::
         model/model.json, model/group1-shard*.bin    the TF.js graph model
         preprocessing_spec.json                        Transform's fitted preprocessing
         metadata.json              inputs, raw columns, thresholds, parity, sizes, example rows
-        index.html, app.js, model_runtime.js, text.js, tf.min.js   the demo page (npm's tfjs bundle, no CDN)
+        index.html, app.js, model_runtime.js, text.js, ui.js, tf.min.js   the demo page (npm's tfjs bundle)
     <uri>/raw_saved_model/       the raw-features SavedModel that was converted
     <uri>/validation.json        every validation row: reference and TF.js probability
 
@@ -146,6 +146,7 @@ def write_page(serving_dir: Path) -> None:
         shutil.copy2(DEMO_DIR / name, serving_dir / name)
     shutil.copy2(runtime.WEB_DIR / "src" / "model_runtime.js", serving_dir / "model_runtime.js")
     shutil.copy2(runtime.WEB_DIR / "src" / "text.js", serving_dir / "text.js")  # its tokenizer (text features)
+    shutil.copy2(runtime.WEB_DIR / "src" / "ui.js", serving_dir / "ui.js")  # answers and errors on the page
     spec = serving_dir / SPEC_FILE
     if spec.exists() and any(i.get("pixels") for i in json.loads(spec.read_text())["inputs"]):
         shutil.copy2(runtime.WEB_DIR / "src" / "image.js", serving_dir / "image.js")  # draw / upload page
