@@ -63,7 +63,6 @@ class TensorFlow:
     floordiv = staticmethod(tf.math.floordiv)
     floormod = staticmethod(tf.math.floormod)
     log = staticmethod(tf.math.log)
-    exp = staticmethod(tf.exp)
     sin = staticmethod(tf.sin)
     cos = staticmethod(tf.cos)
     reshape = staticmethod(tf.reshape)

@@ -47,7 +47,6 @@ class NumpyArrays:
     floormod = staticmethod(np.mod)
     log = staticmethod(np.log)
     log1p = staticmethod(np.log1p)
-    exp = staticmethod(np.exp)
     expm1 = staticmethod(np.expm1)
     sin = staticmethod(np.sin)
     cos = staticmethod(np.cos)

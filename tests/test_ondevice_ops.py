@@ -114,3 +114,15 @@ def test_every_operation_gives_the_same_values_both_ways(target):
         assert np.isfinite(w).all() or "log" not in name, name
         # float32 (graph) against float64 (reference): a few float32 ulps.
         np.testing.assert_allclose(g, w, rtol=2e-6, atol=2e-6, err_msg=f"{target} {name}")
+
+
+def test_the_spec_here_reaches_every_operation_of_the_table():
+    """An operation added to ops.STEPS without a case here fails (hash: no built-in form; the
+    reference's FarmHash is checked against Transform in components/tflite_converter)."""
+    from ondevice import ops
+
+    used = {s["op"] for f in FEATURES for s in f["steps"]}
+    assert set(ops.STEPS) - used == {"hash"}
+    with pytest.raises(ValueError, match="feature h: step hash has no built-in form"):
+        ops.feature_outputs(builtin.TF, _num("h", {"op": "hash", "buckets": 4}, source={"column": "s"}),
+                            {"s": tf.constant(["a"])})
