@@ -212,7 +212,7 @@ def _task(cfg, column, task, keep_feature=False, **keys):
 
 
 def test_each_task_loads_with_its_defaults(tmp_path):
-    from pipeline.config_deployment import default_thresholds
+    from pipeline.config import default_thresholds
 
     cash = load_config(_write(tmp_path, lambda c: _task(c, "payment_type", "binary_classification",
                                                         positive_class="Cash")))
@@ -254,7 +254,7 @@ def test_bad_config_names_the_key(tmp_path, case):
 
 
 def test_tuning_and_variants_load_with_defaults(tmp_path):
-    from pipeline.config_optimization import DEFAULT_VARIANT_THRESHOLDS
+    from pipeline.config import DEFAULT_VARIANT_THRESHOLDS
 
     cfg = load_config(TAXI_CONFIG)
     assert cfg.tuning.algorithm == "random" and cfg.tuning.search_space["num_layers"] == [1, 2]

@@ -23,10 +23,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from pipeline.config import PipelineConfig, _Reader
+from pipeline.config.errors import Reader
+
+ENGINES = ("local", "beam")
 
 BEAM_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner")
 DIRECT_MODES = ("in_memory", "multi_processing", "multi_threading")
@@ -53,7 +54,7 @@ _OPTIONS: dict[str, dict[str, tuple[str, tuple[type, ...], bool]]] = {
 }
 
 
-def parse_beam(r: _Reader) -> tuple[str, ...]:
+def parse_beam(r: Reader) -> tuple[str, ...]:
     """``runner.beam`` -> Beam pipeline arguments, every value checked (errors name the key)."""
     r.mapping({"runner", *_SECTION.values()})
     runner = r.get("runner", (str,), "DirectRunner",
@@ -122,7 +123,7 @@ class AirflowSettings:
     retries: int = 0
 
 
-def parse_airflow(r: _Reader) -> AirflowSettings:
+def parse_airflow(r: Reader) -> AirflowSettings:
     r.mapping({"schedule", "start_date", "catchup", "retries"})
     schedule = r.get("schedule", (str, type(None)), AirflowSettings.schedule,
                      lambda v: None if v is None or v.startswith("@") or len(v.split()) == 5
@@ -148,7 +149,7 @@ class MySQLSettings:
     socket: str | None = None  # a Unix socket instead of host:port
 
 
-def parse_metadata(r: _Reader) -> MySQLSettings | None:
+def parse_metadata(r: Reader) -> MySQLSettings | None:
     """``runner.metadata``: ``{sqlite: {}}`` (default) or ``{mysql: {host, port, database, ...}}``."""
     r.mapping({"sqlite", "mysql"})
     if len(r.data) != 1:
@@ -167,7 +168,7 @@ def parse_metadata(r: _Reader) -> MySQLSettings | None:
         socket=m.get("socket", (str,), None))
 
 
-def metadata_connection_config(cfg: PipelineConfig) -> Any:
+def metadata_connection_config(cfg: Any) -> Any:
     """The MLMD connection of ``cfg``: sqlite under outputs/<name>/ unless runner.metadata is mysql."""
     from tfx.orchestration import metadata
 
@@ -192,3 +193,30 @@ def metadata_connection_config(cfg: PipelineConfig) -> Any:
         config.mysql.socket = mysql.socket
     # MLMD creates the database if it is missing (skip_db_creation false; the user needs CREATE rights).
     return config
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    engine: str = "local"
+    beam_args: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+    airflow: AirflowSettings | None = None  # runner.airflow: the DAG's schedule
+    mysql: MySQLSettings | None = None  # runner.metadata.mysql; None: sqlite under outputs/<name>/
+
+
+def parse_runner(top: Reader) -> RunnerConfig:
+    """``runner``: engine, raw beam_args or a named Beam option set, Airflow schedule, MLMD database."""
+    runner = RunnerConfig()
+    if "runner" not in top.data:
+        return runner
+    r = top.child("runner")
+    engine = r.data.get("engine", runner.engine)
+    args = r.data.get("beam_args", list(runner.beam_args))
+    if not all(a.startswith("--") for a in args):
+        raise r.fail("each Beam argument is a string like '--flag=value'", "beam_args")
+    if "beam" in r.data:  # a named, validated option set instead of raw beam_args
+        if "beam_args" in r.data:
+            raise r.fail("give either beam (an option set) or beam_args, not both", "beam")
+        args = list(parse_beam(r.child("beam")))
+    airflow = parse_airflow(r.child("airflow")) if "airflow" in r.data else None
+    mysql = parse_metadata(r.child("metadata")) if "metadata" in r.data else None
+    return RunnerConfig(engine, tuple(args), airflow, mysql)

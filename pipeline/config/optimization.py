@@ -12,7 +12,8 @@ from typing import Any
 
 from features import task as task_lib
 from model import hyperparameters
-from pipeline.config import Threshold, _positive, _Reader, parse_thresholds
+from pipeline.config.errors import Reader, positive
+from pipeline.config.evaluation import Threshold, parse_thresholds
 
 ALGORITHMS = ("random", "hyperband", "bayesian")
 # Default thresholds of every variant, relative to the trained model, per task: AUC or accuracy
@@ -73,34 +74,34 @@ NUMBER = (int, float)
 VARIANTS: dict[str, tuple[str, str, dict[str, tuple]]] = {
     "pruning": ("pruned", "Pruner", {
         "target_sparsity": (NUMBER, 0.8, _fraction_open),
-        "fine_tune_steps": ((int,), 400, _positive),
-        "epochs": ((int,), 2, _positive),
-        "learning_rate": (NUMBER, 0.001, _positive),
+        "fine_tune_steps": ((int,), 400, positive),
+        "epochs": ((int,), 2, positive),
+        "learning_rate": (NUMBER, 0.001, positive),
     }),
     "quantization_aware": ("qat", "QuantizationAwareTrainer", {
-        "fine_tune_steps": ((int,), 200, _positive),
-        "epochs": ((int,), 2, _positive),
+        "fine_tune_steps": ((int,), 200, positive),
+        "epochs": ((int,), 2, positive),
         # Small: QAT should adapt to int8 without drifting from the trained model's decisions
         # (measured on taxi: 5e-4 kept 97.4% of them, 2e-5 kept 99.8%).
-        "learning_rate": (NUMBER, 0.00002, _positive),
+        "learning_rate": (NUMBER, 0.00002, positive),
     }),
     "distillation": ("student", "Distiller", {
         "student": ((dict,), {"hidden_units": [16], "embedding_dim": 4}, None),
-        "temperature": (NUMBER, 2.0, _positive),
+        "temperature": (NUMBER, 2.0, positive),
         "alpha": (NUMBER, 0.5, lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"),
-        "train_steps": ((int,), 1000, _positive),
-        "learning_rate": (NUMBER, 0.003, _positive),
+        "train_steps": ((int,), 1000, positive),
+        "learning_rate": (NUMBER, 0.003, positive),
     }),
 }
-STUDENT_KEYS = {"hidden_units": ((list,), _units), "embedding_dim": ((int,), _positive),
+STUDENT_KEYS = {"hidden_units": ((list,), _units), "embedding_dim": ((int,), positive),
                 "dropout": (NUMBER, lambda v: None if 0 <= v < 1 else "must be in [0, 1)")}
-# Image models: a smaller Conv2D stack for the student (filters, kernel_size, pool_size; config_image.py).
+# Image models: a smaller Conv2D stack for the student (filters, kernel_size, pool_size; model.py Conv).
 STUDENT_KEYS["conv"] = ((dict,), lambda v: None if isinstance(v.get("filters"), list) and v["filters"] and all(
     isinstance(f, int) and f > 0 for f in v["filters"]) and set(v) <= {"filters", "kernel_size", "pool_size"}
     else "must be {filters: [positive ints], kernel_size, pool_size}")
 
 
-def parse_tuning(top: _Reader, task: str = task_lib.BINARY) -> TuningConfig:
+def parse_tuning(top: Reader, task: str = task_lib.BINARY) -> TuningConfig:
     t = top.child("tuning")
     t.mapping({"algorithm", "max_trials", "epochs", "steps_per_epoch", "validation_steps", "objective", "seed",
                "search_space"})
@@ -117,17 +118,17 @@ def parse_tuning(top: _Reader, task: str = task_lib.BINARY) -> TuningConfig:
         search_space=space,
         algorithm=t.get("algorithm", (str,), d.algorithm,
                         lambda v: None if v in ALGORITHMS else f"must be one of {', '.join(ALGORITHMS)}"),
-        max_trials=t.get("max_trials", (int,), d.max_trials, _positive),
-        epochs=t.get("epochs", (int,), d.epochs, _positive),
-        steps_per_epoch=t.get("steps_per_epoch", (int,), d.steps_per_epoch, _positive),
-        validation_steps=t.get("validation_steps", (int,), d.validation_steps, _positive),
+        max_trials=t.get("max_trials", (int,), d.max_trials, positive),
+        epochs=t.get("epochs", (int,), d.epochs, positive),
+        steps_per_epoch=t.get("steps_per_epoch", (int,), d.steps_per_epoch, positive),
+        validation_steps=t.get("validation_steps", (int,), d.validation_steps, positive),
         objective=objective,
         direction="min" if objective.endswith(("loss", "rmse", "mae", "mse", "mape", "crossentropy")) else "max",
         seed=t.get("seed", (int,), d.seed),
     )
 
 
-def parse_optimization(top: _Reader, split_names: tuple[str, ...], task: str = task_lib.BINARY
+def parse_optimization(top: Reader, split_names: tuple[str, ...], task: str = task_lib.BINARY
                        ) -> OptimizationConfig:
     o = top.child("optimization")
     o.mapping({"split", "thresholds", *VARIANTS})
@@ -139,11 +140,11 @@ def parse_optimization(top: _Reader, split_names: tuple[str, ...], task: str = t
     for key, (name, component, spec) in VARIANTS.items():
         if key not in o.data:
             continue
-        v = o.child(key) if o.data[key] is not None else _Reader(o.source, {}, f"{o.where}.{key}")
+        v = o.child(key) if o.data[key] is not None else Reader(o.source, {}, f"{o.where}.{key}")
         v.mapping({*spec, "thresholds"})
         params = {p: v.get(p, types, default, check) for p, (types, default, check) in spec.items()}
         if "student" in params:
-            s = v.child("student") if "student" in v.data else _Reader(v.source, params["student"], "")
+            s = v.child("student") if "student" in v.data else Reader(v.source, params["student"], "")
             s.mapping(set(STUDENT_KEYS))
             for p, (types, check) in STUDENT_KEYS.items():
                 s.get(p, types, None, check)

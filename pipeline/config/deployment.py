@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from features import task as task_lib
-from pipeline.config import _positive, _Reader
+from pipeline.config.errors import Reader, positive
 
 TFLITE_VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 TFJS_QUANTIZATION = ("none", "float16", "uint8")
@@ -68,15 +68,15 @@ def deployment_config(cfg: Any, target: str) -> dict[str, Any]:
     return {"custom_config": cfg.trainer_custom_config(), **d.common_json(), **section.to_json()}
 
 
-def _thresholds(r: _Reader, defaults: dict[str, float]) -> dict[str, float]:
+def _thresholds(r: Reader, defaults: dict[str, float]) -> dict[str, float]:
     r.mapping(set(THRESHOLD_KEYS))
-    out = {k: float(r.get(k, (int, float), None, _positive)) for k in THRESHOLD_KEYS if k in r.data}
+    out = {k: float(r.get(k, (int, float), None, positive)) for k in THRESHOLD_KEYS if k in r.data}
     if "min_agreement" in out and out["min_agreement"] > 1:
         raise r.fail("must be in (0, 1]", "min_agreement")
     return out or dict(defaults)
 
 
-def parse_deployment(top: _Reader, split_names: tuple[str, ...], variant_names: tuple[str, ...],
+def parse_deployment(top: Reader, split_names: tuple[str, ...], variant_names: tuple[str, ...],
                      task: str = task_lib.BINARY) -> DeploymentConfig:
     d = top.child("deployment")
     d.mapping({"models", "split", "validation_examples", "tflite", "tfjs"})
@@ -90,10 +90,10 @@ def parse_deployment(top: _Reader, split_names: tuple[str, ...], variant_names: 
         raise d.fail("must list each model once (trained and/or optimization variants)", "models")
     split = d.get("split", (str,), "test",
                   lambda v: None if v in split_names else f"must be one of {', '.join(split_names)}")
-    n = d.get("validation_examples", (int,), 500, _positive)
+    n = d.get("validation_examples", (int,), 500, positive)
     tflite = tfjs = None
     if "tflite" in d.data:
-        t = d.child("tflite") if d.data["tflite"] is not None else _Reader(d.source, {}, "deployment.tflite")
+        t = d.child("tflite") if d.data["tflite"] is not None else Reader(d.source, {}, "deployment.tflite")
         t.mapping({"variants", "thresholds", "representative_examples"})
         variants = t.get("variants", (list,), list(TFLiteConfig.variants))
         for k, v in enumerate(variants):
@@ -108,9 +108,9 @@ def parse_deployment(top: _Reader, split_names: tuple[str, ...], variant_names: 
             for v in th.data:
                 thresholds[v] = _thresholds(th.child(v), default_thresholds(v, task))
         tflite = TFLiteConfig(tuple(variants), thresholds,
-                              t.get("representative_examples", (int,), 200, _positive))
+                              t.get("representative_examples", (int,), 200, positive))
     if "tfjs" in d.data:
-        j = d.child("tfjs") if d.data["tfjs"] is not None else _Reader(d.source, {}, "deployment.tfjs")
+        j = d.child("tfjs") if d.data["tfjs"] is not None else Reader(d.source, {}, "deployment.tfjs")
         j.mapping({"quantization", "thresholds"})
         q = j.get("quantization", (str,), "none",
                   lambda v: None if v in TFJS_QUANTIZATION else f"must be one of {', '.join(TFJS_QUANTIZATION)}")
