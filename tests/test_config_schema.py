@@ -80,3 +80,48 @@ def test_schema_and_load_config_reject_the_same(schema, tmp_path, mutate, path, 
 
 def test_model_defaults_follow_the_code_they_configure():
     assert Sequence().model_dump() == DEFAULT_SEQUENCE
+
+
+def test_model_enums_are_the_codes_own():
+    """model.py spells enums as Literals for the schema; they must stay the lists the code acts on."""
+    import typing
+
+    from components.drift_skew_gate.thresholds import DEFAULTS, HISTOGRAMS
+    from features import feature_steps
+    from features import task as task_lib
+    from pipeline.config import deployment, model, optimization, orchestration
+
+    def literal(m, key):
+        """The Literal's values in field ``key`` of ``m``, through Optional and list."""
+        todo, found = [m.model_fields[key].annotation], []
+        while todo:
+            ann = todo.pop()
+            if typing.get_origin(ann) is typing.Literal:
+                found.append(typing.get_args(ann))
+            else:
+                todo.extend(typing.get_args(ann))
+        (values,) = found
+        return values
+
+    assert literal(model.Feature, "type") == feature_steps.VALUE_TYPES
+    assert literal(model.OutlierRule, "method") == feature_steps.CLIP_METHODS
+    assert set(literal(model.Cyclical, "parts")) == set(feature_steps.CYCLICAL_PARTS)
+    assert literal(model.Label, "task") == task_lib.TASKS
+    assert literal(model.Label, "transform") == task_lib.TARGET_TRANSFORMS
+    assert tuple(model.ConversionThresholds.model_fields) == task_lib.THRESHOLD_KEYS
+    assert tuple(model.TFLiteThresholds.model_fields) == deployment.TFLITE_VARIANTS
+    assert literal(model.TFJS, "quantization") == deployment.TFJS_QUANTIZATION
+    assert literal(model.Tuning, "algorithm") == optimization.ALGORITHMS
+    assert set(model.Optimization.model_fields) == {"split", "thresholds", *optimization.VARIANTS}
+    assert literal(model.Beam, "runner") == orchestration.BEAM_RUNNERS
+    assert literal(model.Direct, "mode") == orchestration.DIRECT_MODES
+    assert literal(model.Flink, "environment_type") == orchestration.ENVIRONMENT_TYPES
+    assert literal(model.Runner, "engine") == orchestration.ENGINES
+    assert set(model.Drift.model_fields) == {*DEFAULTS, "features", "skip"}
+    assert set(literal(model.Drift, "numeric_histogram")) == set(HISTOGRAMS)
+    for key, (_, _, spec) in optimization.VARIANTS.items():
+        fields = model.Optimization.model_fields[key].annotation
+        (section,) = [a for a in typing.get_args(fields) if a is not type(None)]
+        assert set(section.model_fields) == {*spec, "thresholds"}, key
+        assert {p: section.model_fields[p].default for p in spec if p != "student"} == {
+            p: d for p, (_, d, _) in spec.items() if p != "student"}, key

@@ -66,12 +66,10 @@ def _split_config(data: Reader) -> SplitConfig:
     buckets = {"train": 8, "eval": 1, "test": 1}
     if "splits" in data.data:
         splits = data.child("splits")
-        splits.mapping(set(SPLIT_NAMES))
         buckets = {s: splits.get(s, (int,), check=positive) for s in SPLIT_NAMES}
     if "split_by" not in data.data:
         return SplitConfig(buckets)
     by = data.child("split_by")
-    by.mapping({"column", "timestamp_column", "eval_from", "test_from"})
     if "column" in by.data:
         if "timestamp_column" in by.data:
             raise by.fail("give either column (hash of a partition column) or timestamp_column (temporal)")
@@ -91,10 +89,9 @@ def _split_config(data: Reader) -> SplitConfig:
 
 def parse_drift(top: Reader, split: SplitConfig) -> dict[str, Any]:
     """Thresholds for DriftSkewGate (see components/drift_skew_gate/thresholds.py for the full form)."""
-    from components.drift_skew_gate.thresholds import DEFAULTS, FEATURE_KEYS, HISTOGRAMS
+    from components.drift_skew_gate.thresholds import FEATURE_KEYS, HISTOGRAMS
 
     d = top.child("drift")
-    d.mapping({*DEFAULTS, "features", "skip"})
     if split.span_pattern is None:
         raise top.fail("drift compares spans: set data.span_pattern (e.g. span-{SPAN}/*.csv)", "drift")
     out: dict[str, Any] = {}

@@ -69,7 +69,6 @@ def deployment_config(cfg: Any, target: str) -> dict[str, Any]:
 
 
 def _thresholds(r: Reader, defaults: dict[str, float]) -> dict[str, float]:
-    r.mapping(set(THRESHOLD_KEYS))
     out = {k: float(r.get(k, (int, float), None, positive)) for k in THRESHOLD_KEYS if k in r.data}
     if "min_agreement" in out and out["min_agreement"] > 1:
         raise r.fail("must be in (0, 1]", "min_agreement")
@@ -79,7 +78,6 @@ def _thresholds(r: Reader, defaults: dict[str, float]) -> dict[str, float]:
 def parse_deployment(top: Reader, split_names: tuple[str, ...], variant_names: tuple[str, ...],
                      task: str = task_lib.BINARY) -> DeploymentConfig:
     d = top.child("deployment")
-    d.mapping({"models", "split", "validation_examples", "tflite", "tfjs"})
     known = ("trained", *variant_names)
     models = d.get("models", (list,), ["trained"])
     for k, m in enumerate(models):
@@ -94,7 +92,6 @@ def parse_deployment(top: Reader, split_names: tuple[str, ...], variant_names: t
     tflite = tfjs = None
     if "tflite" in d.data:
         t = d.child("tflite") if d.data["tflite"] is not None else Reader(d.source, {}, "deployment.tflite")
-        t.mapping({"variants", "thresholds", "representative_examples"})
         variants = t.get("variants", (list,), list(TFLiteConfig.variants))
         for k, v in enumerate(variants):
             if v not in TFLITE_VARIANTS:
@@ -111,7 +108,6 @@ def parse_deployment(top: Reader, split_names: tuple[str, ...], variant_names: t
                               t.get("representative_examples", (int,), 200, positive))
     if "tfjs" in d.data:
         j = d.child("tfjs") if d.data["tfjs"] is not None else Reader(d.source, {}, "deployment.tfjs")
-        j.mapping({"quantization", "thresholds"})
         q = j.get("quantization", (str,), "none",
                   lambda v: None if v in TFJS_QUANTIZATION else f"must be one of {', '.join(TFJS_QUANTIZATION)}")
         th = (_thresholds(j.child("thresholds"), default_thresholds(q, task)) if "thresholds" in j.data

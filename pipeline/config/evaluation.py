@@ -35,7 +35,6 @@ def parse_thresholds(parent: Reader, key: str, task: str) -> tuple[Threshold, ..
     thresholds = []
     for k in range(len(parent.data[key])):
         th = parent.child(key).child(k)
-        th.mapping({"metric", "lower_bound", "upper_bound", "max_decrease", "max_increase"})
         metric = th.get("metric", (str,), check=lambda v: None if v in known
                         else f"unknown metric for {task}; known: {', '.join(known)}")
         lb = th.get("lower_bound", (int, float), None)

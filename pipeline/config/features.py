@@ -51,7 +51,6 @@ def parse_features(top: Reader, label: Label, source: Path) -> tuple[FeatureDef,
     features = []
     for i in range(len(feats_r.data)):
         f = feats_r.child(i)
-        f.mapping({"name", "type", "steps", "ratio", "cross", "cyclical"})
         fname = f.get("name", (str,))
         ftype = f.get("type", (str,), check=lambda v: None if v in feature_steps.VALUE_TYPES
                       else f"must be one of {', '.join(feature_steps.VALUE_TYPES)}")
@@ -98,7 +97,6 @@ def _derivation(f: Reader, ftype: str) -> tuple[tuple | None, tuple | None, dict
     key = given[0]
     if key == "cyclical":
         cyc = f.child("cyclical")
-        cyc.mapping({"column", "parts"})
         parts = cyc.get("parts", (list,), list(feature_steps.CYCLICAL_PARTS))
         bad = [p for p in parts if p not in feature_steps.CYCLICAL_PARTS]
         if not parts or bad:
@@ -117,21 +115,18 @@ def _derivation(f: Reader, ftype: str) -> tuple[tuple | None, tuple | None, dict
 
 def parse_cleaning(top: Reader) -> CleaningConfig:
     c = top.child("cleaning")
-    c.mapping({"drop_columns_missing_fraction", "drop_rows_missing", "max_missing_per_row", "remove_outliers"})
     frac = c.get("drop_columns_missing_fraction", (int, float), None,
                  lambda v: None if 0 < v <= 1 else "must be in (0, 1]")
     rows = c.get("drop_rows_missing", (list,), [])
     max_missing, max_cols = None, ()
     if "max_missing_per_row" in c.data:
         mm = c.child("max_missing_per_row")
-        mm.mapping({"columns", "max"})
         max_missing = mm.get("max", (int,), check=lambda v: None if v >= 0 else "must be >= 0")
         max_cols = tuple(mm.get("columns", (list,)))
     rules = []
     outliers = c.get("remove_outliers", (list,), [])
     for k in range(len(outliers)):
         r = c.child("remove_outliers").child(k)
-        r.mapping({"column", "method", "lower", "upper", "k"})
         method = r.get("method", (str,), check=lambda v: None if v in feature_steps.CLIP_METHODS
                        else f"must be one of {', '.join(feature_steps.CLIP_METHODS)}")
         lower = float(r.get("lower", (int, float), 0.01, feature_steps._fraction))
@@ -145,7 +140,6 @@ def parse_cleaning(top: Reader) -> CleaningConfig:
 
 def parse_selection(top: Reader, feature_names: list[str]) -> SelectionConfig:
     s = top.child("feature_selection")
-    s.mapping({"method", "top_k", "threshold", "always_keep", "sample_size"})
     method = s.get("method", (str,), "mutual_information",
                    lambda v: None if v in ("mutual_information", "correlation")
                    else "must be mutual_information or correlation")

@@ -54,7 +54,6 @@ def parse_image_data(data: Any, base: Path) -> ImageData:
                             "labels")
         return ImageData(image_dir)
     r = data.child("labels")
-    r.mapping({"manifest"})
     manifest = (image_dir / r.get("manifest", (str,))).resolve()
     if not manifest.is_file():
         raise r.fail(f"file {manifest} does not exist (paths are relative to data.image_dir)", "manifest")

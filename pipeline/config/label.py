@@ -11,7 +11,6 @@ TASKS = task_lib.TASKS
 
 def parse_label(r: Reader) -> Label:
     """The label section: the column, the task and the task's own keys."""
-    r.mapping({"name", "column", "task", "positive_when", "positive_class", "transform"})
     column = r.get("column", (str,))
     task = r.get("task", (str,), task_lib.BINARY,
                  check=lambda v: None if v in TASKS else f"must be one of {', '.join(TASKS)}")
@@ -33,7 +32,6 @@ def parse_label(r: Reader) -> Label:
             r.get("positive_class", (str, int))
             return Label(name, column, task, positive_class=task_lib.token(value))
         pos = r.child("positive_when")
-        pos.mapping({"greater_than_column", "factor", "greater_than"})
         gt_col = pos.get("greater_than_column", (str,), None)
         factor = float(pos.get("factor", (int, float), 1.0))
         gt = pos.get("greater_than", (int, float), None)

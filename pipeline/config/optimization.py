@@ -103,8 +103,6 @@ STUDENT_KEYS["conv"] = ((dict,), lambda v: None if isinstance(v.get("filters"), 
 
 def parse_tuning(top: Reader, task: str = task_lib.BINARY) -> TuningConfig:
     t = top.child("tuning")
-    t.mapping({"algorithm", "max_trials", "epochs", "steps_per_epoch", "validation_steps", "objective", "seed",
-               "search_space"})
     space = t.get("search_space", (dict,))
     if not space:
         raise t.fail("must name at least one hyperparameter to search", "search_space")
@@ -131,7 +129,6 @@ def parse_tuning(top: Reader, task: str = task_lib.BINARY) -> TuningConfig:
 def parse_optimization(top: Reader, split_names: tuple[str, ...], task: str = task_lib.BINARY
                        ) -> OptimizationConfig:
     o = top.child("optimization")
-    o.mapping({"split", "thresholds", *VARIANTS})
     split = o.get("split", (str,), "test",
                   lambda v: None if v in split_names else f"must be one of {', '.join(split_names)}")
     default_thresholds = (parse_thresholds(o, "thresholds", task) if "thresholds" in o.data
@@ -141,11 +138,9 @@ def parse_optimization(top: Reader, split_names: tuple[str, ...], task: str = ta
         if key not in o.data:
             continue
         v = o.child(key) if o.data[key] is not None else Reader(o.source, {}, f"{o.where}.{key}")
-        v.mapping({*spec, "thresholds"})
         params = {p: v.get(p, types, default, check) for p, (types, default, check) in spec.items()}
         if "student" in params:
             s = v.child("student") if "student" in v.data else Reader(v.source, params["student"], "")
-            s.mapping(set(STUDENT_KEYS))
             for p, (types, check) in STUDENT_KEYS.items():
                 s.get(p, types, None, check)
         thresholds = parse_thresholds(v, "thresholds", task) if "thresholds" in v.data else default_thresholds

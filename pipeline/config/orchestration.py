@@ -56,7 +56,6 @@ _OPTIONS: dict[str, dict[str, tuple[str, tuple[type, ...], bool]]] = {
 
 def parse_beam(r: Reader) -> tuple[str, ...]:
     """``runner.beam`` -> Beam pipeline arguments, every value checked (errors name the key)."""
-    r.mapping({"runner", *_SECTION.values()})
     runner = r.get("runner", (str,), "DirectRunner",
                    lambda v: None if v in BEAM_RUNNERS else f"must be one of {', '.join(BEAM_RUNNERS)}")
     section = _SECTION[runner]
@@ -69,7 +68,6 @@ def parse_beam(r: Reader) -> tuple[str, ...]:
     if section not in r.data:
         raise r.fail(f"runner {runner} needs its settings", section)
     s = r.child(section)
-    s.mapping(set(_OPTIONS[section]))
     for key, (flag, types, required) in _OPTIONS[section].items():
         value = s.get(key, types, ... if required else None)
         if value is None:
@@ -124,7 +122,6 @@ class AirflowSettings:
 
 
 def parse_airflow(r: Reader) -> AirflowSettings:
-    r.mapping({"schedule", "start_date", "catchup", "retries"})
     schedule = r.get("schedule", (str, type(None)), AirflowSettings.schedule,
                      lambda v: None if v is None or v.startswith("@") or len(v.split()) == 5
                      else "must be a 5-field cron expression, an Airflow preset like @daily, or null")
@@ -151,13 +148,11 @@ class MySQLSettings:
 
 def parse_metadata(r: Reader) -> MySQLSettings | None:
     """``runner.metadata``: ``{sqlite: {}}`` (default) or ``{mysql: {host, port, database, ...}}``."""
-    r.mapping({"sqlite", "mysql"})
     if len(r.data) != 1:
         raise r.fail("give exactly one of sqlite or mysql")
     if "sqlite" in r.data:
         return None
     m = r.child("mysql")
-    m.mapping({"host", "port", "database", "user", "password_env", "socket"})
     d = MySQLSettings()
     return MySQLSettings(
         host=m.get("host", (str,), d.host), port=m.get("port", (int,), d.port,
