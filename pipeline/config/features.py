@@ -8,7 +8,8 @@ from pathlib import Path
 from features import feature_steps
 from features.feature_steps import FeatureDef
 from features.task import Label
-from pipeline.config.errors import ConfigError, Reader, positive
+from pipeline.config import model
+from pipeline.config.errors import ConfigError, Reader
 
 
 @dataclass(frozen=True)
@@ -45,21 +46,16 @@ class SelectionConfig:
     sample_size: int = 50000
 
 
-def parse_features(top: Reader, label: Label, source: Path) -> tuple[FeatureDef, ...]:
+def parse_features(top: Reader, feats: list[model.Feature], label: Label, source: Path) -> tuple[FeatureDef, ...]:
     """Each feature's steps are checked by features.feature_steps.check_steps (names, arguments, order)."""
-    feats_r = top.child("features")
     features = []
-    for i in range(len(feats_r.data)):
-        f = feats_r.child(i)
-        fname = f.get("name", (str,))
-        ftype = f.get("type", (str,), check=lambda v: None if v in feature_steps.VALUE_TYPES
-                      else f"must be one of {', '.join(feature_steps.VALUE_TYPES)}")
-        steps_raw = f.get("steps", (list,), [])
+    for i, m in enumerate(feats):
+        f = top.child("features").child(i)
         steps = []
-        for j, step in enumerate(steps_raw):
+        for j, step in enumerate(m.steps):
             if isinstance(step, str):
                 steps.append((step, {}))
-            elif isinstance(step, dict) and len(step) == 1:
+            elif len(step) == 1:
                 (sname, sargs), = step.items()
                 if sargs is None:
                     sargs = {}
@@ -68,13 +64,13 @@ def parse_features(top: Reader, label: Label, source: Path) -> tuple[FeatureDef,
                 steps.append((sname, dict(sargs)))
             else:
                 raise f.fail("a step is a name or a one-key mapping {name: {args}}", f"steps[{j}]")
-        ratio, cross, cyclical = _derivation(f, ftype)
-        problems = [] if cyclical else feature_steps.check_steps(ftype, steps)
+        ratio, cross, cyclical = _derivation(f, m)
+        problems = [] if cyclical else feature_steps.check_steps(m.type, steps)
         if cyclical and steps:
             problems.append("a cyclical feature has fixed sin/cos outputs: remove its steps")
         if problems:
-            raise ConfigError(f"{source}: features[{i}] ({fname}): {problems[0]}")
-        features.append(FeatureDef(fname, ftype, tuple(steps), ratio, cross, cyclical))
+            raise ConfigError(f"{source}: features[{i}] ({m.name}): {problems[0]}")
+        features.append(FeatureDef(m.name, m.type, tuple(steps), ratio, cross, cyclical))
     names = [f.name for f in features]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -83,73 +79,58 @@ def parse_features(top: Reader, label: Label, source: Path) -> tuple[FeatureDef,
         raise top.child("label").fail(f"label name '{label.name}' collides with a feature name", "name")
     for f in features:  # the threshold rule's second column (fare in tips > 0.2 * fare) may be one
         if label.column in f.source_columns:
-                raise top.child("label").fail(f"'{label.column}' is also a source of feature '{f.name}': the model "
+            raise top.child("label").fail(f"'{label.column}' is also a source of feature '{f.name}': the model "
                                           "would be given the answer; remove that feature", "column")
     return tuple(features)
 
 
-def _derivation(f: Reader, ftype: str) -> tuple[tuple | None, tuple | None, dict | None]:
-    given = [k for k in ("ratio", "cross", "cyclical") if k in f.data]
+def _derivation(f: Reader, m: model.Feature) -> tuple[tuple | None, tuple | None, dict | None]:
+    given = [k for k in ("ratio", "cross", "cyclical") if getattr(m, k) is not None]
     if len(given) > 1:
         raise f.fail(f"give at most one of ratio, cross, cyclical (got {', '.join(given)})")
     if not given:
         return None, None, None
     key = given[0]
-    if key == "cyclical":
-        cyc = f.child("cyclical")
-        parts = cyc.get("parts", (list,), list(feature_steps.CYCLICAL_PARTS))
-        bad = [p for p in parts if p not in feature_steps.CYCLICAL_PARTS]
-        if not parts or bad:
-            raise cyc.fail(f"parts are among {', '.join(feature_steps.CYCLICAL_PARTS)}; got {parts}", "parts")
-        return None, None, {"column": cyc.get("column", (str,)), "parts": parts}
-    cols = f.get(key, (list,))
-    if not all(isinstance(c, str) for c in cols) or (key == "ratio" and len(cols) != 2) or len(cols) < 2:
+    if m.cyclical is not None:
+        parts = m.cyclical.parts if m.cyclical.parts is not None else list(feature_steps.CYCLICAL_PARTS)
+        if not parts:
+            raise f.child("cyclical").fail(f"parts are among {', '.join(feature_steps.CYCLICAL_PARTS)}; "
+                                           f"got {parts}", "parts")
+        return None, None, {"column": m.cyclical.column, "parts": parts}
+    cols = getattr(m, key)
+    if (key == "ratio" and len(cols) != 2) or len(cols) < 2:
         need = "[numerator, denominator]" if key == "ratio" else "a list of two or more columns"
         raise f.fail(f"must be {need}", key)
-    if key == "ratio" and ftype != "float":
+    if key == "ratio" and m.type != "float":
         raise f.fail("a ratio is a float feature", "type")
-    if key == "cross" and ftype != "string":
+    if key == "cross" and m.type != "string":
         raise f.fail("a cross is a string feature (then hash or vocabulary it)", "type")
     return (tuple(cols), None, None) if key == "ratio" else (None, tuple(cols), None)
 
 
-def parse_cleaning(top: Reader) -> CleaningConfig:
-    c = top.child("cleaning")
-    frac = c.get("drop_columns_missing_fraction", (int, float), None,
-                 lambda v: None if 0 < v <= 1 else "must be in (0, 1]")
-    rows = c.get("drop_rows_missing", (list,), [])
-    max_missing, max_cols = None, ()
-    if "max_missing_per_row" in c.data:
-        mm = c.child("max_missing_per_row")
-        max_missing = mm.get("max", (int,), check=lambda v: None if v >= 0 else "must be >= 0")
-        max_cols = tuple(mm.get("columns", (list,)))
+def parse_cleaning(top: Reader, c: model.Cleaning | None) -> CleaningConfig:
+    if c is None:
+        return CleaningConfig()
     rules = []
-    outliers = c.get("remove_outliers", (list,), [])
-    for k in range(len(outliers)):
-        r = c.child("remove_outliers").child(k)
-        method = r.get("method", (str,), check=lambda v: None if v in feature_steps.CLIP_METHODS
-                       else f"must be one of {', '.join(feature_steps.CLIP_METHODS)}")
-        lower = float(r.get("lower", (int, float), 0.01, feature_steps._fraction))
-        upper = float(r.get("upper", (int, float), 0.99, feature_steps._fraction))
-        if lower >= upper:
-            raise r.fail("must be > lower", "upper")
-        rules.append(OutlierRule(r.get("column", (str,)), method, lower, upper,
-                                 float(r.get("k", (int, float), 1.5, positive))))
-    return CleaningConfig(None if frac is None else float(frac), tuple(rows), max_missing, max_cols, tuple(rules))
+    for k, r in enumerate(c.remove_outliers):
+        if r.lower >= r.upper:
+            raise top.child("cleaning").child("remove_outliers").child(k).fail("must be > lower", "upper")
+        rules.append(OutlierRule(r.column, r.method, float(r.lower), float(r.upper), float(r.k)))
+    mm = c.max_missing_per_row
+    frac = c.drop_columns_missing_fraction
+    return CleaningConfig(None if frac is None else float(frac), tuple(c.drop_rows_missing),
+                          None if mm is None else mm.max, () if mm is None else tuple(mm.columns), tuple(rules))
 
 
-def parse_selection(top: Reader, feature_names: list[str]) -> SelectionConfig:
-    s = top.child("feature_selection")
-    method = s.get("method", (str,), "mutual_information",
-                   lambda v: None if v in ("mutual_information", "correlation")
-                   else "must be mutual_information or correlation")
-    top_k = s.get("top_k", (int,), None, positive)
-    threshold = s.get("threshold", (int, float), None)
-    if (top_k is None) == (threshold is None):
-        raise s.fail("give exactly one of top_k or threshold")
-    keep = s.get("always_keep", (list,), [])
-    for k in keep:
+def parse_selection(top: Reader, s: model.FeatureSelection | None, feature_names: list[str]
+                    ) -> SelectionConfig | None:
+    if s is None:
+        return None
+    r = top.child("feature_selection")
+    if (s.top_k is None) == (s.threshold is None):
+        raise r.fail("give exactly one of top_k or threshold")
+    for k in s.always_keep:
         if k not in feature_names:
-            raise s.fail(f"'{k}' is not a feature", "always_keep")
-    return SelectionConfig(method, top_k, None if threshold is None else float(threshold), tuple(keep),
-                           s.get("sample_size", (int,), 50000, positive))
+            raise r.fail(f"'{k}' is not a feature", "always_keep")
+    return SelectionConfig(s.method, s.top_k, None if s.threshold is None else float(s.threshold),
+                           tuple(s.always_keep), s.sample_size)

@@ -10,7 +10,6 @@ import yaml
 from pipeline.config import data as data_section
 from pipeline.config import data_checks, deployment, evaluation, features, model, optimization, orchestration, training
 from pipeline.config.errors import ConfigError, Reader
-from pipeline.config.features import CleaningConfig
 from pipeline.config.label import parse_label
 from pipeline.config.settings import PipelineConfig
 
@@ -35,11 +34,11 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
                    else "use letters, digits, '-' and '_' only")
     data_dir, split, csv_dialect, image_data = data_section.parse_data(top.child("data"), base)
     schema_path = (base / doc.schema_).resolve() if doc.schema_ is not None else None
-    label = parse_label(top.child("label"))
-    feats = features.parse_features(top, label, source)
+    label = parse_label(top.child("label"), doc.label)
+    feats = features.parse_features(top, doc.features, label, source)
     names = [f.name for f in feats]
-    cleaning = features.parse_cleaning(top) if "cleaning" in top.data else CleaningConfig()
-    selection = features.parse_selection(top, names) if "feature_selection" in top.data else None
+    cleaning = features.parse_cleaning(top, doc.cleaning)
+    selection = features.parse_selection(top, doc.feature_selection, names)
     drift = data_section.parse_drift(top, split) if "drift" in top.data else None
     evaluation_config = evaluation.parse_evaluation(top, names, label.task)
     tuning = optimization.parse_tuning(top, label.task) if doc.tuning is not None else None
