@@ -41,11 +41,11 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     selection = features.parse_selection(top, doc.feature_selection, names)
     drift = data_section.parse_drift(top, split) if "drift" in top.data else None
     evaluation_config = evaluation.parse_evaluation(top, names, label.task)
-    tuning = optimization.parse_tuning(top, label.task) if doc.tuning is not None else None
-    optim = (optimization.parse_optimization(top, evaluation_config.splits, label.task)
+    tuning = optimization.parse_tuning(top, doc.tuning, label.task) if doc.tuning is not None else None
+    optim = (optimization.parse_optimization(top, doc.optimization, evaluation_config.splits, label.task)
              if doc.optimization is not None else None)
     variant_names = tuple(v.name for v in optim.variants) if optim else ()
-    deploy = (deployment.parse_deployment(top, evaluation_config.splits, variant_names, label.task)
+    deploy = (deployment.parse_deployment(top, doc.deployment, evaluation_config.splits, variant_names, label.task)
               if doc.deployment is not None else None)
     if output_root is None:
         output_root = base / doc.output_root if doc.output_root is not None else Path("outputs")

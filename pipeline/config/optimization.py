@@ -12,7 +12,8 @@ from typing import Any
 
 from features import task as task_lib
 from model import hyperparameters
-from pipeline.config.errors import Reader, positive
+from pipeline.config import model
+from pipeline.config.errors import Reader
 from pipeline.config.evaluation import Threshold, parse_thresholds
 
 ALGORITHMS = ("random", "hyperband", "bayesian")
@@ -60,92 +61,55 @@ class OptimizationConfig:
         return next((v for v in self.variants if v.name == name), None)
 
 
-def _fraction_open(v: Any) -> str | None:
-    return None if 0 < v < 1 else "must be in (0, 1)"
-
-
-def _units(v: Any) -> str | None:
-    ok = v and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in v)
-    return None if ok else "must be a non-empty list of positive integers"
-
-
-NUMBER = (int, float)
-# config key -> (variant name, component id, {param: (types, default, check)})
-VARIANTS: dict[str, tuple[str, str, dict[str, tuple]]] = {
-    "pruning": ("pruned", "Pruner", {
-        "target_sparsity": (NUMBER, 0.8, _fraction_open),
-        "fine_tune_steps": ((int,), 400, positive),
-        "epochs": ((int,), 2, positive),
-        "learning_rate": (NUMBER, 0.001, positive),
-    }),
-    "quantization_aware": ("qat", "QuantizationAwareTrainer", {
-        "fine_tune_steps": ((int,), 200, positive),
-        "epochs": ((int,), 2, positive),
-        # Small: QAT should adapt to int8 without drifting from the trained model's decisions
-        # (measured on taxi: 5e-4 kept 97.4% of them, 2e-5 kept 99.8%).
-        "learning_rate": (NUMBER, 0.00002, positive),
-    }),
-    "distillation": ("student", "Distiller", {
-        "student": ((dict,), {"hidden_units": [16], "embedding_dim": 4}, None),
-        "temperature": (NUMBER, 2.0, positive),
-        "alpha": (NUMBER, 0.5, lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"),
-        "train_steps": ((int,), 1000, positive),
-        "learning_rate": (NUMBER, 0.003, positive),
-    }),
+# config key -> (variant name, component id); each variant's settings, their types, bounds and
+# defaults are model.py's (Pruning, QuantizationAware, Distillation).
+VARIANTS: dict[str, tuple[str, str, type[model.Section]]] = {
+    "pruning": ("pruned", "Pruner", model.Pruning),
+    # QuantizationAware's learning rate is small: QAT should adapt to int8 without drifting from the
+    # trained model's decisions (measured on taxi: 5e-4 kept 97.4% of them, 2e-5 kept 99.8%).
+    "quantization_aware": ("qat", "QuantizationAwareTrainer", model.QuantizationAware),
+    "distillation": ("student", "Distiller", model.Distillation),
 }
-STUDENT_KEYS = {"hidden_units": ((list,), _units), "embedding_dim": ((int,), positive),
-                "dropout": (NUMBER, lambda v: None if 0 <= v < 1 else "must be in [0, 1)")}
-# Image models: a smaller Conv2D stack for the student (filters, kernel_size, pool_size; model.py Conv).
-STUDENT_KEYS["conv"] = ((dict,), lambda v: None if isinstance(v.get("filters"), list) and v["filters"] and all(
-    isinstance(f, int) and f > 0 for f in v["filters"]) and set(v) <= {"filters", "kernel_size", "pool_size"}
-    else "must be {filters: [positive ints], kernel_size, pool_size}")
+DEFAULT_STUDENT = {"hidden_units": [16], "embedding_dim": 4}
 
 
-def parse_tuning(top: Reader, task: str = task_lib.BINARY) -> TuningConfig:
-    t = top.child("tuning")
-    space = t.get("search_space", (dict,))
-    if not space:
-        raise t.fail("must name at least one hyperparameter to search", "search_space")
-    if problem := hyperparameters.check_space(space):
-        raise t.fail(problem, "search_space")
+def parse_tuning(top: Reader, t: model.Tuning, task: str = task_lib.BINARY) -> TuningConfig:
+    r = top.child("tuning")
+    if not t.search_space:
+        raise r.fail("must name at least one hyperparameter to search", "search_space")
+    if problem := hyperparameters.check_space(t.search_space):
+        raise r.fail(problem, "search_space")
     default, _ = task_lib.MONITOR[task]
-    d = TuningConfig(space)
-    objective = t.get("objective", (str,), default,
-                      lambda v: None if v.startswith("val_") else f"must be a validation metric, e.g. {default}")
+    objective = t.objective if t.objective is not None else default
+    if not objective.startswith("val_"):
+        raise r.fail(f"must be a validation metric, e.g. {default}", "objective")
     return TuningConfig(
-        search_space=space,
-        algorithm=t.get("algorithm", (str,), d.algorithm,
-                        lambda v: None if v in ALGORITHMS else f"must be one of {', '.join(ALGORITHMS)}"),
-        max_trials=t.get("max_trials", (int,), d.max_trials, positive),
-        epochs=t.get("epochs", (int,), d.epochs, positive),
-        steps_per_epoch=t.get("steps_per_epoch", (int,), d.steps_per_epoch, positive),
-        validation_steps=t.get("validation_steps", (int,), d.validation_steps, positive),
-        objective=objective,
+        search_space=r.data["search_space"], algorithm=t.algorithm, max_trials=t.max_trials, epochs=t.epochs,
+        steps_per_epoch=t.steps_per_epoch, validation_steps=t.validation_steps, objective=objective,
         direction="min" if objective.endswith(("loss", "rmse", "mae", "mse", "mape", "crossentropy")) else "max",
-        seed=t.get("seed", (int,), d.seed),
+        seed=t.seed,
     )
 
 
-def parse_optimization(top: Reader, split_names: tuple[str, ...], task: str = task_lib.BINARY
-                       ) -> OptimizationConfig:
-    o = top.child("optimization")
-    split = o.get("split", (str,), "test",
-                  lambda v: None if v in split_names else f"must be one of {', '.join(split_names)}")
-    default_thresholds = (parse_thresholds(o, "thresholds", task) if "thresholds" in o.data
+def parse_optimization(top: Reader, o: model.Optimization, split_names: tuple[str, ...],
+                       task: str = task_lib.BINARY) -> OptimizationConfig:
+    r = top.child("optimization")
+    if o.split not in split_names:
+        raise r.fail(f"must be one of {', '.join(split_names)}", "split")
+    default_thresholds = (parse_thresholds(r, "thresholds", task) if "thresholds" in r.data
                           else DEFAULT_VARIANT_THRESHOLDS[task])
     variants = []
-    for key, (name, component, spec) in VARIANTS.items():
-        if key not in o.data:
+    for key, (name, component, section_model) in VARIANTS.items():
+        if key not in r.data:
             continue
-        v = o.child(key) if o.data[key] is not None else Reader(o.source, {}, f"{o.where}.{key}")
-        params = {p: v.get(p, types, default, check) for p, (types, default, check) in spec.items()}
-        if "student" in params:
-            s = v.child("student") if "student" in v.data else Reader(v.source, params["student"], "")
-            for p, (types, check) in STUDENT_KEYS.items():
-                s.get(p, types, None, check)
+        section = getattr(o, key) or section_model()  # `pruning:` alone: every default
+        params = section.model_dump(exclude={"thresholds", "student"})
+        if key == "distillation":  # the student as written (the Distiller fills in the rest)
+            params = {"student": section.student.model_dump(exclude_unset=True) if section.student
+                      else dict(DEFAULT_STUDENT), **params}
+        v = r.child(key) if r.data[key] is not None else Reader(r.source, {}, f"{r.where}.{key}")
         thresholds = parse_thresholds(v, "thresholds", task) if "thresholds" in v.data else default_thresholds
         variants.append(Variant(name, component, params, thresholds))
     if not variants:
-        raise o.fail(f"name at least one of {', '.join(VARIANTS)}")
-    return OptimizationConfig(tuple(variants), split)
-
+        raise r.fail(f"name at least one of {', '.join(VARIANTS)}")
+    return OptimizationConfig(tuple(variants), o.split)
