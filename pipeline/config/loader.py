@@ -54,7 +54,7 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
         drift=drift, tuning=tuning, optimization=optim, deployment=deploy, csv_dialect=csv_dialect,
         schema_path=schema_path, label=label, features=feats, model=training.parse_model(doc.model),
         training=training.parse_training(top, doc.training), evaluation=evaluation_config,
-        runner=orchestration.parse_runner(top), output_root=Path(output_root).resolve(),
+        runner=orchestration.parse_runner(top, doc.runner), output_root=Path(output_root).resolve(),
         description=doc.description, image=image_data,
     )
     if check_data:
