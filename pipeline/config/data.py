@@ -9,9 +9,8 @@ from typing import Any
 
 from csvio import reader
 from csvio.reader import Dialect
-from pipeline.config import image
-from pipeline.config.errors import Reader, positive
-from pipeline.config.evaluation import SPLIT_NAMES
+from pipeline.config import image, model
+from pipeline.config.errors import Reader
 from pipeline.config.image import ImageData
 
 
@@ -31,85 +30,74 @@ class SplitConfig:
     def temporal(self) -> bool:
         return self.timestamp_column is not None
 
-def parse_data(data: Reader, base: Path) -> tuple[Path, SplitConfig, Dialect, ImageData | None]:
+
+def parse_data(data: Reader, m: model.Data, base: Path) -> tuple[Path, SplitConfig, Dialect, ImageData | None]:
     """(data_dir, split, dialect, image data); the folder must exist, its files are not read here."""
     image_data = None
-    if "image_dir" in data.data or "labels" in data.data:  # a folder of images (pipeline/image.py)
-        image_data = image.parse_image_data(data, base)
-    data_dir = image_data.image_dir if image_data else (base / data.get("csv_dir", (str,))).resolve()
+    if m.image_dir is not None or m.labels is not None:  # a folder of images (image.py)
+        image_data = image.parse_image_data(data, m, base)
+    elif m.csv_dir is None:
+        raise data.fail("missing required key (or image_dir for images)", "csv_dir")
+    data_dir = image_data.image_dir if image_data else (base / m.csv_dir).resolve()
     if not data_dir.is_dir():
         raise data.fail(f"directory {data_dir} does not exist", "csv_dir")
-    split = _split_config(data)
-    if "span_pattern" in data.data:
-        pattern = data.get("span_pattern", (str,), check=lambda v: None if "{SPAN}" in v
-                           else "must contain {SPAN}, e.g. span-{SPAN}/*.csv")
+    split = _split_config(data, m)
+    if m.span_pattern is not None:
+        if "{SPAN}" not in m.span_pattern:
+            raise data.fail("must contain {SPAN}, e.g. span-{SPAN}/*.csv", "span_pattern")
         if split.temporal:
             raise data.fail("spans go with hash or column splits, not split_by.timestamp_column", "span_pattern")
-        split = replace(split, span_pattern=pattern)
+        split = replace(split, span_pattern=m.span_pattern)
+    return data_dir, split, _csv_dialect(data, m), image_data
 
-    return data_dir, split, _csv_dialect(data), image_data
 
 DELIMITER_NAMES = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
-def _csv_dialect(data: Reader) -> Dialect:
+
+def _csv_dialect(data: Reader, m: model.Data) -> Dialect:
     """data.delimiter (absent: sniffed per file) and data.missing_values (absent: the reader's default)."""
     allowed = [*reader.DELIMITERS, *DELIMITER_NAMES]
-    delimiter = data.get("delimiter", (str,), None, lambda v: None if v in allowed else
-                         f"must be one of {', '.join(map(repr, allowed))} (omit it to detect)")
-    missing = data.get("missing_values", (list,), list(reader.DEFAULT_MISSING_VALUES))
-    if not all(isinstance(m, str) for m in missing):
+    if m.delimiter is not None and m.delimiter not in allowed:
+        raise data.fail(f"must be one of {', '.join(map(repr, allowed))} (omit it to detect)", "delimiter")
+    missing = m.missing_values if m.missing_values is not None else list(reader.DEFAULT_MISSING_VALUES)
+    if not all(isinstance(v, str) for v in missing):
         raise data.fail('must be a list of strings; quote tokens YAML reads as something else ("null", "")',
                         "missing_values")
-    return Dialect(DELIMITER_NAMES.get(delimiter, delimiter), tuple(missing))
+    return Dialect(DELIMITER_NAMES.get(m.delimiter, m.delimiter), tuple(missing))
 
-def _split_config(data: Reader) -> SplitConfig:
-    buckets = {"train": 8, "eval": 1, "test": 1}
-    if "splits" in data.data:
-        splits = data.child("splits")
-        buckets = {s: splits.get(s, (int,), check=positive) for s in SPLIT_NAMES}
-    if "split_by" not in data.data:
+
+def _split_config(data: Reader, m: model.Data) -> SplitConfig:
+    buckets = m.splits.model_dump() if m.splits else {"train": 8, "eval": 1, "test": 1}
+    by = m.split_by
+    if by is None:
         return SplitConfig(buckets)
-    by = data.child("split_by")
-    if "column" in by.data:
-        if "timestamp_column" in by.data:
-            raise by.fail("give either column (hash of a partition column) or timestamp_column (temporal)")
-        return SplitConfig(buckets, partition_column=by.get("column", (str,)))
-    ts = by.get("timestamp_column", (str,))
+    r = data.child("split_by")
+    if by.column is not None:
+        if by.timestamp_column is not None:
+            raise r.fail("give either column (hash of a partition column) or timestamp_column (temporal)")
+        return SplitConfig(buckets, partition_column=by.column)
+    if by.timestamp_column is None:
+        raise r.fail("missing required key (or column for a hash split)", "timestamp_column")
     dates = {}
     for key in ("eval_from", "test_from"):
-        value = by.get(key, (str, date))
+        value = getattr(by, key)
+        if value is None:
+            raise r.fail("missing required key", key)
         try:
             dates[key] = value if isinstance(value, date) else date.fromisoformat(value)
         except ValueError:
-            raise by.fail(f"must be an ISO date like 2016-01-01, got {value!r}", key) from None
+            raise r.fail(f"must be an ISO date like 2016-01-01, got {value!r}", key) from None
     if dates["eval_from"] >= dates["test_from"]:
-        raise by.fail("must be after eval_from", "test_from")
-    return SplitConfig(buckets, timestamp_column=ts, eval_from=dates["eval_from"].isoformat(),
+        raise r.fail("must be after eval_from", "test_from")
+    return SplitConfig(buckets, timestamp_column=by.timestamp_column, eval_from=dates["eval_from"].isoformat(),
                        test_from=dates["test_from"].isoformat())
 
-def parse_drift(top: Reader, split: SplitConfig) -> dict[str, Any]:
-    """Thresholds for DriftSkewGate (see components/drift_skew_gate/thresholds.py for the full form)."""
-    from components.drift_skew_gate.thresholds import FEATURE_KEYS, HISTOGRAMS
 
-    d = top.child("drift")
+def parse_drift(top: Reader, d: model.Drift | None, split: SplitConfig) -> dict[str, Any] | None:
+    """Thresholds for DriftSkewGate (components/drift_skew_gate/thresholds.py checks them again, against
+    the schema); keys, types and bounds are model.Drift's."""
+    if "drift" not in top.data:
+        return None
     if split.span_pattern is None:
         raise top.fail("drift compares spans: set data.span_pattern (e.g. span-{SPAN}/*.csv)", "drift")
-    out: dict[str, Any] = {}
-    for key in ("categorical_linf", "numeric_js"):
-        if key in d.data:
-            out[key] = float(d.get(key, (int, float), check=lambda v: None if 0 <= v <= 1 else "must be in [0, 1]"))
-    if "numeric_histogram" in d.data:
-        out["numeric_histogram"] = d.get("numeric_histogram", (str,), check=lambda v: None if v in HISTOGRAMS
-                                         else f"must be one of {', '.join(HISTOGRAMS)}")
-    if "split" in d.data:
-        out["split"] = d.get("split", (str,), check=lambda v: None if v in SPLIT_NAMES else "unknown split")
-    features = d.get("features", (dict,), {})
-    for name, limits in features.items():
-        if not isinstance(limits, dict) or set(limits) - set(FEATURE_KEYS):
-            raise d.fail(f"'{name}': a mapping of {', '.join(FEATURE_KEYS)}", "features")
-    if features:
-        out["features"] = features
-    skip = d.get("skip", (list,), [])
-    if skip:
-        out["skip"] = skip
-    return out
+    return (d or model.Drift()).model_dump(exclude_none=True, exclude_defaults=True)

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import model
+from pipeline.config.errors import Reader
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 FOLDERS = "folders"
 
@@ -37,24 +40,22 @@ class ImageData:
                 "extensions": list(IMAGE_EXTENSIONS)}
 
 
-def parse_image_data(data: Any, base: Path) -> ImageData:
-    """data.image_dir and data.labels (``data`` is config.py's _Reader on the data section)."""
-    if "csv_dir" in data.data:
+def parse_image_data(data: Reader, m: model.Data, base: Path) -> ImageData:
+    """data.image_dir and data.labels (types: model.Data); only names are checked, no file is read."""
+    if m.csv_dir is not None:
         raise data.fail("give either csv_dir (tabular data) or image_dir (images), not both", "image_dir")
     for key in ("split_by", "span_pattern", "delimiter", "missing_values"):
         if key in data.data:
             raise data.fail(f"'{key}' applies to CSV data; image data is split by hash buckets (data.splits)", key)
-    image_dir = (base / data.get("image_dir", (str,))).resolve()
+    if m.image_dir is None:
+        raise data.fail("missing required key", "image_dir")
+    image_dir = (base / m.image_dir).resolve()
     if not image_dir.is_dir():
         raise data.fail(f"directory {image_dir} does not exist", "image_dir")
-    labels = data.get("labels", (str, dict), FOLDERS)
-    if isinstance(labels, str):
-        if labels != FOLDERS:
-            raise data.fail(f"must be '{FOLDERS}' (the sub-folder name) or {{manifest: <file.csv>}}, got {labels!r}",
-                            "labels")
+    if not isinstance(m.labels, model.Manifest):  # absent or "folders"
         return ImageData(image_dir)
-    r = data.child("labels")
-    manifest = (image_dir / r.get("manifest", (str,))).resolve()
+    manifest = (image_dir / m.labels.manifest).resolve()
     if not manifest.is_file():
-        raise r.fail(f"file {manifest} does not exist (paths are relative to data.image_dir)", "manifest")
+        raise data.child("labels").fail(f"file {manifest} does not exist (paths are relative to data.image_dir)",
+                                        "manifest")
     return ImageData(image_dir, manifest)

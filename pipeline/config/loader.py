@@ -32,14 +32,14 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     top = Reader(source, raw)
     name = top.get("name", (str,), check=lambda v: None if v.replace("_", "").replace("-", "").isalnum()
                    else "use letters, digits, '-' and '_' only")
-    data_dir, split, csv_dialect, image_data = data_section.parse_data(top.child("data"), base)
+    data_dir, split, csv_dialect, image_data = data_section.parse_data(top.child("data"), doc.data, base)
     schema_path = (base / doc.schema_).resolve() if doc.schema_ is not None else None
     label = parse_label(top.child("label"), doc.label)
     feats = features.parse_features(top, doc.features, label, source)
     names = [f.name for f in feats]
     cleaning = features.parse_cleaning(top, doc.cleaning)
     selection = features.parse_selection(top, doc.feature_selection, names)
-    drift = data_section.parse_drift(top, split) if "drift" in top.data else None
+    drift = data_section.parse_drift(top, doc.drift, split)
     evaluation_config = evaluation.parse_evaluation(top, names, label.task)
     tuning = optimization.parse_tuning(top, doc.tuning, label.task) if doc.tuning is not None else None
     optim = (optimization.parse_optimization(top, doc.optimization, evaluation_config.splits, label.task)

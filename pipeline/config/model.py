@@ -139,6 +139,12 @@ class FeatureSelection(Section):
     sample_size: Positive = 50000
 
 
+class DriftLimits(Section):
+    categorical_linf: Fraction | None = None
+    numeric_js: Fraction | None = None
+    numeric_histogram: Literal["standard", "quantiles"] | None = None
+
+
 class Drift(Section):
     """DriftSkewGate's thresholds (components/drift_skew_gate/thresholds.py)."""
 
@@ -146,7 +152,7 @@ class Drift(Section):
     categorical_linf: Fraction | None = None
     numeric_js: Fraction | None = None
     numeric_histogram: Literal["standard", "quantiles"] | None = None
-    features: dict[str, dict[str, Any]] = {}  # per feature: categorical_linf, numeric_js, numeric_histogram
+    features: dict[str, DriftLimits] = {}  # per feature
     skip: list[str] = []
 
 
@@ -479,10 +485,9 @@ def _child(node: Any, part: str | int) -> Any:
         for name, field in model.model_fields.items():
             if part in (name, field.alias):
                 return Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
-    if isinstance(part, int):
-        for arg in _flatten(node):
-            if typing.get_origin(arg) is list:
-                return typing.get_args(arg)[0]
+    for arg in _flatten(node):  # a list item, or a value of a mapping (drift.features.<name>)
+        if typing.get_origin(arg) is (list if isinstance(part, int) else dict):
+            return typing.get_args(arg)[-1]
     return None
 
 
