@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from features import task as task_lib
-from pipeline.config.errors import Reader, non_negative
+from pipeline.config import model
+from pipeline.config.errors import Reader
 
 SPLIT_NAMES = ("train", "eval", "test")
 
@@ -26,44 +27,38 @@ class EvaluationConfig:
     thresholds: tuple[Threshold, ...] = ()
 
 
-def parse_thresholds(parent: Reader, key: str, task: str) -> tuple[Threshold, ...]:
-    """A list of {metric, lower_bound?, upper_bound?, max_decrease? | max_increase?} under
-    ``parent[key]``; metrics are the ``task``'s (``features.task.METRICS``)."""
-    if not isinstance(parent.data[key], list):
-        raise parent.fail("must be a list of {metric, lower_bound, upper_bound, max_decrease, max_increase}", key)
+def parse_thresholds(r: Reader, items: list[model.Threshold], task: str) -> tuple[Threshold, ...]:
+    """``items`` (at ``r``, a list): metrics must be the ``task``'s (``features.task.METRICS``), and a
+    change limit must fit the metric's direction; types and signs are model.Threshold's."""
     known = task_lib.METRICS[task]
     thresholds = []
-    for k in range(len(parent.data[key])):
-        th = parent.child(key).child(k)
-        metric = th.get("metric", (str,), check=lambda v: None if v in known
-                        else f"unknown metric for {task}; known: {', '.join(known)}")
-        lb = th.get("lower_bound", (int, float), None)
-        ub = th.get("upper_bound", (int, float), None)
-        md = th.get("max_decrease", (int, float), None, non_negative)
-        mi = th.get("max_increase", (int, float), None, non_negative)
-        if lb is None and ub is None and md is None and mi is None:
+    for k, t in enumerate(items):
+        th = r.child(k)
+        if t.metric not in known:
+            raise th.fail(f"unknown metric for {task}; known: {', '.join(known)}", "metric")
+        if t.lower_bound is None and t.upper_bound is None and t.max_decrease is None and t.max_increase is None:
             raise th.fail("give lower_bound, upper_bound, max_decrease or max_increase")
-        higher = known[metric].higher_is_better
-        if md is not None and not higher:
-            raise th.fail(f"'{metric}' is lower-is-better: limit its change with max_increase", "max_decrease")
-        if mi is not None and higher:
-            raise th.fail(f"'{metric}' is higher-is-better: limit its change with max_decrease", "max_increase")
-        thresholds.append(Threshold(metric, lb, ub, md, mi))
+        higher = known[t.metric].higher_is_better
+        if t.max_decrease is not None and not higher:
+            raise th.fail(f"'{t.metric}' is lower-is-better: limit its change with max_increase", "max_decrease")
+        if t.max_increase is not None and higher:
+            raise th.fail(f"'{t.metric}' is higher-is-better: limit its change with max_decrease", "max_increase")
+        thresholds.append(Threshold(t.metric, t.lower_bound, t.upper_bound, t.max_decrease, t.max_increase))
     return tuple(thresholds)
 
 
-def parse_evaluation(top: Reader, feature_names: list[str], task: str) -> EvaluationConfig:
+def parse_evaluation(top: Reader, m: model.Evaluation | None, feature_names: list[str], task: str
+                     ) -> EvaluationConfig:
     """Splits are typed by the pydantic model; slices must name features, thresholds the task's metrics."""
-    if "evaluation" not in top.data:
+    if m is None:
         return EvaluationConfig()
     e = top.child("evaluation")
-    esplits = e.data.get("splits", list(EvaluationConfig.splits))
     slices = []
-    for k, sl in enumerate(e.data.get("slices", [])):
+    for k, sl in enumerate(m.slices):
         cols = [sl] if isinstance(sl, str) else sl
         for c in cols:
             if c not in feature_names:
                 raise e.fail(f"'{c}' is not a feature", f"slices[{k}]")
         slices.append(tuple(cols))
-    thresholds = parse_thresholds(e, "thresholds", task) if "thresholds" in e.data else ()
-    return EvaluationConfig(tuple(esplits), tuple(slices), thresholds)
+    return EvaluationConfig(tuple(m.splits), tuple(slices), parse_thresholds(e.child("thresholds"), m.thresholds, task)
+                            if m.thresholds else ())

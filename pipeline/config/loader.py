@@ -40,7 +40,7 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     cleaning = features.parse_cleaning(top, doc.cleaning)
     selection = features.parse_selection(top, doc.feature_selection, names)
     drift = data_section.parse_drift(top, doc.drift, split)
-    evaluation_config = evaluation.parse_evaluation(top, names, label.task)
+    evaluation_config = evaluation.parse_evaluation(top, doc.evaluation, names, label.task)
     tuning = optimization.parse_tuning(top, doc.tuning, label.task) if doc.tuning is not None else None
     optim = (optimization.parse_optimization(top, doc.optimization, evaluation_config.splits, label.task)
              if doc.optimization is not None else None)

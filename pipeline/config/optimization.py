@@ -96,7 +96,7 @@ def parse_optimization(top: Reader, o: model.Optimization, split_names: tuple[st
     r = top.child("optimization")
     if o.split not in split_names:
         raise r.fail(f"must be one of {', '.join(split_names)}", "split")
-    default_thresholds = (parse_thresholds(r, "thresholds", task) if "thresholds" in r.data
+    default_thresholds = (parse_thresholds(r.child("thresholds"), o.thresholds, task) if o.thresholds is not None
                           else DEFAULT_VARIANT_THRESHOLDS[task])
     variants = []
     for key, (name, component, section_model) in VARIANTS.items():
@@ -107,8 +107,8 @@ def parse_optimization(top: Reader, o: model.Optimization, split_names: tuple[st
         if key == "distillation":  # the student as written (the Distiller fills in the rest)
             params = {"student": section.student.model_dump(exclude_unset=True) if section.student
                       else dict(DEFAULT_STUDENT), **params}
-        v = r.child(key) if r.data[key] is not None else Reader(r.source, {}, f"{r.where}.{key}")
-        thresholds = parse_thresholds(v, "thresholds", task) if "thresholds" in v.data else default_thresholds
+        thresholds = (parse_thresholds(r.child(key).child("thresholds"), section.thresholds, task)
+                      if section.thresholds is not None else default_thresholds)
         variants.append(Variant(name, component, params, thresholds))
     if not variants:
         raise r.fail(f"name at least one of {', '.join(VARIANTS)}")
