@@ -30,8 +30,8 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     doc = model.validate(raw, source)  # keys, types, bounds, enums: every section at once
     base = source.resolve().parent
     top = Reader(source, raw)
-    name = top.get("name", (str,), check=lambda v: None if v.replace("_", "").replace("-", "").isalnum()
-                   else "use letters, digits, '-' and '_' only")
+    if not doc.name.replace("_", "").replace("-", "").isalnum():  # it names the output folder and MLMD context
+        raise top.fail("use letters, digits, '-' and '_' only", "name")
     data_dir, split, csv_dialect, image_data = data_section.parse_data(top.child("data"), doc.data, base)
     schema_path = (base / doc.schema_).resolve() if doc.schema_ is not None else None
     label = parse_label(top.child("label"), doc.label)
@@ -50,7 +50,7 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
     if output_root is None:
         output_root = base / doc.output_root if doc.output_root is not None else Path("outputs")
     config = PipelineConfig(
-        path=source, name=name, data_dir=data_dir, split=split, cleaning=cleaning, selection=selection,
+        path=source, name=doc.name, data_dir=data_dir, split=split, cleaning=cleaning, selection=selection,
         drift=drift, tuning=tuning, optimization=optim, deployment=deploy, csv_dialect=csv_dialect,
         schema_path=schema_path, label=label, features=feats, model=training.parse_model(doc.model),
         training=training.parse_training(top, doc.training), evaluation=evaluation_config,

@@ -16,8 +16,8 @@ class ModelConfig:
     dropout: float = 0.1
     learning_rate: float = 0.001
     batch_size: int = 128
-    sequence: dict[str, Any] | None = None  # text features' Embedding + LSTM (pipeline/config_text.py)
-    conv: dict[str, Any] | None = None  # image models: {filters, kernel_size, pool_size} (config_image.py)
+    sequence: dict[str, Any] | None = None  # text features' Embedding + LSTM (text.py)
+    conv: dict[str, Any] | None = None  # image models: {filters, kernel_size, pool_size} (model.py Conv)
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class TrainingConfig:
     eval_steps: int = 100
     epochs: int = 5
     early_stopping_patience: int = 2
-    augmentation: dict[str, Any] | None = None  # image models: train batches only (config_image.py)
+    augmentation: dict[str, Any] | None = None  # image models: train batches only (model.py Augmentation)
 
 
 def parse_model(m: model.Model | None) -> ModelConfig:
