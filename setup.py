@@ -16,6 +16,7 @@ setup(
         "tfx[kfp]==1.21.0",
         "tensorboard",  # TF 2.21 no longer pulls it; Keras' TensorBoard callback needs it
         "pyyaml",
+        "pydantic>=2",  # the config models (pipeline/config/model.py); pinned in constraints.txt
         "matplotlib",
         "scikit-learn",  # feature scoring (mutual information) in FeatureSelector
         "tensorflow-model-optimization",  # Pruner, QuantizationAwareTrainer (tf_keras models only)
@@ -26,7 +27,7 @@ setup(
         # flask-appbuilder -> flask-limiter needs rich<14: constraints.txt pins rich 13.x (keras
         # takes any rich). `make test` installs it through `dev`; `make run` does not need it.
         "airflow": AIRFLOW,
-        "dev": ["pytest", "ruff", *AIRFLOW],
+        "dev": ["pytest", "ruff", "jsonschema", *AIRFLOW],  # jsonschema: tests/test_config_schema.py
     },
     entry_points={"console_scripts": ["tfx-pipeline=pipeline.cli:main"]},
 )

@@ -14,7 +14,7 @@ from csvio import reader
 from csvio.reader import CsvFormatError, Dialect
 
 DEFAULT = Dialect()
-CORPUS = Path(__file__).resolve().parents[2] / "tests" / "data" / "csv_corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "csv_corpus"
 
 
 def _read(*names: str, dialect: Dialect = DEFAULT) -> tuple[reader.Scan, list[tuple[int, list]]]:

@@ -196,31 +196,6 @@ def spec_entry(feature: Any, value: Any) -> tuple[dict[str, Any], dict[str, Any]
                                                 "pixels": True, "missing": "none (an image is required)"}
 
 
-def builtin_feature(feature: dict[str, Any], x: Any) -> Any:
-    """The spec's image steps with TFLite / TF.js built-in ops (MUL, SUB, DIV) on pixels 0..255."""
-    import tensorflow as tf
-
-    for step in feature["steps"]:
-        if step["op"] == "scale":
-            x = x * tf.constant(step["factor"], tf.float32)
-        elif step["op"] == "per_channel_standardize":
-            x = (x - tf.constant(step["mean"], tf.float32)) / tf.constant(step["std"], tf.float32)
-    return x
-
-
-def reference_feature(feature: dict[str, Any], x: Any) -> Any:
-    """NumPy reference of the spec's image steps (float32, as the graph computes)."""
-    import numpy as np
-
-    x = np.asarray(x, np.float32)
-    for step in feature["steps"]:
-        if step["op"] == "scale":
-            x = x * np.float32(step["factor"])
-        elif step["op"] == "per_channel_standardize":
-            x = (x - np.asarray(step["mean"], np.float32)) / np.asarray(step["std"], np.float32)
-    return x
-
-
 def decode_pixels(encoded: list[bytes], height: int, width: int, channels: int, resize: str = "bilinear") -> Any:
     """What an app feeds the on-device model: float32 [n, H, W, C] pixels 0..255, decoded and
     resized exactly as Transform does (before its scaling)."""

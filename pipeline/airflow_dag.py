@@ -14,8 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import PipelineConfig, load_config
-from pipeline.orchestration import AirflowSettings
+from pipeline.config import AirflowSettings, PipelineConfig, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -64,6 +64,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    """The JSON Schema of the pipeline YAML (pipeline/config/model.py), for editors and CI."""
+    import json
+
+    from pipeline.config import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text)
+        print(f"wrote {args.output}")
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Save the latest SchemaGen output as the reviewed schema of the config."""
     from pipeline.summary import latest_execution, open_store, output_artifacts
@@ -184,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("schema", parents=[common], help="save the inferred schema as the reviewed one")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(fn=cmd_schema)
+    p = sub.add_parser("config-schema", help="print the JSON Schema of the pipeline YAML (editor completion)")
+    p.add_argument("--output", type=Path, default=None, help="write it to this file instead of stdout")
+    p.set_defaults(fn=cmd_config_schema)
     p = sub.add_parser("spans", help="split a CSV into monthly span-YYYYMM/ folders")
     p.add_argument("--csv", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)

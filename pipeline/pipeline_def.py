@@ -36,10 +36,9 @@ from components.tfjs_converter import TFJSConverter
 from components.tflite_converter import TFLiteConverter
 from components.variant_comparison import VariantComparison
 from features import task as task_lib
-from pipeline import orchestration, span_resolvers
+from pipeline import span_resolvers
 from pipeline.baseline import BLESSING, CANDIDATE, MODEL, PreviousBlessedModelStrategy
-from pipeline.config import PipelineConfig, Threshold
-from pipeline.config_deployment import deployment_config
+from pipeline.config import PipelineConfig, Threshold, deployment_config, metadata_connection_config
 
 MODULES_DIR = Path(__file__).resolve().parent.parent / "modules"
 PREPROCESSING_MODULE = MODULES_DIR / "preprocessing.py"
@@ -382,6 +381,6 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
         pipeline_root=str(cfg.pipeline_root),
         components=components,
         enable_cache=True,
-        metadata_connection_config=orchestration.metadata_connection_config(cfg),  # sqlite or MySQL
+        metadata_connection_config=metadata_connection_config(cfg),  # sqlite or MySQL
         beam_pipeline_args=list(cfg.runner.beam_args),
     )

@@ -52,7 +52,7 @@ class RunSummary:
 
 def open_store(cfg: PipelineConfig) -> mlmd.MetadataStore:
     if cfg.runner.mysql is not None:
-        from pipeline.orchestration import metadata_connection_config
+        from pipeline.config import metadata_connection_config
 
         return mlmd.MetadataStore(metadata_connection_config(cfg))
     conn = metadata_store_pb2.ConnectionConfig()

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, load_config
-from pipeline.orchestration import beam_pipeline_options
+from pipeline.config import ConfigError, beam_pipeline_options, load_config
 from tests.conftest import TAXI_CONFIG, derived_config
 
 DATA = TAXI_CONFIG.parent.parent.parent.parent / "data" / "taxi"

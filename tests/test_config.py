@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from csvio.reader import CsvFormatError
 from features import feature_steps
 from pipeline.config import ConfigError, load_config
 from tests.conftest import ROOT, TAXI_CONFIG
@@ -212,7 +213,7 @@ def _task(cfg, column, task, keep_feature=False, **keys):
 
 
 def test_each_task_loads_with_its_defaults(tmp_path):
-    from pipeline.config_deployment import default_thresholds
+    from pipeline.config import default_thresholds
 
     cash = load_config(_write(tmp_path, lambda c: _task(c, "payment_type", "binary_classification",
                                                         positive_class="Cash")))
@@ -254,7 +255,7 @@ def test_bad_config_names_the_key(tmp_path, case):
 
 
 def test_tuning_and_variants_load_with_defaults(tmp_path):
-    from pipeline.config_optimization import DEFAULT_VARIANT_THRESHOLDS
+    from pipeline.config import DEFAULT_VARIANT_THRESHOLDS
 
     cfg = load_config(TAXI_CONFIG)
     assert cfg.tuning.algorithm == "random" and cfg.tuning.search_space["num_layers"] == [1, 2]
@@ -323,3 +324,16 @@ def test_full_issue3_config_loads_and_feeds_components(tmp_path):
     assert sel["top_k"] == 8 and {"name": "company", "type": "string"} in sel["candidates"]
     assert "miles_per_fare" not in {c["name"] for c in sel["candidates"]}  # derived: not a raw column
     assert {"fare", "trip_miles", "payment_type", "trip_start_day", "trip_start_timestamp"} <= set(sel["always_keep"])
+
+
+def test_parsing_never_reads_the_data(tmp_path):
+    """load_config(check_data=False) reads only the YAML (folders must exist); the data checks
+    (pipeline/config/data_checks.py) read the CSV, and a malformed one stops only them."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "rows.csv").write_bytes(b"fare,tips\n1.0,\xe9\n")  # not UTF-8: the reader's error
+    path = _write(tmp_path, lambda c: c["data"].update(csv_dir=str(data)))
+    cfg = load_config(path, check_data=False)
+    assert cfg.data_dir == data and cfg.label_classes == () and cfg.notes == ()
+    with pytest.raises(CsvFormatError, match=r"rows\.csv"):
+        load_config(path)

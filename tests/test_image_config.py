@@ -93,5 +93,6 @@ def test_distillation_student_may_have_its_own_conv_stack(tmp_path):
     cfg = load_config(_write(tmp_path, student({"filters": [8, 16]})))
     (variant,) = cfg.optimization.variants
     assert variant.params["student"]["conv"] == {"filters": [8, 16]}
-    with pytest.raises(ConfigError, match=r"optimization.distillation.student.conv: must be \{filters"):
+    with pytest.raises(ConfigError, match=r"optimization\.distillation\.student\.conv\.filters: "
+                                          r"must be a non-empty list of positive integers"):
         load_config(_write(tmp_path, student({"filters": []})))

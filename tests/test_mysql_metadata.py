@@ -84,7 +84,7 @@ def test_pipeline_lineage_in_mysql(mysql, taxi_sample_dir: Path, tmp_path: Path,
 
 
 def test_missing_password_variable_is_named(tmp_path: Path, taxi_sample_dir: Path) -> None:
-    from pipeline.orchestration import metadata_connection_config
+    from pipeline.config import metadata_connection_config
 
     config = derived_config(tmp_path, taxi_sample_dir, runner={"metadata": {"mysql": {
         "host": "db", "password_env": "NO_SUCH_PASSWORD_VARIABLE_XYZ"}}})

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")
 PAGE = ["app.js", "index.html", "metadata.json", "model", "model_runtime.js", "preprocessing_spec.json", "text.js",
-        "tf.min.js"]
+        "tf.min.js", "ui.js"]
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from pipeline.config import load_config
 from tests.serving_fixtures import session_model
 
 PAGE = ["app.js", "index.html", "metadata.json", "model", "model_runtime.js", "preprocessing_spec.json", "text.js",
-        "tf.min.js"]
+        "tf.min.js", "ui.js"]
 N_ROWS = 120
 
 

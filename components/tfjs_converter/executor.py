@@ -11,7 +11,7 @@ web deployment, the model and a page that uses it::
         model/model.json, model/group1-shard*.bin    the TF.js graph model
         preprocessing_spec.json                        Transform's fitted preprocessing
         metadata.json              inputs, raw columns, thresholds, parity, sizes, example rows
-        index.html, app.js, model_runtime.js, text.js, tf.min.js   the demo page (npm's tfjs bundle, no CDN)
+        index.html, app.js, model_runtime.js, text.js, ui.js, tf.min.js   the demo page (npm's tfjs bundle)
     <uri>/raw_saved_model/       the raw-features SavedModel that was converted
     <uri>/validation.json        every validation row: reference and TF.js probability
 
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from components.tfjs_converter import runtime
-from features import task
+from ondevice import validation
 
 SERVING_DIR = "Format-Serving"  # tfx path_constants.SERVING_MODEL_DIR: what Pusher copies
 MODEL_SUBDIR = "model"
@@ -46,7 +46,6 @@ DEMO_DIR = runtime.WEB_DIR / "demo"
 PAGE_FILES = ("index.html", "app.js")
 DEMO_EXAMPLES = 5  # validation rows offered by the page's "example" menu
 REQUIRED = ("custom_config", "quantization", "thresholds", "split", "validation_examples")
-THRESHOLD_KEYS = task.THRESHOLD_KEYS
 MISSING = {"float32": "NaN (empty field)", "string": "\"\" (empty field)"}  # integers (timestamps): negative
 MISSING["image"] = "none: decoded pixels are required (preprocessing_spec.json features[].pixels)"
 
@@ -62,9 +61,7 @@ def parse_config(config_json: str) -> dict[str, Any]:
     if config["quantization"] not in runtime.QUANTIZATION_FLAGS:
         raise ValueError(f"TFJSConverter: quantization must be one of {', '.join(runtime.QUANTIZATION_FLAGS)}, "
                          f"got {config['quantization']!r}")
-    thresholds = config["thresholds"]
-    if not isinstance(thresholds, dict) or not thresholds or set(thresholds) - set(THRESHOLD_KEYS):
-        raise ValueError(f"TFJSConverter: thresholds must give {' and/or '.join(THRESHOLD_KEYS)}, got {thresholds!r}")
+    validation.check_thresholds(config["thresholds"], "TFJSConverter")
     if int(config["validation_examples"]) < 1:
         raise ValueError("TFJSConverter: validation_examples must be positive")
     return config
@@ -83,20 +80,13 @@ def check_inputs(model_uri: str, transform_graph_uri: str, examples_uri: str, sp
         raise FileNotFoundError(f"TFJSConverter: no '{split}' examples to validate on: {split_dir} is missing or empty")
 
 
+# The converters' one parity rule (ondevice/validation.py); these names are what tests and docs call.
 def parity(kind: str, reference: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """How closely the TF.js outputs follow the SavedModel's (``features.task.parity``: largest
-    absolute and relative difference, decision agreement), plus the mean absolute difference."""
-    reference, predicted = np.asarray(reference, np.float64), np.asarray(predicted, np.float64)
-    if reference.size != predicted.size:
-        raise ValueError(f"TF.js returned {predicted.size} values for {reference.size} reference values")
-    predicted = predicted.reshape(reference.shape)  # TF.js returns the output tensor flattened
-    return {**task.parity(kind, predicted, reference),
-            "mean_abs_diff": float(np.mean(np.abs(reference - predicted))), "examples": len(reference)}
+    """How closely the TF.js outputs (flattened) follow the SavedModel's, with the mean |diff|."""
+    return validation.parity(kind, reference, predicted, summary=True)
 
 
-def judge(measured: dict[str, float], thresholds: dict[str, float]) -> list[str]:
-    """The thresholds ``measured`` misses (empty: within all of them)."""
-    return task.blessed(measured, thresholds)[1]
+judge = validation.failures
 
 
 def sizes(serving_dir: Path) -> dict[str, int]:
@@ -156,6 +146,7 @@ def write_page(serving_dir: Path) -> None:
         shutil.copy2(DEMO_DIR / name, serving_dir / name)
     shutil.copy2(runtime.WEB_DIR / "src" / "model_runtime.js", serving_dir / "model_runtime.js")
     shutil.copy2(runtime.WEB_DIR / "src" / "text.js", serving_dir / "text.js")  # its tokenizer (text features)
+    shutil.copy2(runtime.WEB_DIR / "src" / "ui.js", serving_dir / "ui.js")  # answers and errors on the page
     spec = serving_dir / SPEC_FILE
     if spec.exists() and any(i.get("pixels") for i in json.loads(spec.read_text())["inputs"]):
         shutil.copy2(runtime.WEB_DIR / "src" / "image.js", serving_dir / "image.js")  # draw / upload page

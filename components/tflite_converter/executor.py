@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from tfx.utils import path_utils
 
 from features import task
 from model import model_io
-from ondevice import data, raw_model
+from ondevice import data, raw_model, validation
 from ondevice import tflite as lite
 
 COMPONENT = "TFLiteConverter"
@@ -70,6 +71,16 @@ def tfma_metrics(contents: dict[str, bytes], rows: dict[str, np.ndarray], spec: 
         result = tfma.load_eval_result(output, model_name=name if len(contents) > 1 else None)
         out[name] = next((task.flat_metrics(m) for key, m in result.slicing_metrics if key == ()), {})
     return out
+
+
+def judge_variant(kind: str, predict: Callable[[], np.ndarray], reference: np.ndarray,
+                  thresholds: dict[str, float]) -> tuple[dict[str, float], bool, list[str]]:
+    """(parity metrics, blessed, failures) of one variant by the converters' rule (ondevice/validation.py)."""
+    try:
+        measured = validation.parity(kind, reference, predict())
+    except RuntimeError as exc:  # a kernel refused the converted graph (e.g. int8 division by zero)
+        return validation.unmeasured(), False, [f"LiteRT could not run it: {str(exc).splitlines()[0]}"]
+    return (measured, *validation.blessed(measured, thresholds))
 
 
 def _metadata(model_uri: str, spec: dict[str, Any], results: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
@@ -123,12 +134,8 @@ def run(model: Any, transform_graph: Any, examples: Any, mobile_model: Any, bles
                                                    quantization_aware=module.quantization_aware)
         with tf.io.gfile.GFile(os.path.join(candidates, f"model_{variant}.tflite"), "wb") as fh:
             fh.write(content)
-        try:
-            measured = task.parity(spec["task"], lite.predict(content, data.feed(rows, spec)), reference)
-            ok, failures = task.blessed(measured, cfg["thresholds"][variant])
-        except RuntimeError as exc:  # a kernel refused the converted graph (e.g. int8 division by zero)
-            measured, ok = {"max_abs_diff": float("nan"), "max_rel_diff": float("nan"), "agreement": 0.0}, False
-            failures = [f"LiteRT could not run it: {str(exc).splitlines()[0]}"]
+        measured, ok, failures = judge_variant(spec["task"], lambda c=content: lite.predict(c, data.feed(rows, spec)),
+                                               reference, cfg["thresholds"][variant])
         results[variant] = {"bytes": len(content), "size_vs_saved_model_variables": len(content) / saved_bytes,
                             **measured, "thresholds": cfg["thresholds"][variant], "blessed": ok,
                             "failures": failures, "validation_examples": n,

@@ -2,6 +2,7 @@
 // browser with the same runtime code the pipeline validates in Node (model_runtime.js).
 import {MODEL_JSON, isInteger, predict} from './model_runtime.js';
 import {isTextColumn} from './text.js';
+import {answerer, loadModel, showModel} from './ui.js';
 
 const tf = window.tf;
 const $ = (id) => document.getElementById(id);
@@ -103,31 +104,18 @@ async function main() {
     new Option(`row ${i + 1} (SavedModel: ${answer(ex.saved_model)})`, String(i))));
   $('example').addEventListener('change', (e) => { if (e.target.value !== '') fillExample(metadata.examples[Number(e.target.value)]); });
 
-  // The backend the model was validated on (cpu: the same kernels as in Node) unless the URL asks
-  // for another (?backend=webgl): a GPU's float precision is the device's, not the validation's.
-  const backend = new URLSearchParams(window.location.search).get('backend') || 'cpu';
-  if (!(await tf.setBackend(backend))) throw new Error(`TF.js backend '${backend}' is not available here`);
-  await tf.ready();
-  const model = await tf.loadGraphModel(MODEL_JSON);
-  const v = metadata.validation;
-  $('subtitle').textContent = `Model loaded (${tf.getBackend()} backend). Validated on ${v.examples} ${v.split} rows: ` +
-    `max |Δ| ${v.max_abs_diff.toExponential(2)} vs the SavedModel, ` +
-    `${{multiclass_classification: 'same class', regression: 'within 1%'}[spec.task] || 'same decision'} ` +
-    `on ${(100 * v.agreement).toFixed(1)}%.`;
-  $('footer').textContent = `model ${(metadata.sizes.model_bytes / 1024).toFixed(1)} KB ` +
-    `(${(metadata.sizes.model_gzip_bytes / 1024).toFixed(1)} KB gzipped), quantization ${metadata.quantization}, ` +
-    `@tensorflow/tfjs ${tf.version.tfjs}`;
+  const model = await loadModel(tf, MODEL_JSON);
+  showModel(tf, metadata, 'rows',
+    {multiclass_classification: 'same class', regression: 'within 1%'}[spec.task] || 'same decision');
   $('predict').disabled = false;
   document.body.dataset.ready = '1';
 
-  let count = 0;
-  $('features').addEventListener('submit', async (event) => {
+  const show = answerer();
+  $('features').addEventListener('submit', (event) => {
     event.preventDefault();
-    const out = $('probability');
-    out.dataset.state = 'busy';
-    const columns = {};
     const inputs = [...$('features').querySelectorAll('[data-dtype]')];
-    try {
+    return show(async () => {
+      const columns = {};
       inputs.forEach((i) => i.classList.remove('invalid'));
       for (const input of inputs) {
         try {
@@ -137,29 +125,15 @@ async function main() {
           throw err;
         }
       }
-      const values = Array.from(await predict(tf, model, spec, columns));
-      out.dataset.value = values.join(',');  // every output value of the row (K class probabilities)
+      const values = Array.from(await predict(tf, model, spec, columns));  // K class probabilities, or one value
       if (spec.task === 'multiclass_classification') {
         const best = values.indexOf(Math.max(...values));
-        out.value = `${spec.classes[best]} (${(100 * values[best]).toFixed(1)}%)`;
-        $('decision').textContent = spec.classes.map((c, i) => `${c} ${(100 * values[i]).toFixed(1)}%`).join(' · ');
-      } else if (spec.task === 'regression') {
-        out.value = values[0].toPrecision(6);
-        $('decision').textContent = `predicted ${spec.label}`;
-      } else {
-        out.value = values[0].toFixed(4);
-        $('decision').textContent = `${spec.label}: ${values[0] > 0.5 ? 'yes' : 'no'}`;
+        return {values, value: `${spec.classes[best]} (${(100 * values[best]).toFixed(1)}%)`,
+          decision: spec.classes.map((c, i) => `${c} ${(100 * values[i]).toFixed(1)}%`).join(' · ')};
       }
-      $('decision').className = '';
-    } catch (err) {
-      out.value = '';
-      out.dataset.value = '';
-      $('decision').textContent = String(err.message || err);
-      $('decision').className = 'error';
-    }
-    count += 1;
-    out.dataset.count = String(count);
-    out.dataset.state = 'done';
+      if (spec.task === 'regression') return {values, value: values[0].toPrecision(6), decision: `predicted ${spec.label}`};
+      return {values, value: values[0].toFixed(4), decision: `${spec.label}: ${values[0] > 0.5 ? 'yes' : 'no'}`};
+    });
   });
 }
 

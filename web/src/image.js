@@ -7,6 +7,7 @@
 // size: the spec's resize is TF's bilinear, so only a picture of the model's size is fed exactly
 // as the pipeline validated). Scaling and standardization run inside the model.
 import {predict} from './model_runtime.js';
+import {answerer, loadModel, showModel} from './ui.js';
 
 // The spec's image input ({name, shape: [h, w, c]}) or null for a tabular model.
 export function imageInputOf(spec) {
@@ -43,6 +44,7 @@ function element(tag, props = {}, children = []) {
 // The page for an image model: replaces the tabular form with a drawing pad and a file input.
 export async function runImagePage(tf, spec, metadata) {
   const $ = (id) => document.getElementById(id);
+  const show = answerer();
   const input = imageInputOf(spec);
   const [height, width, channels] = input.shape;
   $('title').textContent = `Which ${spec.label}? (${metadata.model} model, TF.js)`;
@@ -82,39 +84,19 @@ export async function runImagePage(tf, spec, metadata) {
   pad.addEventListener('pointerleave', stop);
   clear.addEventListener('click', () => { blank(); source = pad; });
 
-  const backend = new URLSearchParams(window.location.search).get('backend') || 'cpu';
-  if (!(await tf.setBackend(backend))) throw new Error(`TF.js backend '${backend}' is not available here`);
-  await tf.ready();
-  const model = await tf.loadGraphModel('model/model.json');
-  const v = metadata.validation;
-  $('subtitle').textContent = `Model loaded (${tf.getBackend()} backend). Validated on ${v.examples} ${v.split} images: ` +
-    `max |Δ| ${v.max_abs_diff.toExponential(2)} vs the SavedModel, same class on ${(100 * v.agreement).toFixed(1)}%.`;
-  $('footer').textContent = `model ${(metadata.sizes.model_bytes / 1024).toFixed(1)} KB ` +
-    `(${(metadata.sizes.model_gzip_bytes / 1024).toFixed(1)} KB gzipped), quantization ${metadata.quantization}, ` +
-    `@tensorflow/tfjs ${tf.version.tfjs}`;
+  const model = await loadModel(tf, 'model/model.json');
+  showModel(tf, metadata, 'images', 'same class');
 
-  let count = 0;
-  async function classify() {
-    const out = $('probability');
-    out.dataset.state = 'busy';
-    try {
+  function classify() {  // hoisted: the pad's handlers call it, also while the model loads
+    return show(async () => {
       const pixels = pixelsOf(source, height, width, channels);
       const values = Array.from(await predict(tf, model, spec, {[input.name]: [pixels]}));
-      out.dataset.value = values.join(',');
       const best = values.indexOf(Math.max(...values));
-      out.value = `${spec.classes[best]} (${(100 * values[best]).toFixed(1)}%)`;
-      const byName = spec.classes.map((c, i) => [c, values[i]]).sort(([a], [b]) => a.localeCompare(b, 'en', {numeric: true}));
-      $('decision').textContent = byName.map(([c, p]) => `${c} ${(100 * p).toFixed(1)}%`).join(' · ');
-      $('decision').className = '';
-    } catch (err) {
-      out.value = '';
-      out.dataset.value = '';
-      $('decision').textContent = String(err.message || err);
-      $('decision').className = 'error';
-    }
-    count += 1;
-    out.dataset.count = String(count);
-    out.dataset.state = 'done';
+      const byName = spec.classes.map((c, i) => [c, values[i]])
+        .sort(([a], [b]) => a.localeCompare(b, 'en', {numeric: true}));
+      return {values, value: `${spec.classes[best]} (${(100 * values[best]).toFixed(1)}%)`,
+        decision: byName.map(([c, p]) => `${c} ${(100 * p).toFixed(1)}%`).join(' · ')};
+    });
   }
   run.addEventListener('click', classify);
   file.addEventListener('change', async () => {
@@ -122,16 +104,15 @@ export async function runImagePage(tf, spec, metadata) {
     try {
       // As decoded, no colour conversion: the pixels the pipeline's decoder reads from the file.
       source = await createImageBitmap(file.files[0], {colorSpaceConversion: 'none', premultiplyAlpha: 'none'});
-      blank();
-      ctx.imageSmoothingEnabled = false;
-      ctx.drawImage(source, 0, 0, pad.width, pad.height);  // preview, scaled up
-      await classify();
     } catch (err) {
-      $('decision').textContent = `${file.files[0].name}: not an image the browser can decode (${err.message || err})`;
-      $('decision').className = 'error';
-      count += 1;
-      $('probability').dataset.count = String(count);
+      const message = `${file.files[0].name}: not an image the browser can decode (${err.message || err})`;
+      await show(() => { throw new Error(message); });
+      return;
     }
+    blank();
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(source, 0, 0, pad.width, pad.height);  // preview, scaled up
+    await classify();
   });
   run.disabled = false;
   document.body.dataset.ready = '1';

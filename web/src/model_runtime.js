@@ -92,11 +92,10 @@ export function transformFeature(tf, feature, columns, dtypes) {
         x = x.map((v, i) => (ok[i] ? v : step.fill));
         if (step.indicator) extra[`${name}_missing_xf`] = ok.map((p) => (p ? 0 : 1));
         break;
-      case 'bucketize': {
-        const b = x.map((v, i) => searchsortedRight(step.boundaries, ok[i] ? v : 0));
-        x = step.missing_bucket === null ? b : b.map((v, i) => (ok[i] ? v : step.missing_bucket));
+      case 'bucketize':  // after an impute, of the imputed value; on a raw column, missing -> missing_bucket
+        x = step.missing_bucket === null ? x.map((v) => searchsortedRight(step.boundaries, v))
+          : x.map((v, i) => (ok[i] ? searchsortedRight(step.boundaries, v) : step.missing_bucket));
         break;
-      }
       case 'clip': x = x.map((v) => Math.min(Math.max(v, step.lower), step.upper)); break;
       case 'log': x = x.map(Math.log); break;
       case 'log1p': x = x.map(Math.log1p); break;

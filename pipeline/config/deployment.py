@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from features import task as task_lib
-from pipeline.config import _positive, _Reader
+from pipeline.config import model
+from pipeline.config.errors import Reader
 
 TFLITE_VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 TFJS_QUANTIZATION = ("none", "float16", "uint8")
@@ -68,55 +69,42 @@ def deployment_config(cfg: Any, target: str) -> dict[str, Any]:
     return {"custom_config": cfg.trainer_custom_config(), **d.common_json(), **section.to_json()}
 
 
-def _thresholds(r: _Reader, defaults: dict[str, float]) -> dict[str, float]:
-    r.mapping(set(THRESHOLD_KEYS))
-    out = {k: float(r.get(k, (int, float), None, _positive)) for k in THRESHOLD_KEYS if k in r.data}
-    if "min_agreement" in out and out["min_agreement"] > 1:
-        raise r.fail("must be in (0, 1]", "min_agreement")
+def _thresholds(m: model.ConversionThresholds | None, defaults: dict[str, float]) -> dict[str, float]:
+    out = {k: float(v) for k, v in (m.model_dump(exclude_none=True) if m else {}).items()}
     return out or dict(defaults)
 
 
-def parse_deployment(top: _Reader, split_names: tuple[str, ...], variant_names: tuple[str, ...],
-                     task: str = task_lib.BINARY) -> DeploymentConfig:
-    d = top.child("deployment")
-    d.mapping({"models", "split", "validation_examples", "tflite", "tfjs"})
+def parse_deployment(top: Reader, d: model.Deployment, split_names: tuple[str, ...],
+                     variant_names: tuple[str, ...], task: str = task_lib.BINARY) -> DeploymentConfig:
+    """Keys, types and bounds: model.Deployment; here the models and splits the rest of the config has."""
+    r = top.child("deployment")
     known = ("trained", *variant_names)
-    models = d.get("models", (list,), ["trained"])
+    models = d.models if d.models is not None else ["trained"]
     for k, m in enumerate(models):
         if m not in known:
-            raise d.fail(f"unknown model {m!r}; known: {', '.join(known)} (variants come from optimization)",
+            raise r.fail(f"unknown model {m!r}; known: {', '.join(known)} (variants come from optimization)",
                          f"models[{k}]")
     if not models or len(set(models)) != len(models):
-        raise d.fail("must list each model once (trained and/or optimization variants)", "models")
-    split = d.get("split", (str,), "test",
-                  lambda v: None if v in split_names else f"must be one of {', '.join(split_names)}")
-    n = d.get("validation_examples", (int,), 500, _positive)
+        raise r.fail("must list each model once (trained and/or optimization variants)", "models")
+    if d.split not in split_names:
+        raise r.fail(f"must be one of {', '.join(split_names)}", "split")
     tflite = tfjs = None
-    if "tflite" in d.data:
-        t = d.child("tflite") if d.data["tflite"] is not None else _Reader(d.source, {}, "deployment.tflite")
-        t.mapping({"variants", "thresholds", "representative_examples"})
-        variants = t.get("variants", (list,), list(TFLiteConfig.variants))
-        for k, v in enumerate(variants):
-            if v not in TFLITE_VARIANTS:
-                raise t.fail(f"unknown variant {v!r}; known: {', '.join(TFLITE_VARIANTS)}", f"variants[{k}]")
+    if "tflite" in r.data:  # `tflite:` alone: every default
+        t = d.tflite or model.TFLite()
+        variants = t.variants if t.variants is not None else list(TFLiteConfig.variants)
         if not variants or len(set(variants)) != len(variants):
-            raise t.fail("must list each variant once", "variants")
-        thresholds = {v: default_thresholds(v, task) for v in variants}
-        if "thresholds" in t.data:
-            th = t.child("thresholds")
-            th.mapping(set(variants))
-            for v in th.data:
-                thresholds[v] = _thresholds(th.child(v), default_thresholds(v, task))
-        tflite = TFLiteConfig(tuple(variants), thresholds,
-                              t.get("representative_examples", (int,), 200, _positive))
-    if "tfjs" in d.data:
-        j = d.child("tfjs") if d.data["tfjs"] is not None else _Reader(d.source, {}, "deployment.tfjs")
-        j.mapping({"quantization", "thresholds"})
-        q = j.get("quantization", (str,), "none",
-                  lambda v: None if v in TFJS_QUANTIZATION else f"must be one of {', '.join(TFJS_QUANTIZATION)}")
-        th = (_thresholds(j.child("thresholds"), default_thresholds(q, task)) if "thresholds" in j.data
-              else default_thresholds(q, task))
-        tfjs = TFJSConfig(q, th)
+            raise r.child("tflite").fail("must list each variant once", "variants")
+        given = t.thresholds.model_dump(exclude_none=True) if t.thresholds else {}
+        for v in given:
+            if v not in variants:
+                raise r.child("tflite").child("thresholds").fail(
+                    f"unknown key '{v}'; allowed: {', '.join(sorted(variants))} (the listed variants)")
+        thresholds = {v: _thresholds(getattr(t.thresholds, v) if t.thresholds else None, default_thresholds(v, task))
+                      for v in variants}
+        tflite = TFLiteConfig(tuple(variants), thresholds, t.representative_examples)
+    if "tfjs" in r.data:
+        j = d.tfjs or model.TFJS()
+        tfjs = TFJSConfig(j.quantization, _thresholds(j.thresholds, default_thresholds(j.quantization, task)))
     if tflite is None and tfjs is None:
-        raise d.fail("give tflite and/or tfjs")
-    return DeploymentConfig(tuple(models), split, n, tflite, tfjs)
+        raise r.fail("give tflite and/or tfjs")
+    return DeploymentConfig(tuple(models), d.split, d.validation_examples, tflite, tfjs)

@@ -23,74 +23,46 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from pipeline.config import PipelineConfig, _Reader
+from pipeline.config import model
+from pipeline.config.errors import Reader
+
+ENGINES = ("local", "beam")
 
 BEAM_RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner")
 DIRECT_MODES = ("in_memory", "multi_processing", "multi_threading")
 ENVIRONMENT_TYPES = ("DOCKER", "PROCESS", "EXTERNAL", "LOOPBACK")
 _SECTION = {"DirectRunner": "direct", "DataflowRunner": "dataflow", "FlinkRunner": "flink", "SparkRunner": "spark"}
-# key -> (Beam flag, types, required)
-_OPTIONS: dict[str, dict[str, tuple[str, tuple[type, ...], bool]]] = {
-    "direct": {"mode": ("direct_running_mode", (str,), False), "workers": ("direct_num_workers", (int,), False)},
-    "dataflow": {
-        "project": ("project", (str,), True), "region": ("region", (str,), True),
-        "temp_location": ("temp_location", (str,), True), "staging_location": ("staging_location", (str,), False),
-        "machine_type": ("machine_type", (str,), False), "max_num_workers": ("max_num_workers", (int,), False),
-        "sdk_container_image": ("sdk_container_image", (str,), False),
-        "service_account_email": ("service_account_email", (str,), False),
-    },
-    "flink": {
-        "job_endpoint": ("job_endpoint", (str,), True), "environment_type": ("environment_type", (str,), False),
-        "environment_config": ("environment_config", (str,), False), "parallelism": ("parallelism", (int,), False),
-    },
-    "spark": {
-        "job_endpoint": ("job_endpoint", (str,), True), "environment_type": ("environment_type", (str,), False),
-        "environment_config": ("environment_config", (str,), False),
-    },
-}
+# runner.beam.<section>.<key> -> its Beam flag (types, bounds and required keys: model.py Direct, Dataflow, ...)
+_FLAGS = {"mode": "direct_running_mode", "workers": "direct_num_workers"}
 
 
-def parse_beam(r: _Reader) -> tuple[str, ...]:
+def parse_beam(r: Reader, b: model.Beam) -> tuple[str, ...]:
     """``runner.beam`` -> Beam pipeline arguments, every value checked (errors name the key)."""
-    r.mapping({"runner", *_SECTION.values()})
-    runner = r.get("runner", (str,), "DirectRunner",
-                   lambda v: None if v in BEAM_RUNNERS else f"must be one of {', '.join(BEAM_RUNNERS)}")
+    runner = b.runner
     section = _SECTION[runner]
     others = sorted(k for k in r.data if k not in ("runner", section))
     if others:
         raise r.fail(f"'{others[0]}' does not apply to runner {runner} (its settings go under '{section}')")
     args = [f"--runner={runner}"]
-    if runner == "DirectRunner" and section not in r.data:
+    settings = getattr(b, section)
+    if runner == "DirectRunner" and settings is None:
         return (*args, "--direct_running_mode=in_memory", "--direct_num_workers=1")
-    if section not in r.data:
+    if settings is None:
         raise r.fail(f"runner {runner} needs its settings", section)
     s = r.child(section)
-    s.mapping(set(_OPTIONS[section]))
-    for key, (flag, types, required) in _OPTIONS[section].items():
-        value = s.get(key, types, ... if required else None)
-        if value is None:
-            continue
-        if key in ("workers", "max_num_workers", "parallelism") and value < 1:
-            raise s.fail("must be >= 1", key)
-        if key == "mode" and value not in DIRECT_MODES:
-            raise s.fail(f"must be one of {', '.join(DIRECT_MODES)}", key)
-        if key == "environment_type" and value not in ENVIRONMENT_TYPES:
-            raise s.fail(f"must be one of {', '.join(ENVIRONMENT_TYPES)}", key)
+    for key, value in settings.model_dump(exclude_none=True).items():
         if key in ("temp_location", "staging_location") and not value.startswith("gs://"):
             raise s.fail("Dataflow needs a Cloud Storage path (gs://bucket/...)", key)
         if key == "job_endpoint" and not _host_port(value):
             raise s.fail(f"must be host:port of the {runner} job server, got {value!r}", key)
-        args.append(f"--{flag}={value}")
-    if runner == "DirectRunner":
-        mode = s.data.get("mode", "in_memory")
-        if mode == "in_memory" and s.data.get("workers", 1) != 1:
-            raise s.fail("in_memory runs one worker; use multi_processing for several", "workers")
+        args.append(f"--{_FLAGS.get(key, key)}={value}")
+    if runner == "DirectRunner" and (settings.mode or "in_memory") == "in_memory" and (settings.workers or 1) != 1:
+        raise s.fail("in_memory runs one worker; use multi_processing for several", "workers")
     if section in ("flink", "spark"):
-        env = s.data.get("environment_type", "DOCKER")
-        if env in ("DOCKER", "EXTERNAL") and "environment_config" not in s.data:
+        env = settings.environment_type or "DOCKER"
+        if env in ("DOCKER", "EXTERNAL") and settings.environment_config is None:
             what = "the SDK harness image" if env == "DOCKER" else "the worker pool's host:port"
             raise s.fail(f"environment_type {env} needs environment_config ({what})", "environment_config")
     return tuple(args)
@@ -122,18 +94,16 @@ class AirflowSettings:
     retries: int = 0
 
 
-def parse_airflow(r: _Reader) -> AirflowSettings:
-    r.mapping({"schedule", "start_date", "catchup", "retries"})
-    schedule = r.get("schedule", (str, type(None)), AirflowSettings.schedule,
-                     lambda v: None if v is None or v.startswith("@") or len(v.split()) == 5
-                     else "must be a 5-field cron expression, an Airflow preset like @daily, or null")
-    start = r.get("start_date", (str, date), AirflowSettings.start_date)
+def parse_airflow(r: Reader, a: model.Airflow) -> AirflowSettings:
+    schedule = a.schedule
+    if not (schedule is None or schedule.startswith("@") or len(schedule.split()) == 5):
+        raise r.fail("must be a 5-field cron expression, an Airflow preset like @daily, or null", "schedule")
+    start = a.start_date
     try:
         start = start.isoformat() if isinstance(start, date) else date.fromisoformat(start).isoformat()
     except ValueError:
         raise r.fail(f"must be an ISO date like 2024-01-01, got {start!r}", "start_date") from None
-    return AirflowSettings(schedule, start, r.get("catchup", (bool,), False),
-                           r.get("retries", (int,), 0, lambda v: None if v >= 0 else "must be >= 0"))
+    return AirflowSettings(schedule, start, a.catchup, a.retries)
 
 
 @dataclass(frozen=True)
@@ -148,26 +118,21 @@ class MySQLSettings:
     socket: str | None = None  # a Unix socket instead of host:port
 
 
-def parse_metadata(r: _Reader) -> MySQLSettings | None:
+def parse_metadata(r: Reader, m: model.Metadata) -> MySQLSettings | None:
     """``runner.metadata``: ``{sqlite: {}}`` (default) or ``{mysql: {host, port, database, ...}}``."""
-    r.mapping({"sqlite", "mysql"})
     if len(r.data) != 1:
         raise r.fail("give exactly one of sqlite or mysql")
     if "sqlite" in r.data:
         return None
-    m = r.child("mysql")
-    m.mapping({"host", "port", "database", "user", "password_env", "socket"})
-    d = MySQLSettings()
-    return MySQLSettings(
-        host=m.get("host", (str,), d.host), port=m.get("port", (int,), d.port,
-                                                        lambda v: None if 0 < v < 65536 else "must be a TCP port"),
-        database=m.get("database", (str,), d.database, lambda v: None if v.replace("_", "").isalnum()
-                       else "use letters, digits and '_'"),
-        user=m.get("user", (str,), d.user), password_env=m.get("password_env", (str,), None),
-        socket=m.get("socket", (str,), None))
+    my = m.mysql or model.MySQL()
+    if not 0 < my.port < 65536:
+        raise r.child("mysql").fail("must be a TCP port", "port")
+    if not my.database.replace("_", "").isalnum():
+        raise r.child("mysql").fail("use letters, digits and '_'", "database")
+    return MySQLSettings(**my.model_dump())
 
 
-def metadata_connection_config(cfg: PipelineConfig) -> Any:
+def metadata_connection_config(cfg: Any) -> Any:
     """The MLMD connection of ``cfg``: sqlite under outputs/<name>/ unless runner.metadata is mysql."""
     from tfx.orchestration import metadata
 
@@ -192,3 +157,29 @@ def metadata_connection_config(cfg: PipelineConfig) -> Any:
         config.mysql.socket = mysql.socket
     # MLMD creates the database if it is missing (skip_db_creation false; the user needs CREATE rights).
     return config
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    engine: str = "local"
+    beam_args: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+    airflow: AirflowSettings | None = None  # runner.airflow: the DAG's schedule
+    mysql: MySQLSettings | None = None  # runner.metadata.mysql; None: sqlite under outputs/<name>/
+
+
+def parse_runner(top: Reader, m: model.Runner | None) -> RunnerConfig:
+    """``runner``: engine, raw beam_args or a named Beam option set, Airflow schedule, MLMD database."""
+    if m is None:
+        return RunnerConfig()
+    r = top.child("runner")
+    engine = m.engine
+    args = m.beam_args if m.beam_args is not None else list(RunnerConfig.beam_args)
+    if not all(a.startswith("--") for a in args):
+        raise r.fail("each Beam argument is a string like '--flag=value'", "beam_args")
+    if "beam" in r.data:  # a named, validated option set instead of raw beam_args
+        if "beam_args" in r.data:
+            raise r.fail("give either beam (an option set) or beam_args, not both", "beam")
+        args = list(parse_beam(r.child("beam"), m.beam or model.Beam()))
+    airflow = parse_airflow(r.child("airflow"), m.airflow or model.Airflow()) if "airflow" in r.data else None
+    mysql = parse_metadata(r.child("metadata"), m.metadata or model.Metadata()) if "metadata" in r.data else None
+    return RunnerConfig(engine, tuple(args), airflow, mysql)
