@@ -27,7 +27,8 @@ setup(
         # flask-appbuilder -> flask-limiter needs rich<14: constraints.txt pins rich 13.x (keras
         # takes any rich). `make test` installs it through `dev`; `make run` does not need it.
         "airflow": AIRFLOW,
-        "dev": ["pytest", "ruff", "jsonschema", *AIRFLOW],  # jsonschema: tests/test_config_schema.py
+        # jsonschema: tests/test_config_schema.py; pytest-xdist: make test-fast runs on every core
+        "dev": ["pytest", "pytest-xdist", "ruff", "jsonschema", *AIRFLOW],
     },
     entry_points={"console_scripts": ["tfx-pipeline=pipeline.cli:main"]},
 )
