@@ -11,7 +11,7 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["csvio", "features", "model", "serving", "ondevice", "modules",
                                     "components", "components.*", "pipeline", "pipeline.*"]),
-    package_data={"pipeline": ["configs/*/*.yaml", "configs/*/*.pbtxt"]},
+    package_data={"pipeline": ["configs/*/*.yaml", "configs/*/*.pbtxt", "configs/pipeline.schema.json"]},
     install_requires=[
         "tfx[kfp]==1.21.0",
         "tensorboard",  # TF 2.21 no longer pulls it; Keras' TensorBoard callback needs it

@@ -121,3 +121,14 @@ def test_model_enums_are_the_codes_own():
     assert set(literal(model.Drift, "numeric_histogram")) == set(HISTOGRAMS)
     for key, (_, _, section) in optimization.VARIANTS.items():
         assert model.Optimization.model_fields[key].annotation == section | None, key
+
+
+def test_the_shipped_schema_is_current_and_every_shipped_config_uses_it(schema):
+    # pipeline/configs/pipeline.schema.json is what editors load (each shipped config's first line
+    # points at it): it must be what `config-schema` generates now, or completion would lie.
+    shipped = ROOT / "pipeline" / "configs" / "pipeline.schema.json"
+    assert json.loads(shipped.read_text()) == schema, (
+        "pipeline/configs/pipeline.schema.json is stale: "
+        "python -m pipeline config-schema --output pipeline/configs/pipeline.schema.json")
+    for config in SHIPPED:
+        assert config.read_text().splitlines()[0] == "# yaml-language-server: $schema=../pipeline.schema.json", config
