@@ -66,10 +66,8 @@ run: setup
 lint: setup
 	$(PY) -m ruff check .
 
-# Two pytest-xdist workers: one runs every module with an e2e test, in order (the pipeline runs they
-# share; conftest.py), the other the remaining unit and component tests meanwhile.
 test: setup system-deps lint
-	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The unit and component tests, without the tests marked e2e (those that run a pipeline), one pytest
 # worker per core, a test file per worker (its module fixtures built once): under 5 minutes on 2 cores.

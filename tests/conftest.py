@@ -170,12 +170,12 @@ class BackgroundRun:
         return load_config(self.config, output_root=self.output_root), self.stdout, seconds
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def background_runs(request, tmp_path_factory) -> dict[str, BackgroundRun]:
-    """{module name: its run} for every selected test module that declares BACKGROUND_RUN, all
-    started with the first e2e test of this process (``_start_background_runs``). A module's fixture
-    waits for its run with ``finish()``. ``session.items`` holds the selected tests only: a module
-    whose tests are all deselected (``-m "not e2e"``, ``-k``) starts no run."""
+    """{module name: its run} for every collected test module that declares BACKGROUND_RUN, each
+    started before the first test. A module's fixture waits for its run with ``finish()``.
+    ``session.items`` holds the selected tests only: a module whose tests are all deselected (``-m "not
+    e2e"``, ``-k``) starts no run."""
     modules = {item.module for item in request.session.items if hasattr(item, "module")}
     runs = {m.__name__: BackgroundRun.start(tmp_path_factory.mktemp(m.__name__.rsplit(".", 1)[-1]),
                                             getattr(m, BACKGROUND_RUN))
@@ -184,13 +184,3 @@ def background_runs(request, tmp_path_factory) -> dict[str, BackgroundRun]:
     for run in runs.values():
         if run.proc.poll() is None:
             run.proc.kill()
-
-
-@pytest.fixture(autouse=True)
-def _start_background_runs(request) -> None:
-    """The background runs start with the first e2e test a process runs: early in ``make test``,
-    never in a process that runs none (``make test-fast``, the pytest-xdist worker without the e2e
-    group)."""
-    if request.node.get_closest_marker("e2e"):
-        request.getfixturevalue("background_runs")
-
