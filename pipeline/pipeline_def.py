@@ -299,9 +299,10 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
         after_gate.append(selector)
     components += after_gate
 
+    library = library_fingerprint()  # one read of the sources for the three components below
     transform = tfx_components.Transform(
         examples=model_examples, schema=model_schema, module_file=str(PREPROCESSING_MODULE),
-        custom_config={**cfg.transform_custom_config(), "library": library_fingerprint()},
+        custom_config={**cfg.transform_custom_config(), "library": library},
         # Fit on train only; materialize only what Trainer reads (Evaluator reads raw examples).
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "eval"]))
     _after(transform, gates)
@@ -315,7 +316,7 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
             transform_graph=transform.outputs["transform_graph"],
             train_args=trainer_pb2.TrainArgs(num_steps=tuning.epochs * tuning.steps_per_epoch),
             eval_args=trainer_pb2.EvalArgs(num_steps=tuning.validation_steps),
-            custom_config={**cfg.tuner_custom_config(), "library": library_fingerprint()})
+            custom_config={**cfg.tuner_custom_config(), "library": library})
 
     trainer = tfx_components.Trainer(
         module_file=str(TRAINING_MODULE),
@@ -326,7 +327,7 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         train_args=trainer_pb2.TrainArgs(num_steps=cfg.training.train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=cfg.training.eval_steps),
-        custom_config={**cfg.trainer_custom_config(), "library": library_fingerprint()})
+        custom_config={**cfg.trainer_custom_config(), "library": library})
 
     baseline = Resolver(
         strategy_class=PreviousBlessedModelStrategy,
