@@ -66,8 +66,19 @@ run: setup
 lint: setup
 	$(PY) -m ruff check .
 
+# Two pytest processes at once on the 2 cores: the e2e tests in one (in file order, so they share
+# their pipeline runs; progress on the console) and the unit and component tests in the other (output
+# in outputs/test-unit.log, its summary printed at the end). Fails if either fails; a process
+# whose tests PYTEST_ARGS deselects entirely (pytest exit 5) is not a failure.
+UNIT_LOG := outputs/test-unit.log
 test: setup system-deps lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@mkdir -p outputs; echo "unit and component tests (-m 'not e2e') run alongside; log: $(UNIT_LOG)"
+	@$(PY) -m pytest -m "not e2e" -p no:cacheprovider $(PYTEST_ARGS) > $(UNIT_LOG) 2>&1 & unit=$$!; \
+	$(PY) -m pytest -m e2e $(PYTEST_ARGS); e2e_rc=$$?; \
+	wait $$unit; unit_rc=$$?; \
+	echo "---- unit and component tests ($(UNIT_LOG)) ----"; sed -n '/short test summary\|slowest/,$$p' $(UNIT_LOG); \
+	echo "e2e tests: exit $$e2e_rc; unit and component tests: exit $$unit_rc"; \
+	for rc in $$e2e_rc $$unit_rc; do case $$rc in 0|5) ;; *) exit 1;; esac; done  # 5: none selected
 
 # The unit and component tests, without the tests marked e2e (those that run a pipeline), one pytest
 # worker per core, a test file per worker (its module fixtures built once): under 5 minutes on 2 cores.
