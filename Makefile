@@ -69,7 +69,8 @@ lint: setup
 # Two pytest processes at once on the 2 cores: the e2e tests in one (in file order, so they share
 # their pipeline runs; progress on the console) and the unit and component tests in the other (output
 # in outputs/test-unit.log, its summary printed at the end). Fails if either fails; a process
-# whose tests PYTEST_ARGS deselects entirely (pytest exit 5) is not a failure.
+# whose tests PYTEST_ARGS deselects entirely (pytest exit 5) is not a failure. (Not `pytest -n 2 --dist
+# loadgroup`: with pytest 9.2 xdist 3.8 ignores the groups, pytest-dev/pytest-xdist#1386.)
 UNIT_LOG := outputs/test-unit.log
 test: setup system-deps lint
 	@mkdir -p outputs; echo "unit and component tests (-m 'not e2e') run alongside; log: $(UNIT_LOG)"
