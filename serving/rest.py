@@ -64,6 +64,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             data = body.encode() if isinstance(body, str) else body
         self.send_response(status)
+        if self.close_connection:  # refused, too large, too slow: the client must not reuse it
+            self.send_header("Connection", "close")
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
