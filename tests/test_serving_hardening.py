@@ -207,6 +207,8 @@ def test_full_batch_queue_is_refused_at_once_then_served(server_a):
     code, details, grpc_took = _grpc_predict(server_a, _predict_request([1.0], ["sleep:10"]))
     for t in [running, *queued]:
         t.join(60)
+    print(f"queue full: REST {status} in {took * 1000:.0f} ms, gRPC {code.name} in {grpc_took * 1000:.0f} ms; "
+          f"running call {results['running'][2] * 1000:.0f} ms")
     assert status == 503 and "queue" in body["error"] and took < FAST, (status, body, took)
     assert code == grpc.StatusCode.UNAVAILABLE and "queue" in details and grpc_took < FAST, (code, details, grpc_took)
     assert [results[k][0] for k in ("running", "queued1", "queued2")] == [200, 200, 200], results
@@ -222,6 +224,7 @@ def test_rest_runs_at_most_rest_api_num_threads_requests(server_b):
     results = _concurrently([lambda: _rest(server_b, _slow(1500)) for _ in range(5)])
     ok = [r for r in results if r[0] == 200]
     refused = [r for r in results if r[0] == 503]
+    print("REST 5 concurrent, 2 handlers:", [(r[0], round(r[2] * 1000)) for r in results])
     assert len(ok) == 2 and len(refused) == 3, results
     assert all(took >= 1.5 for _, _, took in ok), results
     assert all(took < FAST and "rest_api_num_threads" in body["error"] for _, body, took in refused), results
@@ -235,6 +238,7 @@ def test_grpc_runs_at_most_grpc_max_threads_rpcs(server_b):
     results = _concurrently([lambda: _grpc_predict(server_b, _predict_request([1.0], ["sleep:1500"]))
                              for _ in range(5)])
     ok = [r for r in results if r[0] == grpc.StatusCode.OK]
+    print("gRPC 5 concurrent, 2 threads:", [(r[0].name, round(r[2] * 1000)) for r in results])
     refused = [r for r in results if r[0] == grpc.StatusCode.RESOURCE_EXHAUSTED]
     assert len(ok) == 2 and len(refused) == 3, [(c, t) for c, _, t in results]
     assert all(took >= 1.5 for *_, took in ok) and all(took < FAST for *_, took in refused), results
@@ -267,6 +271,7 @@ def test_trickled_body_is_cut_off_at_the_timeout(server_b):
         thread.join()
         sock.close()
     took = time.monotonic() - started
+    print(f"trickled body: {status} after {took * 1000:.0f} ms")
     assert status == 408 and "rest_api_timeout_in_ms" in text, (status, text)
     assert B_TIMEOUT_MS / 1000 - 0.5 <= took < B_TIMEOUT_MS / 1000 + 2, took
     _good(server_b)
@@ -277,9 +282,11 @@ def test_inference_longer_than_the_timeout_is_deadline_exceeded(server_b, server
     (HTTP 504), as TF Serving's RunOptions.timeout_in_ms does; batched, the answer comes at the
     deadline, before the call ends. Without the check both return 200."""
     status, body, took = _rest(server_b, _slow(B_TIMEOUT_MS + 800))
+    print(f"direct call {B_TIMEOUT_MS + 800} ms, timeout {B_TIMEOUT_MS} ms: {status} after {took * 1000:.0f} ms")
     assert status == 504 and "Deadline exceeded" in body["error"], (status, body)
     assert took >= B_TIMEOUT_MS / 1000, took
     status, body, took = _rest(server_a, _slow(A_TIMEOUT_MS + 1500))
+    print(f"batched call {A_TIMEOUT_MS + 1500} ms, timeout {A_TIMEOUT_MS} ms: {status} after {took * 1000:.0f} ms")
     assert status == 504 and "Deadline exceeded" in body["error"], (status, body)
     assert A_TIMEOUT_MS / 1000 <= took < (A_TIMEOUT_MS + 1500) / 1000, took
     time.sleep(1.6)  # the abandoned call finishes in the batch thread
@@ -310,6 +317,7 @@ def test_chunked_bodies_accepted_up_to_the_limit_and_refused_past_it(server_a):
     sock = _raw(server_a, _chunked(*[b"[" * 1000] * 5, end=False))  # 5000 bytes > 4096, no last chunk
     status, text = _response(sock)
     sock.close()
+    print(f"chunked over the limit, body unfinished: {status} after {(time.monotonic() - started) * 1000:.0f} ms")
     assert status == 413 and "rest_api_max_body_bytes" in text and time.monotonic() - started < FAST, text
 
     status, body_, _ = _rest(server_a, None, raw=b'{"instances": ["' + b"x" * (A_MAX_BODY * 3) + b'"]}')
