@@ -20,7 +20,7 @@ import grpc
 import numpy as np
 
 from serving.options import BatchingOptions
-from serving.status import ServingError, invalid
+from serving.status import ServingError, deadline_exceeded, invalid
 
 Arrays = dict[str, np.ndarray]
 RunFn = Callable[[Arrays], Arrays]
@@ -34,6 +34,7 @@ class _Task:
     done: threading.Event = field(default_factory=threading.Event)
     outputs: Arrays | None = None
     error: BaseException | None = None
+    abandoned: bool = False  # its request stopped waiting (deadline): skipped if still queued
 
 
 class _Queue:
@@ -83,12 +84,15 @@ class _Queue:
                 if left <= 0 or not self._tasks:
                     break
                 self._cv.wait(left)
-            batch, rows = [], 0
+            batch, rows, dropped = [], 0, 0
             while self._tasks and rows + self._tasks[0].size <= self._opts.max_batch_size:
                 task = self._tasks.popleft()
+                if task.abandoned:  # nobody waits for it: do not spend a batch slot on it
+                    dropped += task.size
+                    continue
                 batch.append(task)
                 rows += task.size
-            self._queued_rows -= rows
+            self._queued_rows -= rows + dropped
             if self._tasks:
                 self._cv.notify()  # more work left: wake another batch thread
             return batch
@@ -134,7 +138,9 @@ class Batcher:
         self._lock = threading.Lock()
         self._on_batch = on_batch or (lambda model, rows: None)
 
-    def run(self, servable: Any, signature_name: str, inputs: Arrays, run: RunFn) -> Arrays:
+    def run(self, servable: Any, signature_name: str, inputs: Arrays, run: RunFn,
+            deadline: float | None = None) -> Arrays:
+        """``deadline`` (time.monotonic()): past it the request fails with DEADLINE_EXCEEDED."""
         sizes = {a.shape[0] if a.ndim else None for a in inputs.values()}
         if None in sizes:
             return run(inputs)  # a scalar input has no batch dimension to concatenate along
@@ -147,7 +153,8 @@ class Batcher:
                 raise invalid(f"Task size {size} is larger than maximum input batch size "
                               f"{self.opts.max_batch_size}")
             step = self.opts.max_batch_size
-            chunks = [self.run(servable, signature_name, {k: a[i:i + step] for k, a in inputs.items()}, run)
+            chunks = [self.run(servable, signature_name, {k: a[i:i + step] for k, a in inputs.items()}, run,
+                               deadline)
                       for i in range(0, size, step)]
             return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
         key = (id(servable), signature_name, tuple(sorted((k, a.shape[1:], a.dtype.str) for k, a in inputs.items())))
@@ -159,7 +166,9 @@ class Batcher:
         task = _Task(inputs, size)
         if queue is None or not queue.submit(task):
             return run(inputs)
-        task.done.wait()
+        if not task.done.wait(None if deadline is None else max(0.0, deadline - time.monotonic())):
+            task.abandoned = True
+            raise deadline_exceeded(deadline - task.enqueued)  # type: ignore[operator]
         if task.error is not None:
             raise task.error
         assert task.outputs is not None

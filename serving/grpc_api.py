@@ -4,8 +4,10 @@ PredictionService (Predict, Classify, Regress, GetModelMetadata) and ModelServic
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -23,11 +25,14 @@ from tensorflow_serving.apis import (
 from serving import codec
 from serving.inference import Service, input_to_examples
 from serving.manager import Servable
-from serving.options import OptionsError, validate_model_config
+from serving.options import NotAllowedError, OptionsError, check_allowed, validate_model_config
 from serving.status import ServingError, invalid
 
+log = logging.getLogger("serving")
 _STATE = get_model_status_pb2.ModelVersionStatus.State
 _ERROR_UNKNOWN = 2  # tensorflow.error.Code.UNKNOWN
+_ERROR_INVALID_ARGUMENT = 3
+_ERROR_PERMISSION_DENIED = 7
 
 
 def _spec(model_spec: Any) -> tuple[str, int | None, str | None]:
@@ -66,7 +71,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             codec.check_inputs(set(request.inputs), signature)
             inputs = {k: codec.proto_to_array(k, v, signature.inputs[k]) for k, v in request.inputs.items()}
             outputs = self.service.filter_outputs(
-                signature, self.service.run(servable, signature, inputs), list(request.output_filter))
+                signature, self.service.run(servable, signature, inputs, timeout_s=context.time_remaining()),
+                list(request.output_filter))
             response = predict_pb2.PredictResponse()
             self._response_spec(response, request, servable, signature.name)
             for key, array in outputs.items():
@@ -77,7 +83,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Classify(self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext) -> Any:
         def work(servable: Servable) -> classification_pb2.ClassificationResponse:
             classes, scores = self.service.classify(servable, request.model_spec.signature_name,
-                                                    input_to_examples(request.input))
+                                                    input_to_examples(request.input), context.time_remaining())
             response = classification_pb2.ClassificationResponse()
             self._response_spec(response, request, servable, request.model_spec.signature_name or "serving_default")
             for i in range(scores.shape[0]):
@@ -91,7 +97,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Regress(self, request: regression_pb2.RegressionRequest, context: grpc.ServicerContext) -> Any:
         def work(servable: Servable) -> regression_pb2.RegressionResponse:
-            values = self.service.regress(servable, request.model_spec.signature_name, input_to_examples(request.input))
+            values = self.service.regress(servable, request.model_spec.signature_name,
+                                          input_to_examples(request.input), context.time_remaining())
             response = regression_pb2.RegressionResponse()
             self._response_spec(response, request, servable, request.model_spec.signature_name or "serving_default")
             for v in values:
@@ -118,9 +125,11 @@ FORWARDED = "x-pipeline-forwarded"  # metadata on a ReloadConfig one server proc
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, service: Service, peers: Callable[[], list[int]] | None = None):
+    def __init__(self, service: Service, peers: Callable[[], list[int]] | None = None,
+                 allowlist: tuple[Path, ...] = ()):
         self.service = service
         self.peers = peers  # the other server processes' private ports (--num_server_processes)
+        self.allowlist = allowlist  # --model_base_path_allowlist (resolved roots)
 
     def GetModelStatus(self, request: get_model_status_pb2.GetModelStatusRequest,
                        context: grpc.ServicerContext) -> Any:
@@ -144,9 +153,14 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         response = model_management_pb2.ReloadConfigResponse()
         try:
             models = validate_model_config(request.config, "ReloadConfigRequest.config")
+            # All or nothing: one model outside the allowed roots refuses the whole config.
+            check_allowed(models, self.allowlist, "ReloadConfigRequest.config")
         except OptionsError as exc:
-            response.status.error_code = 3  # INVALID_ARGUMENT
+            denied = isinstance(exc, NotAllowedError)
+            response.status.error_code = _ERROR_PERMISSION_DENIED if denied else _ERROR_INVALID_ARGUMENT
             response.status.error_message = str(exc)
+            if denied:
+                log.error("ReloadConfig refused: %s", exc)
             return response
         self.service.manager.apply_config(models)
         if self.peers and FORWARDED not in dict(context.invocation_metadata()):
@@ -174,15 +188,19 @@ class GrpcServer:
     listens on a private loopback port (``private_port``) for ReloadConfig forwarded by the others."""
 
     def __init__(self, service: Service, host: str, port: int, max_threads: int, max_message_bytes: int,
-                 reuse_port: bool = False, peers: Callable[[], list[int]] | None = None):
+                 reuse_port: bool = False, peers: Callable[[], list[int]] | None = None,
+                 allowlist: tuple[Path, ...] = ()):
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="grpc"),
+            # Without it grpc queues RPCs beyond the pool without bound: the excess waits (and
+            # holds memory) instead of failing fast. With it they get RESOURCE_EXHAUSTED at once.
+            maximum_concurrent_rpcs=max_threads,
             options=[("grpc.max_receive_message_length", max_message_bytes),
                      ("grpc.max_send_message_length", -1),
                      # Alone, a port already in use must fail, not be shared.
                      ("grpc.so_reuseport", 1 if reuse_port else 0)])
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(service), self.server)
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(service, peers), self.server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(service, peers, allowlist), self.server)
         try:
             self.port = self.server.add_insecure_port(f"{host}:{port}")
         except RuntimeError as exc:

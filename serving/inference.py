@@ -20,7 +20,7 @@ import tensorflow as tf
 from serving.batching import Arrays, Batcher
 from serving.manager import ModelManager, Servable, Signature
 from serving.metrics import Metrics
-from serving.status import ServingError, invalid
+from serving.status import ServingError, deadline_exceeded, invalid
 
 log = logging.getLogger("serving")
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
@@ -63,12 +63,22 @@ class Service:
             self.metrics.request(model or "", str(info["version"]), api, entrypoint, status,
                                  time.perf_counter() - started)
 
-    def run(self, servable: Servable, signature: Signature, inputs: Arrays) -> Arrays:
+    def run(self, servable: Servable, signature: Signature, inputs: Arrays,
+            timeout_s: float | None = None) -> Arrays:
+        """``timeout_s`` (REST: --rest_api_timeout_in_ms; gRPC: the client's deadline) bounds the
+        call as TF Serving's RunOptions.timeout_in_ms does: past it the request fails with
+        DEADLINE_EXCEEDED. A batched request stops waiting at the deadline (and is skipped if still
+        queued); a direct call cannot be interrupted in Python, so its late result is discarded."""
         def direct(arrays: Arrays) -> Arrays:
             return call_signature(signature, arrays)
         if self.batcher is None:
-            return direct(inputs)
-        return self.batcher.run(servable, signature.name, inputs, direct)
+            started = time.monotonic()
+            outputs = direct(inputs)
+            if timeout_s is not None and time.monotonic() - started > timeout_s:
+                raise deadline_exceeded(timeout_s)
+            return outputs
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        return self.batcher.run(servable, signature.name, inputs, direct, deadline)
 
     @staticmethod
     def filter_outputs(signature: Signature, outputs: Arrays, wanted: list[str]) -> Arrays:
@@ -91,15 +101,15 @@ class Service:
                           f"{kind} needs a string input of serialized tf.Examples")
         return signature, input_name
 
-    def classify(self, servable: Servable, signature_name: str,
-                 examples: list[bytes]) -> tuple[np.ndarray | None, np.ndarray]:
+    def classify(self, servable: Servable, signature_name: str, examples: list[bytes],
+                 timeout_s: float | None = None) -> tuple[np.ndarray | None, np.ndarray]:
         """(classes [n, k] or None, scores [n, k])."""
         signature, input_name = self._examples_signature(servable, signature_name, "classify")
         if "classes" not in signature.outputs and "scores" not in signature.outputs:
             raise invalid(f'Expected classification signature outputs to contain at least one of "classes", '
                           f'"scores"; signature \'{signature.name}\' has outputs {{{", ".join(signature.outputs)}}}. '
                           "Use :predict for it.")
-        out = self.run(servable, signature, {input_name: _examples_array(examples)})
+        out = self.run(servable, signature, {input_name: _examples_array(examples)}, timeout_s)
         classes, scores = out.get("classes"), out.get("scores")
         n = len(examples)
         if scores is not None and (scores.ndim != 2 or scores.shape[0] != n):
@@ -110,12 +120,13 @@ class Service:
             scores = np.full(classes.shape, np.nan, np.float32)  # type: ignore[union-attr]
         return classes, scores
 
-    def regress(self, servable: Servable, signature_name: str, examples: list[bytes]) -> np.ndarray:
+    def regress(self, servable: Servable, signature_name: str, examples: list[bytes],
+                timeout_s: float | None = None) -> np.ndarray:
         signature, input_name = self._examples_signature(servable, signature_name, "regress")
         if "outputs" not in signature.outputs:
             raise invalid(f"No output Tensor with name 'outputs' in signature '{signature.name}' (has "
                           f"{{{', '.join(signature.outputs)}}}): regress needs one. Use :predict for it.")
-        values = self.run(servable, signature, {input_name: _examples_array(examples)})["outputs"]
+        values = self.run(servable, signature, {input_name: _examples_array(examples)}, timeout_s)["outputs"]
         if values.ndim == 2 and values.shape[1] == 1:
             values = values[:, 0]
         if values.ndim != 1 or values.shape[0] != len(examples):

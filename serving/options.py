@@ -25,6 +25,10 @@ class OptionsError(ValueError):
     """A bad flag or config file; the message names the flag or file and the field."""
 
 
+class NotAllowedError(OptionsError):
+    """A model base_path outside --model_base_path_allowlist (ReloadConfig: PERMISSION_DENIED)."""
+
+
 def _message_classes() -> dict[str, Any]:
     pool = descriptor_pool.DescriptorPool()
     wrappers = descriptor_pb2.FileDescriptorProto()
@@ -92,6 +96,9 @@ class ServerOptions:
     intra_op_parallelism: int
     inter_op_parallelism: int
     num_server_processes: int = 1         # not a TF Serving flag: see serving.server
+    # Not a TF Serving flag: the roots a ReloadConfig or a re-read --model_config_file may point at
+    # (resolved; empty: derived from ``models``, see default_allowlist).
+    model_base_path_allowlist: tuple[Path, ...] = ()
     worker_dir: Path | None = None        # internal: set in the worker processes the first one starts
 
 
@@ -129,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     # Not in tensorflow_model_server: several server processes behind the same ports (SO_REUSEPORT).
     a("--num_server_processes", type=int, default=1,
       help="server processes sharing the gRPC and REST ports (SO_REUSEPORT); not a TF Serving flag")
+    a("--model_base_path_allowlist", default=None,
+      help="comma-separated directories a ReloadConfig or a changed --model_config_file may name as base_path "
+           "(symlinks and '..' resolved first; default: the base paths given at start and their parents); "
+           "not a TF Serving flag")
     a("--internal_worker_dir", type=Path, default=None, help=argparse.SUPPRESS)
     return p
 
@@ -219,6 +230,28 @@ def load_monitoring(path: Path | None) -> str | None:
     return metrics_path
 
 
+def default_allowlist(models: tuple[Any, ...]) -> tuple[Path, ...]:
+    """The base paths configured at start and their parent directories (where Pusher adds siblings)."""
+    roots: list[Path] = []
+    for m in models:
+        base = Path(m.base_path).resolve()
+        for root in (base, base.parent):
+            if root not in roots:
+                roots.append(root)
+    return tuple(roots)
+
+
+def check_allowed(models: tuple[Any, ...], allowlist: tuple[Path, ...], source: str) -> None:
+    """NotAllowedError naming the first model whose base_path resolves outside every allowed root.
+    Resolving first (symlinks, '..') is the point: a path that merely starts with a root can escape it."""
+    for m in models:
+        resolved = Path(m.base_path).resolve()
+        if not any(resolved == root or root in resolved.parents for root in allowlist):
+            raise NotAllowedError(
+                f"{source}: model '{m.name}' base_path {m.base_path} (resolved: {resolved}) is outside the "
+                f"allowed model roots {{{', '.join(map(str, allowlist))}}} (--model_base_path_allowlist)")
+
+
 def parse_options(argv: list[str]) -> ServerOptions:
     """Flags -> ServerOptions; argparse exits 2 on unknown flags, OptionsError on bad values/files."""
     args = build_parser().parse_args(argv)
@@ -243,6 +276,13 @@ def parse_options(argv: list[str]) -> ServerOptions:
             raise OptionsError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     if args.file_system_poll_wait_seconds < 0:
         raise OptionsError("--file_system_poll_wait_seconds must be >= 0")
+    if args.model_base_path_allowlist is not None:
+        allowlist = tuple(Path(r.strip()).resolve() for r in args.model_base_path_allowlist.split(",") if r.strip())
+        if not allowlist:
+            raise OptionsError("--model_base_path_allowlist: give at least one directory")
+        check_allowed(models, allowlist, "--model_base_path_allowlist")
+    else:
+        allowlist = default_allowlist(models)
     return ServerOptions(
         models=models, port=args.port, rest_api_port=args.rest_api_port, bind_address=args.bind_address,
         batching=load_batching(args.batching_parameters_file) if args.enable_batching else None,
@@ -254,4 +294,5 @@ def parse_options(argv: list[str]) -> ServerOptions:
         rest_api_max_body_bytes=args.rest_api_max_body_bytes, grpc_max_threads=args.grpc_max_threads,
         intra_op_parallelism=args.tensorflow_intra_op_parallelism,
         inter_op_parallelism=args.tensorflow_inter_op_parallelism,
-        num_server_processes=args.num_server_processes, worker_dir=args.internal_worker_dir)
+        num_server_processes=args.num_server_processes, worker_dir=args.internal_worker_dir,
+        model_base_path_allowlist=allowlist)

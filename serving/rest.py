@@ -16,6 +16,8 @@ import logging
 import re
 import socket
 import threading
+import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -48,6 +50,10 @@ class _Handler(BaseHTTPRequestHandler):
     service: Service
     max_body: int
     metrics_path: str | None
+    slots: threading.BoundedSemaphore  # one per request handled at once (--rest_api_num_threads)
+    max_handlers: int
+    deadline: float = 0.0  # monotonic time by which the request's body must have arrived
+    _linger_after = False
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -58,6 +64,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             data = body.encode() if isinstance(body, str) else body
         self.send_response(status)
+        if self.close_connection:  # refused, too large, too slow: the client must not reuse it
+            self.send_header("Connection", "close")
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -66,8 +74,61 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, err: ServingError) -> None:
         self._send(err.http_status, {"error": err.message})
 
+    # -- limits ----------------------------------------------------------------------------
+    def handle_one_request(self) -> None:
+        self._linger_after = False
+        self.connection.settimeout(self.timeout)  # idle keep-alive / slow headers: per-recv timeout
+        super().handle_one_request()
+        if self._linger_after:
+            self._linger()
+
+    def _limited(self, handle: Callable[[], None]) -> None:
+        """At most --rest_api_num_threads requests are handled at once (TF Serving's REST thread
+        pool); the excess gets 503 at once rather than waiting in an unbounded line of threads:
+        a client (or load balancer) can retry elsewhere, and latency stays bounded under overload."""
+        if not self.slots.acquire(blocking=False):
+            self._refuse(ServingError(grpc.StatusCode.UNAVAILABLE,
+                                      f"The server is busy: {self.max_handlers} requests in flight "
+                                      "(--rest_api_num_threads); retry later"))
+            return
+        try:
+            self.deadline = time.monotonic() + self.timeout
+            handle()
+        finally:
+            self.slots.release()
+
+    def _refuse(self, err: ServingError) -> None:
+        """Answer without reading the body, then close the connection (lingering: see _linger)."""
+        self.close_connection = True
+        self._linger_after = bool(self._content_length()) or "Transfer-Encoding" in self.headers
+        self._error(err)
+
+    def _linger(self) -> None:
+        """After answering a request whose body was not read: stop sending, then read and drop what
+        the client still sends (bounded in time and size), so the answer is not lost to the TCP
+        reset that closing a socket with unread data causes. Runs outside the handler slots."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            end, left = time.monotonic() + self.timeout, _LINGER_BYTES
+            while left > 0 and (remaining := end - time.monotonic()) > 0:
+                self.connection.settimeout(remaining)
+                chunk = self.rfile.read1(1 << 16)
+                if not chunk:
+                    return
+                left -= len(chunk)
+        except OSError:
+            pass
+
     # -- routing ---------------------------------------------------------------------------
     def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/healthz" or (self.metrics_path and path == self.metrics_path):
+            self._get()  # probes stay cheap and answered even when every handler slot is busy
+        else:
+            self._limited(self._get)
+
+    def _get(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
             ok = self.service.manager.all_available()
@@ -101,15 +162,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, body)
 
     def do_POST(self) -> None:
+        self._limited(self._post)
+
+    def _post(self) -> None:
         path = self.path.split("?", 1)[0]
         match = _PATH.match(path)
         verb = match["verb"] if match else None
         if verb not in ("predict", "classify", "regress"):
-            self._discard_body()
-            self._error(ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: POST {path}"))
+            self._refuse(ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: POST {path}"))
             return
         try:
             body = self._read_json()
+            unknown = sorted(set(body) - _FIELDS[verb])
+            if unknown:
+                raise invalid(f"Unknown field(s) in the request body: {', '.join(unknown)} ({verb} takes "
+                              f"{', '.join(sorted(_FIELDS[verb]))})")
+        except _RequestTimeout as err:  # the client is too slow: answer and close, no lingering
+            self.close_connection = True
+            self._error(err)
+            return
         except ServingError as err:
             self._error(err)
             return
@@ -125,8 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, result)
 
     def do_PUT(self) -> None:
-        self._discard_body()
-        self._error(ServingError(grpc.StatusCode.UNIMPLEMENTED, f"Malformed request: PUT {self.path}"))
+        self._refuse(ServingError(grpc.StatusCode.UNIMPLEMENTED, f"Malformed request: PUT {self.path}"))
 
     do_DELETE = do_PUT  # noqa: N815  (http.server dispatches on this name)
 
@@ -138,37 +208,85 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             return None
 
-    def _discard_body(self) -> None:
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
         length = self._content_length()
-        if length and length <= self.max_body:
-            self.rfile.read(length)
-        elif length:
+        if length is None or length < 0:
             self.close_connection = True
-            self._drain(length)
-
-    def _drain(self, length: int, cap: int = 64 << 20) -> None:
-        left = min(length, cap)
-        while left > 0:
-            chunk = self.rfile.read(min(left, 1 << 20))
-            if not chunk:
-                return
-            left -= len(chunk)
-
-    def _read_json(self) -> dict:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            self.close_connection = True
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                               "chunked request bodies are not supported: send Content-Length")
-        length = self._content_length()
-        if length is None:
-            self.close_connection = True
-            raise invalid("missing or invalid Content-Length header")
+            raise invalid("missing or invalid Content-Length header (or send Transfer-Encoding: chunked)")
         if length > self.max_body:
+            self._linger_after = True  # the client gets the 413, not a reset
             self.close_connection = True
-            self._drain(length)  # read (a bounded amount) so the client gets the 413, not a reset
             raise _TooLarge(f"Request body of {length} bytes exceeds the limit of {self.max_body} bytes "
                             "(--rest_api_max_body_bytes)")
-        raw = self.rfile.read(length)
+        return self._read_exact(length)
+
+    def _read_exact(self, n: int) -> bytes:
+        """``n`` body bytes, all within the request's deadline (--rest_api_timeout_in_ms): the socket
+        timeout alone is per recv, so a client trickling a byte at a time would never trip it."""
+        parts, left = [], n
+        while left > 0:
+            chunk = self.rfile.read1(min(left, 1 << 16)) if self._arm() else b""
+            if not chunk:
+                self.close_connection = True
+                raise invalid(f"the connection closed {left} bytes before the end of the request body")
+            parts.append(chunk)
+            left -= len(chunk)
+        return b"".join(parts)
+
+    def _read_line(self, limit: int = 4096) -> bytes:
+        line = b""
+        while not line.endswith(b"\n"):
+            data = self.rfile.peek(1) if self._arm() else b""  # one recv at most when the buffer is empty
+            if not data:
+                self.close_connection = True
+                raise invalid("the connection closed in the middle of a chunked request body")
+            end = data.find(b"\n")
+            line += self.rfile.read(end + 1 if end >= 0 else len(data))
+            if len(line) > limit:
+                self.close_connection = True
+                raise invalid("malformed chunked request body: chunk header line too long")
+        return line
+
+    def _arm(self) -> bool:
+        """Sets the socket timeout to what is left of the deadline; raises 408 when nothing is left."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise _RequestTimeout(self.timeout)
+        self.connection.settimeout(remaining)
+        return True
+
+    def _read_chunked(self) -> bytes:
+        """A Transfer-Encoding: chunked body, refused with 413 as soon as it passes the limit (the
+        rest is never parsed or kept)."""
+        body = bytearray()
+        while True:
+            size_text = self._read_line().split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                self.close_connection = True
+                raise invalid(f"malformed chunked request body: chunk size {size_text[:20]!r}") from None
+            if size == 0:
+                while self._read_line().strip():  # trailer fields up to the blank line: ignored
+                    pass
+                return bytes(body)
+            if len(body) + size > self.max_body:
+                self._linger_after = True
+                self.close_connection = True
+                raise _TooLarge(f"Chunked request body exceeds the limit of {self.max_body} bytes "
+                                "(--rest_api_max_body_bytes)")
+            body += self._read_exact(size)
+            if self._read_exact(2) != b"\r\n":
+                self.close_connection = True
+                raise invalid("malformed chunked request body: no CRLF after a chunk")
+
+    def _read_json(self) -> dict:
+        try:
+            raw = self._read_body()
+        except TimeoutError:
+            raise _RequestTimeout(self.timeout) from None
         try:
             body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -184,7 +302,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _predict(self, servable: Servable, body: dict) -> dict:
         signature = servable.signature(body.get("signature_name", ""))
         inputs, row = codec.predict_inputs(body, signature)
-        outputs = self.service.run(servable, signature, inputs)
+        outputs = self.service.run(servable, signature, inputs, timeout_s=self.timeout)
         return codec.predict_response(outputs, row)
 
     def _examples(self, body: dict) -> list[bytes]:
@@ -197,7 +315,8 @@ class _Handler(BaseHTTPRequestHandler):
                 for i, e in enumerate(examples)]
 
     def _classify(self, servable: Servable, body: dict) -> dict:
-        classes, scores = self.service.classify(servable, body.get("signature_name", ""), self._examples(body))
+        classes, scores = self.service.classify(servable, body.get("signature_name", ""), self._examples(body),
+                                                timeout_s=self.timeout)
         results = []
         for i in range(scores.shape[0]):
             labels = (classes[i] if classes is not None else [b""] * scores.shape[1])
@@ -206,8 +325,27 @@ class _Handler(BaseHTTPRequestHandler):
         return {"results": results}
 
     def _regress(self, servable: Servable, body: dict) -> dict:
-        values = self.service.regress(servable, body.get("signature_name", ""), self._examples(body))
+        values = self.service.regress(servable, body.get("signature_name", ""), self._examples(body),
+                                      timeout_s=self.timeout)
         return {"results": [float(v) for v in values]}
+
+
+_FIELDS = {"predict": {"signature_name", "instances", "inputs"},
+           "classify": {"signature_name", "examples", "context"},
+           "regress": {"signature_name", "examples", "context"}}
+_LINGER_BYTES = 64 << 20
+
+
+class _RequestTimeout(ServingError):
+    """The request body did not arrive within --rest_api_timeout_in_ms: 408, connection closed."""
+
+    def __init__(self, timeout_s: float):
+        super().__init__(grpc.StatusCode.DEADLINE_EXCEEDED,
+                         f"Request body not received within {timeout_s * 1000:.0f} ms (--rest_api_timeout_in_ms)")
+
+    @property
+    def http_status(self) -> int:
+        return HTTPStatus.REQUEST_TIMEOUT
 
 
 class _TooLarge(ServingError):
@@ -240,9 +378,10 @@ class _Server(ThreadingHTTPServer):
 
 class RestServer:
     def __init__(self, service: Service, host: str, port: int, max_body: int, timeout_s: float,
-                 metrics_path: str | None, reuse_port: bool = False):
-        handler = type("Handler", (_Handler,), {"service": service, "max_body": max_body,
-                                                "metrics_path": metrics_path, "timeout": timeout_s})
+                 metrics_path: str | None, reuse_port: bool = False, max_handlers: int = 32):
+        handler = type("Handler", (_Handler,), {
+            "service": service, "max_body": max_body, "metrics_path": metrics_path, "timeout": timeout_s,
+            "slots": threading.BoundedSemaphore(max_handlers), "max_handlers": max_handlers})
         server = type("Server", (_Server,), {"reuse_port": reuse_port})
         self.httpd = server((host, port), handler)
         self.port = self.httpd.server_address[1]

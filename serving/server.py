@@ -36,7 +36,15 @@ from serving.grpc_api import GrpcServer
 from serving.inference import Service
 from serving.manager import ModelManager
 from serving.metrics import Metrics
-from serving.options import OptionsError, ServerOptions, load_model_config_file, parse_options
+from serving.options import (
+    NotAllowedError,
+    OptionsError,
+    ServerOptions,
+    check_allowed,
+    default_allowlist,
+    load_model_config_file,
+    parse_options,
+)
 from serving.rest import RestServer
 
 log = logging.getLogger("serving")
@@ -57,6 +65,7 @@ class ModelServer:
         self.rest: RestServer | None = None
         self._stop = threading.Event()
         self._config_thread: threading.Thread | None = None
+        self.allowlist = opts.model_base_path_allowlist or default_allowlist(opts.models)
 
     def start(self) -> None:
         import tensorflow as tf
@@ -69,12 +78,14 @@ class ModelServer:
         group = self.opts.worker_dir is not None  # one of --num_server_processes processes
         self.grpc = GrpcServer(self.service, self.opts.bind_address, self.opts.port, self.opts.grpc_max_threads,
                                self.opts.rest_api_max_body_bytes, reuse_port=group,
-                               peers=(lambda: worker_ports(self.opts.worker_dir)) if group else None)
+                               peers=(lambda: worker_ports(self.opts.worker_dir)) if group else None,
+                               allowlist=self.allowlist)
         self.grpc.start()
         if self.opts.rest_api_port:
             self.rest = RestServer(self.service, self.opts.bind_address, self.opts.rest_api_port,
                                    self.opts.rest_api_max_body_bytes, self.opts.rest_api_timeout_in_ms / 1000,
-                                   self.opts.metrics_path, reuse_port=group)
+                                   self.opts.metrics_path, reuse_port=group,
+                                   max_handlers=self.opts.rest_api_num_threads)
             self.rest.start()
         if group:
             port_file = self.opts.worker_dir / f"{os.getpid()}.port"  # type: ignore[operator]
@@ -98,9 +109,14 @@ class ModelServer:
             try:
                 text = path.read_text()
                 if text != last:
-                    self.manager.apply_config(load_model_config_file(path))
+                    models = load_model_config_file(path)
+                    check_allowed(models, self.allowlist, f"--model_config_file {path}")
+                    self.manager.apply_config(models)
                     last = text
                     log.info("Applied the changed --model_config_file %s", path)
+            except NotAllowedError as exc:  # refused as a whole; logged once per change of the file
+                last = text
+                log.error("Refusing the changed --model_config_file (PERMISSION_DENIED): %s", exc)
             except (OSError, OptionsError) as exc:  # keep serving the last good config
                 log.error("Ignoring --model_config_file change: %s", exc)
 

@@ -37,3 +37,8 @@ def invalid(message: str) -> ServingError:
 
 def not_found(message: str) -> ServingError:
     return ServingError(grpc.StatusCode.NOT_FOUND, message)
+
+
+def deadline_exceeded(timeout_s: float) -> ServingError:
+    return ServingError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                        f"Deadline exceeded: the model call did not finish within {timeout_s * 1000:.0f} ms")
