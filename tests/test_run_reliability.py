@@ -29,7 +29,7 @@ from tests.serving_fixtures import LIGHT_FEATURES, TINY_TRAINING
 
 NAME = "reliability"
 Execution = metadata_store_pb2.Execution
-BEFORE_TRANSFORM = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomalyGate")
+BEFORE_TRANSFORM = ("CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomalyGate")
 
 
 def tiny_config(tmp: Path, name: str = NAME) -> Path:
@@ -171,6 +171,40 @@ def test_second_run_is_refused_at_once_naming_the_holder_and_kill_9_leaves_no_st
 
 
 # ------------------------------------------------------------------ e2e: kill -9 and resume --
+# The tiny pipeline's nodes in the order LocalDagRunner runs them (the resolver has no executor).
+ORDER = (*BEFORE_TRANSFORM, "Transform", "Trainer", "InfraValidator", "Evaluator", "Pusher")
+KILLED_WHILE_RUNNING = ("Transform", "Trainer", "Evaluator")  # killed from outside, then the Pusher hook
+
+
+def running_execution(config: Path, root: Path, node: str) -> bool:
+    """Whether MLMD shows ``node`` executing (registered RUNNING, not yet published COMPLETE)."""
+    try:
+        return any(e.last_known_state == Execution.RUNNING for e in Store(config, root).executions(node))
+    except Exception:  # sqlite busy or not created yet while the run writes it
+        return False
+
+
+def kill_during(config: Path, root: Path, node: str, tag: str, facts: dict, settle: float) -> None:
+    """A run killed (SIGKILL to its process group) while ``node`` executes; the first one also
+    meets a second run, which must be refused."""
+    out = root / NAME
+    proc = start_run(config, root, tag)
+    if "refused" not in facts:
+        wait_for(lambda: lock_note(out).get("pid") == proc.pid, 120, f"{tag} holds the lock", proc)
+        facts["refused"] = refused_second_run(config, root)
+        facts["holder_log"], facts["holder_pid"] = lock_note(out)["log_file"], proc.pid
+    wait_for(lambda: running_execution(config, root, node), 900, f"{node} to execute", proc)
+    time.sleep(settle)  # well inside the executor (Transform: its Beam job)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    facts[f"{tag}_code"] = proc.returncode
+    store = Store(config, root)
+    facts[f"after_{node}"] = store.all_execution_ids()
+    killed = store.executions(node)[-1]
+    facts[f"killed_{node}"] = killed
+    facts[f"killed_{node}_outputs"] = store.artifacts(killed.id, *OUTPUTS)
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("reliability")
@@ -181,36 +215,23 @@ def runs(tmp_path_factory) -> dict:
     (older / "saved_model.pb").write_bytes(b"an older version")
     facts: dict = {"config": config, "root": root, "older": older, "older_digest": tree_digest(older)}
 
-    # 1. Killed while Transform executes; meanwhile a second run is refused.
-    run1 = start_run(config, root, "run1")
-    wait_for(lambda: lock_note(out).get("pid") == run1.pid, 120, "run 1 holds the lock", run1)
-    facts["refused"] = refused_second_run(config, root)
-    facts["holder_log"] = lock_note(out)["log_file"]
-    log = Path(facts["holder_log"])
-    wait_for(lambda: log.exists() and "Component Transform is running." in log.read_text(), 900,
-             "Transform to start", run1)
-    time.sleep(3)  # inside Transform's Beam job
-    os.killpg(run1.pid, signal.SIGKILL)
-    run1.wait()
-    facts["run1_code"] = run1.returncode
-    store = Store(config, root)
-    facts["after1"] = store.all_execution_ids()
-    facts["killed_transform"] = store.executions("Transform")[-1]
-    facts["killed_transform_outputs"] = store.artifacts(facts["killed_transform"].id, *OUTPUTS)
+    # Runs 1-3: killed while Transform, then Trainer, then Evaluator executes (each re-run resumes).
+    for node, settle in zip(KILLED_WHILE_RUNNING, (3.0, 0.0, 0.0), strict=True):
+        kill_during(config, root, node, f"kill_{node}", facts, settle)
 
-    # 2. Re-run; the test hook kills it between Pusher's staging copy and its rename.
-    run2 = start_run(config, root, "run2", env={"PIPELINE_FAULT_KILL_AT": "pusher:after_copy"})
-    run2.wait(timeout=1800)
-    facts["run2_code"], facts["run2_output"] = run2.returncode, output_of(root, "run2")
-    facts["pushed_after2"] = sorted(p.name for p in (out / "pushed" / "serving").iterdir())
+    # Run 4: the test hook kills it between Pusher's staging copy and its rename.
+    proc = start_run(config, root, "kill_Pusher", env={"PIPELINE_FAULT_KILL_AT": "pusher:after_copy"})
+    proc.wait(timeout=1800)
+    facts["kill_Pusher_code"], facts["kill_Pusher_output"] = proc.returncode, output_of(root, "kill_Pusher")
+    facts["pushed_after_Pusher"] = sorted(p.name for p in (out / "pushed" / "serving").iterdir())
     store = Store(config, root)
-    facts["after2"] = store.all_execution_ids()
-    facts["killed_pusher"] = store.executions("Pusher")[-1]
+    facts["after_Pusher"] = store.all_execution_ids()
+    facts["killed_Pusher"] = store.executions("Pusher")[-1]
 
-    # 3. Re-run plainly: resumes at Pusher.
-    run3 = start_run(config, root, "run3")
-    run3.wait(timeout=1800)
-    facts["run3_code"], facts["run3_output"] = run3.returncode, output_of(root, "run3")
+    # Run 5: plainly; resumes at Pusher.
+    proc = start_run(config, root, "final")
+    proc.wait(timeout=1800)
+    facts["final_code"], facts["final_output"] = proc.returncode, output_of(root, "final")
     facts["store"] = Store(config, root)
     return facts
 
@@ -219,46 +240,63 @@ def new_executions(store: Store, node: str, before: set[int], after: set[int] | 
     return [e for e in store.executions(node) if e.id not in before and (after is None or e.id in after)]
 
 
+def next_run(node: str) -> tuple[str, str | None]:
+    """The facts keys bounding the run after the one killed in ``node``."""
+    killed = (*KILLED_WHILE_RUNNING, "Pusher")
+    i = killed.index(node)
+    return f"after_{node}", (f"after_{killed[i + 1]}" if i + 1 < len(killed) else None)
+
+
 @pytest.mark.e2e
 def test_a_second_run_is_refused_while_the_first_runs(runs):
     # Checks the refusal against a real running pipeline: exit code 3, the first run's pid and log
-    # file in the message; the first run got past the moment (it reached Transform) and run 3 on the
-    # same root, after the kill, was not blocked by a stale lock.
+    # file in the message; and that the runs after each kill -9 on the same root were not blocked by
+    # a stale lock (each got as far as its kill, the last one completed).
     refused = runs["refused"]
     assert refused.returncode == 3, refused.stdout + refused.stderr
     assert "another run of this pipeline is using" in refused.stderr
     assert runs["holder_log"] in refused.stderr
-    assert runs["run3_code"] == 0, runs["run3_output"][-3000:]
+    assert f"pid {runs['holder_pid']} " in refused.stderr
+    assert runs["final_code"] == 0, runs["final_output"][-3000:]
 
 
 @pytest.mark.e2e
-def test_kill_9_in_transform_resumes_from_the_cache_and_never_uses_the_killed_output(runs):
-    # Checks: the killed Transform execution never became COMPLETE; the re-run took every component
-    # before Transform from the cache (CACHED executions, no re-execution), re-executed Transform
-    # (a new COMPLETE execution), and Trainer read only the new Transform's artifacts - none of the
-    # killed execution's artifacts, none under its output folders.
+@pytest.mark.parametrize("node", KILLED_WHILE_RUNNING)
+def test_kill_9_resumes_from_the_cache_and_re_executes_the_killed_component(runs, node):
+    # Checks, for a run killed while `node` executed: the killed execution never became COMPLETE;
+    # the next run took every component before it from the cache (CACHED: not re-executed) and
+    # re-executed `node` to COMPLETE; no execution of any run ever read an artifact of the killed
+    # execution or anything under its output folders.
     store = runs["store"]
-    assert runs["run1_code"] == -signal.SIGKILL
-    killed = runs["killed_transform"]
-    assert killed.last_known_state != Execution.COMPLETE
-    assert store.store.get_executions_by_id([killed.id])[0].last_known_state != Execution.COMPLETE
-    for node in BEFORE_TRANSFORM:
-        (execution,) = new_executions(store, node, runs["after1"], runs["after2"])
-        assert execution.last_known_state == Execution.CACHED, node
-    (transform,) = new_executions(store, "Transform", runs["after1"], runs["after2"])
-    assert transform.last_known_state == Execution.COMPLETE
-    (trainer,) = new_executions(store, "Trainer", runs["after1"], runs["after2"])
-    assert trainer.last_known_state == Execution.COMPLETE
-    used = store.artifacts(trainer.id, *INPUTS)
+    assert runs[f"kill_{node}_code"] == -signal.SIGKILL
+    killed = runs[f"killed_{node}"]
+    assert killed.last_known_state == Execution.RUNNING
+    assert store.store.get_executions_by_id([killed.id])[0].last_known_state == Execution.RUNNING
+    before, after = next_run(node)
+    for earlier in ORDER[: ORDER.index(node)]:
+        (execution,) = new_executions(store, earlier, runs[before], runs.get(after))
+        assert execution.last_known_state == Execution.CACHED, earlier
+    (again,) = new_executions(store, node, runs[before], runs.get(after))
+    assert again.last_known_state == Execution.COMPLETE
+    killed_ids = {a.id for a in runs[f"killed_{node}_outputs"]}
+    killed_dir = f"/{node}/"
+    for execution in store.store.get_executions():
+        for artifact in store.artifacts(execution.id, *INPUTS):
+            assert artifact.id not in killed_ids
+            assert not (killed_dir in artifact.uri and Path(artifact.uri).name == str(killed.id)), artifact.uri
+
+
+@pytest.mark.e2e
+def test_kill_9_in_transform_trainer_reads_the_re_executed_transform(runs):
+    # Checks the Trainer that completed read both of Transform's outputs from the re-executed
+    # Transform (not the killed one, not a missing input).
+    store = runs["store"]
+    (transform,) = new_executions(store, "Transform", runs["after_Transform"], runs["after_Trainer"])
+    (trainer,) = [e for e in store.executions("Trainer") if e.last_known_state == Execution.COMPLETE]
     new_outputs = {a.id for a in store.artifacts(transform.id, *OUTPUTS)}
-    from_transform = [a for a in used if a.id in new_outputs]
-    assert len(from_transform) == 2  # transform_graph and transformed_examples, both from the re-execution
-    killed_ids = {a.id for a in runs["killed_transform_outputs"]}
-    killed_dirs = [str(store.cfg.pipeline_root / "Transform" / key / str(killed.id))
-                   for key in ("transform_graph", "transformed_examples")]
-    for artifact in used:
-        assert artifact.id not in killed_ids
-        assert not any(artifact.uri.startswith(d) for d in killed_dirs), artifact.uri
+    used = [a for a in store.artifacts(trainer.id, *INPUTS) if a.id in new_outputs]
+    assert sorted(Path(a.uri).parent.name for a in used) == ["transform_graph", "transformed_examples"]
+    assert all(Path(a.uri).name == str(transform.id) for a in used)
 
 
 @pytest.mark.e2e
@@ -268,15 +306,15 @@ def test_kill_9_in_pusher_leaves_no_partial_version_and_the_rerun_pushes_a_compl
     # re-executed Pusher, removed the staging folder, and pushed a version identical to Trainer's
     # model; the older version is byte-identical throughout.
     store, out = runs["store"], runs["root"] / NAME
-    assert runs["run2_code"] == -signal.SIGKILL, runs["run2_output"][-3000:]
-    numbered = [n for n in runs["pushed_after2"] if n.isdigit()]
-    assert numbered == ["1"], runs["pushed_after2"]
-    assert [n for n in runs["pushed_after2"] if n.startswith(".tmp-")], runs["pushed_after2"]
-    assert runs["killed_pusher"].last_known_state != Execution.COMPLETE
-    for node in (*BEFORE_TRANSFORM, "Transform", "Trainer", "Evaluator", "InfraValidator"):
-        (execution,) = new_executions(store, node, runs["after2"])
+    assert runs["kill_Pusher_code"] == -signal.SIGKILL, runs["kill_Pusher_output"][-3000:]
+    numbered = [n for n in runs["pushed_after_Pusher"] if n.isdigit()]
+    assert numbered == ["1"], runs["pushed_after_Pusher"]
+    assert [n for n in runs["pushed_after_Pusher"] if n.startswith(".tmp-")], runs["pushed_after_Pusher"]
+    assert runs["killed_Pusher"].last_known_state != Execution.COMPLETE
+    for node in ORDER[:-1]:
+        (execution,) = new_executions(store, node, runs["after_Pusher"])
         assert execution.last_known_state == Execution.CACHED, node
-    (pusher,) = new_executions(store, "Pusher", runs["after2"])
+    (pusher,) = new_executions(store, "Pusher", runs["after_Pusher"])
     assert pusher.last_known_state == Execution.COMPLETE
     (pushed_model,) = store.artifacts(pusher.id, *OUTPUTS)
     version = pushed_model.custom_properties["pushed_version"].string_value
