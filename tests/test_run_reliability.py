@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from tests.conftest import ROOT, derived_config, sample_rows, write_csv
+from tests.conftest import ROOT, derived_config, sample_rows, small_deployment, small_optimization, write_csv
 from tests.serving_fixtures import LIGHT_FEATURES, TINY_TRAINING
 
 NAME = "reliability"
@@ -168,6 +168,27 @@ def test_second_run_is_refused_at_once_naming_the_holder_and_kill_9_leaves_no_st
             with runners.run_lock(cfg, tmp_path / "other.log"):
                 pass
     assert lock_note(root / NAME) == {}  # released: no note of a finished run
+
+
+def test_every_pusher_of_the_pipeline_is_atomic(tmp_path):
+    # Checks the built pipeline (all targets: serving, the three variants, TFLite and TF.js of every
+    # model) has no Pusher left on stock TFX's executor: each runs AtomicPusherExecutor, and the ids
+    # are the stock ones the summary and the tests read (Pusher, Pusher_<target>).
+    from tfx.components.pusher.component import Pusher
+
+    from components.atomic_pusher.executor import AtomicPusherExecutor
+    from pipeline.config import load_config
+    from pipeline.pipeline_def import create_pipeline
+
+    header, rows = sample_rows(200)
+    config = derived_config(tmp_path, write_csv(tmp_path / "data" / "data.csv", header, rows).parent,
+                            optimization=small_optimization(), deployment=small_deployment())
+    pipeline = create_pipeline(load_config(config, output_root=tmp_path / "outputs"))
+    pushers = {n.id: n for n in pipeline.components if isinstance(n, Pusher)}
+    assert {"Pusher", "Pusher_mobile", "Pusher_web"} <= set(pushers), sorted(pushers)
+    assert len(pushers) >= 6, sorted(pushers)  # serving + variants + on-device targets
+    for node_id, node in pushers.items():
+        assert node.executor_spec.executor_class is AtomicPusherExecutor, node_id
 
 
 # ------------------------------------------------------------------ e2e: kill -9 and resume --
