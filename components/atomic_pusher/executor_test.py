@@ -171,3 +171,17 @@ def test_component_pushes_through_the_atomic_executor_in_a_pipeline(model_artifa
     assert executor.numbered_versions(base)[-1] == now + 120
     assert tree_digest(base / str(now + 120)) == tree_digest(model_artifact / "Format-Serving")
     assert {v: tree_digest(base / str(v)) for v in range(now, now + 120)} == before  # untouched
+
+
+def test_concurrent_pushes_to_one_folder_all_land_complete_and_distinct(model_artifact, tmp_path):
+    # Checks eight pushes at once, all in the same second, to one folder (the flock serialises them):
+    # eight distinct versions, each a complete copy; none lost to another's stale-staging cleanup.
+    from concurrent.futures import ThreadPoolExecutor
+
+    src, base = model_artifact / "Format-Serving", tmp_path / "pushed"
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: executor.push_atomically(src, base, now=1000), range(8)))
+    assert sorted(v for v, _ in results) == list(range(1000, 1008))
+    assert executor.numbered_versions(base) == list(range(1000, 1008))
+    assert {tree_digest(p) for _, p in results} == {tree_digest(src)}
+    assert not [p for p in base.iterdir() if not p.name.isdigit()]
