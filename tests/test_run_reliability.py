@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,13 +35,15 @@ BEFORE_TRANSFORM = ("CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "Exampl
 
 def tiny_config(tmp: Path, name: str = NAME) -> Path:
     """The cheapest whole pipeline (serving_fixtures' shape) whose model is always blessed, so
-    Pusher pushes."""
+    Pusher pushes, with one on-device target (a converter and its Pusher)."""
     header, rows = sample_rows(1500, seed=11)
     data = write_csv(tmp / "data" / "data.csv", header, rows).parent
     return derived_config(tmp, data, name=name, training=TINY_TRAINING, features=LIGHT_FEATURES, cleaning=None,
                           feature_selection=None, tuning=None, optimization=None,
                           evaluation={"splits": ["eval"], "slices": [],
-                                      "thresholds": [{"metric": "auc", "lower_bound": 0.0}]})
+                                      "thresholds": [{"metric": "auc", "lower_bound": 0.0}]},
+                          deployment={"models": ["trained"], "split": "eval", "validation_examples": 100,
+                                      "tflite": {"variants": ["float32"]}})
 
 
 def start_run(config: Path, output_root: Path, tag: str, env: dict | None = None) -> subprocess.Popen:
@@ -193,8 +196,11 @@ def test_every_pusher_of_the_pipeline_is_atomic(tmp_path):
 
 # ------------------------------------------------------------------ e2e: kill -9 and resume --
 # The tiny pipeline's nodes in the order LocalDagRunner runs them (the resolver has no executor).
-ORDER = (*BEFORE_TRANSFORM, "Transform", "Trainer", "InfraValidator", "Evaluator", "Pusher")
-KILLED_WHILE_RUNNING = ("Transform", "Trainer", "Evaluator")  # killed from outside, then the Pusher hook
+# Killed from outside while MLMD shows them RUNNING (seconds to wait then), in the order they run;
+# the Pusher test hook's run comes between Evaluator and TFLiteConverter (Pusher runs before it).
+KILLED_WHILE_RUNNING = {"Transform": 3.0, "Trainer": 0.0, "InfraValidator": 0.0, "Evaluator": 0.0,
+                        "TFLiteConverter": 0.0}
+PHASES = ("Transform", "Trainer", "InfraValidator", "Evaluator", "Pusher", "TFLiteConverter")
 
 
 def running_execution(config: Path, root: Path, node: str) -> bool:
@@ -236,23 +242,26 @@ def runs(tmp_path_factory) -> dict:
     (older / "saved_model.pb").write_bytes(b"an older version")
     facts: dict = {"config": config, "root": root, "older": older, "older_digest": tree_digest(older)}
 
-    # Runs 1-3: killed while Transform, then Trainer, then Evaluator executes (each re-run resumes).
-    for node, settle in zip(KILLED_WHILE_RUNNING, (3.0, 0.0, 0.0), strict=True):
-        kill_during(config, root, node, f"kill_{node}", facts, settle)
+    # One run killed per phase, each resuming the one before; the first also meets a second run.
+    for node in PHASES:
+        if node != "Pusher":
+            kill_during(config, root, node, f"kill_{node}", facts, KILLED_WHILE_RUNNING[node])
+            continue
+        # The test hook kills this run between Pusher's staging copy and its rename.
+        proc = start_run(config, root, "kill_Pusher", env={"PIPELINE_FAULT_KILL_AT": "pusher:after_copy"})
+        proc.wait(timeout=1800)
+        facts["kill_Pusher_code"] = proc.returncode
+        facts["pushed_after_Pusher"] = sorted(p.name for p in (out / "pushed" / "serving").iterdir())
+        store = Store(config, root)
+        facts["after_Pusher"] = store.all_execution_ids()
+        facts["killed_Pusher"] = store.executions("Pusher")[-1]
 
-    # Run 4: the test hook kills it between Pusher's staging copy and its rename.
-    proc = start_run(config, root, "kill_Pusher", env={"PIPELINE_FAULT_KILL_AT": "pusher:after_copy"})
-    proc.wait(timeout=1800)
-    facts["kill_Pusher_code"], facts["kill_Pusher_output"] = proc.returncode, output_of(root, "kill_Pusher")
-    facts["pushed_after_Pusher"] = sorted(p.name for p in (out / "pushed" / "serving").iterdir())
-    store = Store(config, root)
-    facts["after_Pusher"] = store.all_execution_ids()
-    facts["killed_Pusher"] = store.executions("Pusher")[-1]
-
-    # Run 5: plainly; resumes at Pusher.
+    # Last: plainly; resumes at TFLiteConverter.
     proc = start_run(config, root, "final")
     proc.wait(timeout=1800)
     facts["final_code"], facts["final_output"] = proc.returncode, output_of(root, "final")
+    for tag in [f"kill_{n}" for n in PHASES]:
+        facts[f"{tag}_output"] = output_of(root, tag)
     facts["store"] = Store(config, root)
     return facts
 
@@ -263,9 +272,14 @@ def new_executions(store: Store, node: str, before: set[int], after: set[int] | 
 
 def next_run(node: str) -> tuple[str, str | None]:
     """The facts keys bounding the run after the one killed in ``node``."""
-    killed = (*KILLED_WHILE_RUNNING, "Pusher")
-    i = killed.index(node)
-    return f"after_{node}", (f"after_{killed[i + 1]}" if i + 1 < len(killed) else None)
+    i = PHASES.index(node)
+    return f"after_{node}", (f"after_{PHASES[i + 1]}" if i + 1 < len(PHASES) else None)
+
+
+def finished_nodes(console: str) -> list[str]:
+    """The nodes a run's console reports finished (resolvers have no execution of their own)."""
+    names = re.findall(r"\(\d+/\d+\) (\S+) finished in", console)
+    return [n for n in names if not n.endswith("_resolver")]
 
 
 @pytest.mark.e2e
@@ -282,10 +296,10 @@ def test_a_second_run_is_refused_while_the_first_runs(runs):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("node", KILLED_WHILE_RUNNING)
+@pytest.mark.parametrize("node", list(KILLED_WHILE_RUNNING))
 def test_kill_9_resumes_from_the_cache_and_re_executes_the_killed_component(runs, node):
     # Checks, for a run killed while `node` executed: the killed execution never became COMPLETE;
-    # the next run took every component before it from the cache (CACHED: not re-executed) and
+    # the next run took every component the killed run finished from the cache (CACHED: not re-executed) and
     # re-executed `node` to COMPLETE; no execution of any run ever read an artifact of the killed
     # execution or anything under its output folders.
     store = runs["store"]
@@ -294,7 +308,10 @@ def test_kill_9_resumes_from_the_cache_and_re_executes_the_killed_component(runs
     assert killed.last_known_state == Execution.RUNNING
     assert store.store.get_executions_by_id([killed.id])[0].last_known_state == Execution.RUNNING
     before, after = next_run(node)
-    for earlier in ORDER[: ORDER.index(node)]:
+    finished = finished_nodes(runs[f"kill_{node}_output"])
+    assert set(BEFORE_TRANSFORM) <= set(finished) or node == "Transform"
+    assert node not in finished
+    for earlier in finished:
         (execution,) = new_executions(store, earlier, runs[before], runs.get(after))
         assert execution.last_known_state == Execution.CACHED, earlier
     (again,) = new_executions(store, node, runs[before], runs.get(after))
@@ -328,14 +345,16 @@ def test_kill_9_in_pusher_leaves_no_partial_version_and_the_rerun_pushes_a_compl
     # model; the older version is byte-identical throughout.
     store, out = runs["store"], runs["root"] / NAME
     assert runs["kill_Pusher_code"] == -signal.SIGKILL, runs["kill_Pusher_output"][-3000:]
+    finished = finished_nodes(runs["kill_Pusher_output"])
+    assert {"Transform", "Trainer", "InfraValidator", "Evaluator"} <= set(finished)
     numbered = [n for n in runs["pushed_after_Pusher"] if n.isdigit()]
     assert numbered == ["1"], runs["pushed_after_Pusher"]
     assert [n for n in runs["pushed_after_Pusher"] if n.startswith(".tmp-")], runs["pushed_after_Pusher"]
     assert runs["killed_Pusher"].last_known_state != Execution.COMPLETE
-    for node in ORDER[:-1]:
-        (execution,) = new_executions(store, node, runs["after_Pusher"])
+    for node in finished:
+        (execution,) = new_executions(store, node, runs["after_Pusher"], runs["after_TFLiteConverter"])
         assert execution.last_known_state == Execution.CACHED, node
-    (pusher,) = new_executions(store, "Pusher", runs["after_Pusher"])
+    (pusher,) = new_executions(store, "Pusher", runs["after_Pusher"], runs["after_TFLiteConverter"])
     assert pusher.last_known_state == Execution.COMPLETE
     (pushed_model,) = store.artifacts(pusher.id, *OUTPUTS)
     version = pushed_model.custom_properties["pushed_version"].string_value
