@@ -34,6 +34,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = runners.with_runner(cfg, args.engine, args.beam_arg)
     log_file = runners.new_log_file(cfg)
+    try:
+        with runners.run_lock(cfg, log_file):  # held until the summary is written
+            return _run_locked(args, cfg, log_file)
+    except runners.RunLocked as exc:  # raised before MLMD, the pipeline root or a log file is touched
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+
+
+def _run_locked(args: argparse.Namespace, cfg: PipelineConfig, log_file: Path) -> int:
+    from pipeline import runners
+
     # From here TensorFlow's C++ logs and TFX's wheel builds (fds 1/2) go to the log file; the
     # console gets the progress, the summary and errors.
     with runners.console_to_log(log_file) as console:

@@ -23,6 +23,7 @@ from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 
 from components.anomaly_gate import AnomalyGate
+from components.atomic_pusher import AtomicPusher
 from components.csv_example_gen import CsvExampleGen
 from components.data_cleaner import DataCleaner
 from components.distiller import Distiller
@@ -209,7 +210,7 @@ def model_variants(cfg: PipelineConfig, model: Any, transform: Any, examples: An
             examples=examples, model=variant_model, baseline_model=model,
             eval_config=eval_config(cfg, variant.thresholds), example_splits=[cfg.optimization.split],
         ).with_id(f"{EVALUATOR_ID}_{variant.name}")
-        pusher = tfx_components.Pusher(
+        pusher = AtomicPusher(
             model=variant_model, model_blessing=evaluator.outputs["blessing"],
             push_destination=pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=str(cfg.pushed_dir(f"serving_{variant.name}"))))).with_id(f"Pusher_{variant.name}")
@@ -244,7 +245,7 @@ def deployment(cfg: PipelineConfig, target: str, models: dict[str, Any], transfo
             model_blessing=(blessings or {}).get(name),
             config=json.dumps({**deployment_config(cfg, target), "model_name": name}, sort_keys=True),
         ).with_id(f"{component.__name__}{suffix}")
-        pusher = tfx_components.Pusher(
+        pusher = AtomicPusher(
             model=converter.outputs[output], model_blessing=converter.outputs["blessing"],
             push_destination=pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=str(cfg.pushed_dir(f"{prefix}{suffix}"))))).with_id(f"Pusher_{prefix}{suffix}")
@@ -351,12 +352,12 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
 
     # The model must load and answer real requests from the eval split before it is pushed.
     validators = [infra_validator(cfg, trainer.outputs["model"], model_examples)] if infra_validation else []
-    pusher = tfx_components.Pusher(
+    pusher = AtomicPusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         infra_blessing=validators[0].outputs["blessing"] if validators else None,
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(
-                base_directory=str(cfg.pushed_dir("serving")))))
+                base_directory=str(cfg.pushed_dir("serving"))))).with_id("Pusher")
 
     components += [transform, *([tuner] if tuner else []), trainer, baseline, evaluator, *reports, *validators,
                    pusher]

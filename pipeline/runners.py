@@ -8,19 +8,25 @@ TensorFlow's C++ logging, Beam workers and TFX's packaging of the module files (
 write straight to file descriptors 1 and 2, below Python's logging: ``console_to_log`` points
 those descriptors at the run's log file and keeps a stream on the original terminal for the
 progress lines, the summary and errors.
+
+``run_lock`` makes a run the only one on its output folder: a second ``run`` of the same pipeline
+on the same output root is refused before it touches MLMD or the pipeline root (docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import os
 import re
+import socket
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -68,6 +74,65 @@ class PipelineFailed(RuntimeError):
         self.component, self.cause, self.log_file = component, cause, log_file
         where = f"at {component}" if component else "before any component ran"
         super().__init__(f"pipeline failed {where}: {cause}\n(full log: {log_file})")
+
+
+LOCK_NAME = ".run.lock"
+
+
+class RunLocked(RuntimeError):
+    """Another process holds the run lock of this pipeline's output folder."""
+
+    def __init__(self, lock_file: Path, holder: dict):
+        self.lock_file, self.holder = lock_file, holder
+        if holder:
+            who = (f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}, "
+                   f"log {holder.get('log_file')}")
+        else:  # it has the lock and has not written its note yet
+            who = "a run that is just starting"
+        super().__init__(f"another run of this pipeline is using {lock_file.parent}: {who}. "
+                         f"Wait for it to finish, or use another --output-root.")
+
+
+def _read_note(fd: int) -> dict:
+    try:
+        return json.loads(os.pread(fd, 65536, 0) or b"{}")
+    except ValueError:  # half-written by a holder that is writing it right now
+        return {}
+
+
+@contextmanager
+def run_lock(cfg: PipelineConfig, log_file: Path) -> Iterator[dict]:
+    """Hold ``<output_dir>/.run.lock`` for the block, or raise RunLocked naming its holder at once.
+
+    ``flock``: the kernel drops the lock when its holder exits or is killed (kill -9 leaves no stale
+    lock to clean up). The file holds a JSON note of the holder (pid, host, start time, log file),
+    emptied when the block ends. The lock guards the pipeline root, the pushed folders and a sqlite
+    MLMD inside the output folder; a MySQL MLMD shared by several output roots is not covered."""
+    path = cfg.output_dir / LOCK_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)  # no O_TRUNC: the holder's note stays
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_note(fd)
+            for _ in range(20):  # a holder between flock and its note: give it a moment
+                if holder:
+                    break
+                time.sleep(0.05)
+                holder = _read_note(fd)
+            raise RunLocked(path, holder) from None
+        note = {"pid": os.getpid(), "host": socket.gethostname(),
+                "started": datetime.now(UTC).isoformat(timespec="seconds"),
+                "log_file": str(log_file), "config": str(cfg.path)}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(note).encode(), 0)
+        try:
+            yield note
+        finally:
+            os.ftruncate(fd, 0)  # no note of a finished run; the lock goes with the close below
+    finally:
+        os.close(fd)
 
 
 def with_runner(cfg: PipelineConfig, engine: str | None = None,
