@@ -7,13 +7,15 @@ server on a fresh base path with version 1 = the model, then sends --requests re
 version (latest), so they follow the pushes. During the load it pushes versions 2, 3, 4 (copies
 of the model) and a broken version 5 (its saved_model.pb replaced by garbage), each written aside
 as `.tmp-N` and renamed to `N` (the atomic push Pusher does). Measured: failed requests, p50 / p99
-latency per protocol, throughput, the versions that answered (gRPC responses name theirs; REST's
-come from the server's per-version request counter), and the server's RSS (VmRSS of the server
-and any child process, sampled every 0.5 s). Goal table (benchmarks/harness.py; JSON in
+/ max latency per protocol, the longest time no request finished (a stall percentiles hide),
+throughput, the versions that answered (gRPC responses name theirs; REST's come from the server's
+per-version request counter), and the server's RSS (VmRSS of the server and any child process,
+sampled every 0.5 s). Goal table (benchmarks/harness.py; JSON in
 outputs/bench/bench_soak.json), per phase:
 
   failed requests                                            == 0
   RSS growth from 25% to 100% of the load                    <= 10%
+  RSS growth over the last sixth (requests only, no pushes)  <= 2%
   versions that answered include 1..4                        all 4
   final status: version 5 failed to load, latest still 4     yes
 
@@ -69,6 +71,7 @@ SEGMENTS = 6             # pushes at the start of segments 1..4 (0-based); the l
 GOOD_PUSHES = (2, 3, 4)
 BROKEN = 5
 RSS_BOUND = 0.10         # growth from 25% to 100% of the load; why 10%: docs/benchmarks.md
+RSS_BOUND_STEADY = 0.02  # growth over the last sixth (requests only, no pushes)
 POLL_S = 0.5             # --file_system_poll_wait_seconds
 RSS_EVERY_S = 0.5
 PUSH_TIMEOUT_S = 120.0   # a push the server has not picked up by then is reported, and the load goes on
@@ -88,6 +91,7 @@ class Load:
     failed: int = 0
     latencies: dict[str, list[float]] = field(default_factory=lambda: {"REST": [], "gRPC": []})
     grpc_versions: list[Counter] = field(default_factory=lambda: [Counter() for _ in range(SEGMENTS)])
+    finished: list[float] = field(default_factory=list)  # monotonic time each request ended
     waited_s: float = 0.0
 
     def segment(self, i: int) -> int:
@@ -255,6 +259,7 @@ def worker(server: ServerProcess, channel: grpc.Channel, requests: list[bytes], 
             elapsed = time.perf_counter() - t0
             with load.lock:
                 load.done += 1
+                load.finished.append(time.monotonic())
                 if error:
                     load.failed += 1
                     if len(load.failures) < 20:
@@ -336,7 +341,9 @@ def run_phase(name: str, model_dir: Path, work: Path, requests: list[bytes], bod
         server.stop()
     by_grpc: Counter = sum(load.grpc_versions, Counter())
     broken, latest = final.get(BROKEN, {}), max((v for v, s in final.items() if s["state"] == "AVAILABLE"), default=0)
-    rss25, rss100 = sampler.at(0.25), sampler.at(1.0)
+    rss25, rss100, rss_last = sampler.at(0.25), sampler.at(1.0), sampler.at((SEGMENTS - 1) / SEGMENTS)
+    # The longest time no request finished: a stall (e.g. a version swap) that percentiles hide.
+    stall = float(np.max(np.diff([started, *sorted(load.finished)]))) if load.finished else float("nan")
     ms = {api: np.array(v) * 1000 for api, v in load.latencies.items()}
     result = {
         "phase": name, "requests": total, "concurrency": concurrency, "failed": load.failed,
@@ -344,9 +351,13 @@ def run_phase(name: str, model_dir: Path, work: Path, requests: list[bytes], bod
         "waited_s": round(load.waited_s, 2), "server_alive": alive,
         "p50_ms": {api: float(np.percentile(v, 50)) if len(v) else float("nan") for api, v in ms.items()},
         "p99_ms": {api: float(np.percentile(v, 99)) if len(v) else float("nan") for api, v in ms.items()},
-        "rss_mib": {"start": rss_start / 2**20, "at_25": rss25 / 2**20, "at_100": rss100 / 2**20,
+        "max_ms": {api: float(np.max(v)) if len(v) else float("nan") for api, v in ms.items()},
+        "longest_stall_s": round(stall, 2),
+        "rss_mib": {"start": rss_start / 2**20, "at_25": rss25 / 2**20, "at_last_segment": rss_last / 2**20,
+                    "at_100": rss100 / 2**20,
                     "peak": max(r for _, _, r in sampler.samples) / 2**20},
         "rss_growth": rss100 / rss25 - 1,
+        "rss_growth_last_segment": rss100 / rss_last - 1,
         "versions_grpc": {str(k): n for k, n in sorted(by_grpc.items())},
         "versions_rest": {str(k): n for k, n in sorted(by_rest.items())},
         "versions_grpc_per_segment": [{str(k): n for k, n in sorted(c.items())} for c in load.grpc_versions],
@@ -359,6 +370,7 @@ def run_phase(name: str, model_dir: Path, work: Path, requests: list[bytes], bod
     }
     print(f"  {name}: {load.failed} failed of {total}; {result['req_s']:.0f} req/s; p50/p99 ms "
           + ", ".join(f"{api} {result['p50_ms'][api]:.1f}/{result['p99_ms'][api]:.1f}" for api in ms)
+          + f"; longest stall {result['longest_stall_s']} s"
           + f"; RSS {result['rss_mib']['at_25']:.0f} -> {result['rss_mib']['at_100']:.0f} MiB "
           f"({100 * result['rss_growth']:+.1f}%); versions gRPC {result['versions_grpc']} REST "
           f"{result['versions_rest']}; final {result['final_status']}", flush=True)
@@ -418,11 +430,13 @@ def main() -> int:
     print()
     print(harness.table([{**r, "p50_rest": r["p50_ms"]["REST"], "p99_rest": r["p99_ms"]["REST"],
                           "p50_grpc": r["p50_ms"]["gRPC"], "p99_grpc": r["p99_ms"]["gRPC"],
-                          "rss25": r["rss_mib"]["at_25"], "rss100": r["rss_mib"]["at_100"]} for r in results],
+                          "max_ms": max(r["max_ms"].values()), "rss25": r["rss_mib"]["at_25"],
+                          "rss100": r["rss_mib"]["at_100"]} for r in results],
                         [("phase", "phase", "<12s"), ("requests", "requests", ">8d"), ("failed", "failed", ">6d"),
                          ("req_s", "req/s", ">6.0f"), ("p50_rest", "REST p50", ">8.1f"),
                          ("p99_rest", "REST p99", ">8.1f"), ("p50_grpc", "gRPC p50", ">8.1f"),
-                         ("p99_grpc", "gRPC p99", ">8.1f"), ("rss25", "RSS@25% MiB", ">11.0f"),
+                         ("p99_grpc", "gRPC p99", ">8.1f"), ("max_ms", "  max ms", ">8.0f"),
+                         ("longest_stall_s", "stall s", ">7.1f"), ("rss25", "RSS@25% MiB", ">11.0f"),
                          ("rss100", "RSS@100% MiB", ">12.0f"), ("waited_s", "waited s", ">8.1f")]))
     goals = []
     for r in results:
@@ -435,6 +449,10 @@ def main() -> int:
             harness.Goal(f"{p}: RSS growth 25% -> 100% of the load", 100 * r["rss_growth"], "<=",
                          100 * RSS_BOUND, unit="%", note=f"{r['rss_mib']['at_25']:.0f} -> "
                                                          f"{r['rss_mib']['at_100']:.0f} MiB"),
+            # The last sixth has no pushes, only requests: growth there is what requests leak.
+            harness.Goal(f"{p}: RSS growth over the last sixth (no pushes)", 100 * r["rss_growth_last_segment"],
+                         "<=", 100 * RSS_BOUND_STEADY, unit="%",
+                         note=f"{r['rss_mib']['at_last_segment']:.0f} -> {r['rss_mib']['at_100']:.0f} MiB"),
             harness.Goal(f"{p}: versions 1..4 answered", len(answered & {1, 2, 3, 4}), ">=", 4, unit="",
                          note=f"gRPC {r['versions_grpc']}, REST {r['versions_rest']}"),
             # After the broken push was reported failed (the last segment), version 4 answered every
