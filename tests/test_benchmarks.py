@@ -61,7 +61,8 @@ def own_started(tmp_path_factory, request):
     """The scripts that run their own pipelines on tiny data, started with this module's first test so
     they run while the finished run it needs is built (the e2e run keeps about one core busy). Not
     started when this session runs none of this module's e2e tests (`-m "not e2e"`): nothing reads them."""
-    if not any(item.module.__name__ == __name__ and item.get_closest_marker("e2e") for item in request.session.items):
+    if not any(getattr(item, "module", None) is not None and item.module.__name__ == __name__
+               and item.get_closest_marker("e2e") for item in request.session.items):
         yield None
         return
     started = start_benches(tmp_path_factory.mktemp("bench"), {
