@@ -234,6 +234,7 @@ def worker(server: ServerProcess, channel: grpc.Channel, requests: list[bytes], 
                 gate.wait()
                 with load.lock:
                     load.waited_s += time.monotonic() - t0
+                conn.close()  # idle meanwhile: the server may have timed the keep-alive out; reconnect
             api, error, version = ("REST" if i % 2 == 0 else "gRPC"), None, None
             t0 = time.perf_counter()
             try:
