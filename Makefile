@@ -11,7 +11,7 @@ WEB_STAMP := web/node_modules/.installed
 CONFIG    ?= pipeline/configs/taxi/pipeline.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps run test test-fast lint bench bench-serving bench-scale lock lock-tfjs clean
+.PHONY: setup system-deps run test test-fast lint bench bench-serving bench-soak bench-scale lock lock-tfjs clean
 
 setup: $(STAMP) $(TFJS_STAMP) $(WEB_STAMP)
 
@@ -99,11 +99,17 @@ bench: setup
 	$(PY) benchmarks/bench_deployment.py --config $(CONFIG) --output-root $(BENCH)/run
 	$(PY) benchmarks/bench_tflite_int8.py --config $(CONFIG) --output-root $(BENCH)/run
 	$(PY) benchmarks/bench_serving.py --config $(CONFIG) --output-root $(BENCH)/run
+	$(PY) benchmarks/bench_soak.py --config $(CONFIG) --output-root $(BENCH)/run
 	$(PY) benchmarks/harness.py
 
 # Model server vs in-process SavedModel: latency and throughput, REST and gRPC, batching off/on.
 bench-serving: setup
 	$(PY) benchmarks/bench_serving.py
+
+# The model server soaked: 20,000 requests at concurrency 32 (REST + gRPC), batching off then on,
+# while versions 2-4 and a broken 5 are pushed: failed requests, latency, RSS (about 3 min).
+bench-soak: setup
+	$(PY) benchmarks/bench_soak.py
 
 # ExampleGen .. Transform at 150k and 1.5M generated rows, in_memory and multi_processing (about
 # 1.5 h, so not in `make bench`): rows/s, time and peak-memory ratios. Data kept in $(BENCH)/scale.

@@ -57,9 +57,14 @@ def collect(started: Started, timeout: int = 1800) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="session", autouse=True)  # session: set up before e2e_run, so they overlap
-def own_started(tmp_path_factory):
+def own_started(tmp_path_factory, request):
     """The scripts that run their own pipelines on tiny data, started with this module's first test so
-    they run while the finished run it needs is built (the e2e run keeps about one core busy)."""
+    they run while the finished run it needs is built (the e2e run keeps about one core busy). Not
+    started when this session runs none of this module's e2e tests (`-m "not e2e"`): nothing reads them."""
+    if not any(getattr(item, "module", None) is not None and item.module.__name__ == __name__
+               and item.get_closest_marker("e2e") for item in request.session.items):
+        yield None
+        return
     started = start_benches(tmp_path_factory.mktemp("bench"), {
         s: [] for s in ("bench_pipeline", "bench_preprocessing", "bench_scale", "bench_csv_example_gen")})
     yield started
@@ -173,3 +178,54 @@ def test_csv_example_gen_bench_runs_ours_and_stock(own_runs):
     runs = {r["kind"]: r for r in report["tables"]["runs"]}
     assert runs["ours"]["examples"] == runs["stock"]["examples"] == 500  # the same rows, all written
     assert goal(report, "ExampleGen time") == pytest.approx(runs["ours"]["median_s"] / runs["stock"]["median_s"])
+
+
+def tiny_saved_model(path: Path) -> Path:
+    """A real SavedModel small enough to load in a blink: serving_default parses tf.Examples (the
+    taxi `fare` column) and answers sigmoid(0.1 * fare); serving_raw takes the column itself (the
+    soak reads it to build its tf.Examples)."""
+    import tensorflow as tf
+
+    class Tiny(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = tf.Variable(0.1)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve(self, examples):
+            fare = tf.io.parse_example(examples, {"fare": tf.io.FixedLenFeature([1], tf.float32, [0.0])})["fare"]
+            return {"probabilities": tf.sigmoid(self.w * fare)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.float32, name="fare")])
+        def raw(self, fare):
+            return {"probabilities": tf.sigmoid(self.w * fare)}
+
+    module = Tiny()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve, "serving_raw": module.raw})
+    return path
+
+
+def test_soak_bench_pushes_versions_under_load(tmp_path):
+    """The soak's guard (fast: a tiny model, 400 requests, batching phase only). What it really
+    checks, from the JSON the script wrote: the load ran to the end with zero failed requests; the
+    four pushes happened during it (versions 1..4 each answered, over gRPC and REST); the broken
+    version 5 ended failed while 4 stayed the latest and answered every request of the last segment;
+    RSS was sampled along the load and the goals are computed from those numbers. A soak that
+    stopped pushing, served a wrong version, or failed requests fails here."""
+    model = tiny_saved_model(tmp_path / "tiny")
+    (report,) = collect(start_benches(tmp_path, {"bench_soak": ["--model", str(model), "--phases", "batching"]}),
+                        timeout=600).values()
+    (phase,) = report["tables"]["phases"]
+    assert phase["phase"] == "batching" and phase["requests"] == 400 and phase["failed"] == 0, phase["failures"]
+    assert {"1", "2", "3", "4"} <= set(phase["versions_grpc"]) and {"1", "2", "3", "4"} <= set(phase["versions_rest"])
+    assert sum(phase["versions_grpc"].values()) + sum(phase["versions_rest"].values()) == 400  # every request
+    assert [p["version"] for p in phase["pushes"]] == [2, 3, 4, 5]
+    assert phase["final_status"]["5"]["state"] == "END" and "not a SavedModel" in phase["final_status"]["5"]["error"]
+    assert phase["latest_available"] == 4 and set(phase["versions_grpc_per_segment"][-1]) == {"4"}
+    assert len(phase["rss_samples"]) >= 2 and phase["rss_mib"]["at_25"] > 0
+    goals = {g["name"]: g for g in report["goals"]}
+    assert goals["batching: failed requests"]["status"] == "PASS"
+    assert goals["batching: versions 1..4 answered"]["measured"] == 4
+    assert goals["batching: version 5 failed, 4 still served"]["status"] == "PASS"
+    assert goals["batching: RSS growth 25% -> 100% of the load"]["measured"] == pytest.approx(
+        100 * (phase["rss_mib"]["at_100"] / phase["rss_mib"]["at_25"] - 1))
