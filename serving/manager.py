@@ -22,6 +22,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from serving.status import invalid, not_found
+from serving.warmup import warm_up
 
 log = logging.getLogger("serving")
 
@@ -109,7 +110,9 @@ def load_servable(model: str, version: int, path: Path) -> Servable:
     def_map = get_model_metadata_pb2.SignatureDefMap()
     for name, sdef in metas[0].signature_def.items():
         def_map.signature_def[name].CopyFrom(sdef)
-    return Servable(model, version, path, loaded, signatures, def_map)
+    servable = Servable(model, version, path, loaded, signatures, def_map)
+    warm_up(servable)  # before the caller marks it AVAILABLE: no request pays for the first call
+    return servable
 
 
 def wanted_versions(config: Any, on_disk: list[int]) -> set[int]:
