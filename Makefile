@@ -41,24 +41,39 @@ $(WEB_STAMP): web/package.json web/package-lock.json
 	@touch $(WEB_STAMP)
 
 # Debian packages tests need: mariadb-server (the MySQL metadata test), chromium (the web demo test).
-# Idempotent; where one cannot be installed (not root, no apt) its test is skipped with the reason.
+# Idempotent. Where one cannot be installed (not root, no apt), its tests are skipped with the reason;
+# under CI=true (what CI services set) that fails here instead, and tests/conftest.py turns those
+# skips into failures, so a CI run never passes without them. The paths and apt-get can be
+# overridden (tests/test_ci_skips.py simulates a machine without them).
+MARIADBD  ?= /usr/sbin/mariadbd /usr/sbin/mysqld
+CHROMIUM  ?= /usr/bin/chromium
+APT_GET   ?= apt-get
 system-deps:
-	@if test -x /usr/sbin/mariadbd || test -x /usr/sbin/mysqld; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	@missing=""; \
+	found=""; for b in $(MARIADBD); do test -x "$$b" && found=1; done; \
+	if [ -n "$$found" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v $(APT_GET) >/dev/null 2>&1; then \
 	  echo "installing mariadb-server (apt-get)"; \
-	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null 2>&1 \
-	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  { DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends mariadb-server >/dev/null 2>&1 \
+	    || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends \
 	         mariadb-server >/dev/null; }; } \
-	  || echo "system-deps: could not install mariadb-server; the MySQL metadata test will be skipped"; \
-	else echo "system-deps: mariadb-server is missing and needs root with apt-get; the MySQL metadata test will be skipped"; fi
-	@if test -x /usr/bin/chromium; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  || { echo "system-deps: could not install mariadb-server; the MySQL metadata test will be skipped"; \
+	       missing="$$missing mariadb-server"; }; \
+	else echo "system-deps: mariadb-server is missing and needs root with apt-get; the MySQL metadata test will be skipped"; \
+	  missing="$$missing mariadb-server"; fi; \
+	if test -x $(CHROMIUM); then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v $(APT_GET) >/dev/null 2>&1; then \
 	  echo "installing chromium (apt-get)"; \
-	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
-	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  { DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+	    || { $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends \
 	         chromium >/dev/null; }; } \
-	  || echo "system-deps: could not install chromium; the web demo browser test will be skipped"; \
-	else echo "system-deps: chromium is missing and needs root with apt-get; the web demo browser test will be skipped"; fi
+	  || { echo "system-deps: could not install chromium; the web demo browser test will be skipped"; \
+	       missing="$$missing chromium"; }; \
+	else echo "system-deps: chromium is missing and needs root with apt-get; the web demo browser test will be skipped"; \
+	  missing="$$missing chromium"; fi; \
+	if [ -n "$$missing" ] && [ "$(CI)" = true ]; then \
+	  echo "system-deps: CI=true and not installed:$$missing (needs root with apt-get): failing, not skipping" >&2; \
+	  exit 1; fi
 
 run: setup
 	$(PY) -m pipeline run --config $(CONFIG)

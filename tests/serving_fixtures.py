@@ -56,6 +56,27 @@ def trained_model(root: Path) -> TrainedModel:
     return TrainedModel(model / "Format-Serving", model, examples, tuple(rows))
 
 
+# A second Trainer run on the same pipeline root with other training settings: Transform and
+# everything before it come from the cache, only Trainer runs again. Its weights differ from the
+# first model's, so a server that routes a version or label to the wrong model answers wrongly.
+CANARY_TRAINING = {**TINY_TRAINING, "train_steps": 90}
+
+
+@functools.cache
+def retrained_model(root: Path) -> TrainedModel:
+    first = trained_model(root)
+    canary = root / "canary"
+    canary.mkdir(exist_ok=True)
+    config = derived_config(canary, root / "data", name="serving_model", training=CANARY_TRAINING,
+                            features=LIGHT_FEATURES, cleaning=None, feature_selection=None, tuning=None,
+                            optimization=None)
+    proc = run_cli("run", "--config", str(config), "--output-root", str(root / "outputs"), "--until", "Trainer")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    model, examples = newest_outputs(root)
+    assert model != first.model_artifact, "Trainer did not run again"
+    return TrainedModel(model / "Format-Serving", model, examples, first.rows)
+
+
 def newest_outputs(root: Path) -> tuple[Path, Path]:
     """The newest Trainer model and CsvExampleGen examples under ``root`` (a re-run adds new ones
     when the module files changed)."""
@@ -69,6 +90,11 @@ def newest_outputs(root: Path) -> tuple[Path, Path]:
 def session_model(tmp_path_factory) -> TrainedModel:
     """The session's model (built on first use under pytest's session temp dir)."""
     return trained_model(tmp_path_factory.getbasetemp() / "serving_model")
+
+
+def session_canary_model(tmp_path_factory) -> TrainedModel:
+    """A second model of the session's pipeline (other training settings; see CANARY_TRAINING)."""
+    return retrained_model(tmp_path_factory.getbasetemp() / "serving_model")
 
 
 def publish(model: TrainedModel, base: Path, version: int) -> Path:
@@ -129,7 +155,8 @@ def http(server: str, method: str, path: str, body: object = None,
 
 def wrap_for_classify_and_regress(saved_model: Path, target: Path) -> None:
     """The model re-exported with TF Serving's classify and regress signatures on top of its
-    serving_default: classify -> classes ["0", "1"] and scores [1 - p, p]; regress -> p."""
+    serving_default: classify -> classes ["0", "1"] and scores [1 - p, p]; regress -> p; and
+    echo -> its inputs x (float) and s (string) unchanged."""
     import tensorflow as tf
     from tensorflow.core.protobuf import saved_model_pb2
 
@@ -146,8 +173,14 @@ def wrap_for_classify_and_regress(saved_model: Path, target: Path) -> None:
     def regress(inputs):
         return {"outputs": predict(examples=inputs)["probabilities"]}
 
-    module.classify_fn, module.regress_fn = classify, regress
-    tf.saved_model.save(module, str(target), signatures={"classify": classify, "regress": regress})
+    # Echoes its inputs: how the REST JSON writes NaN/Infinity and non-ASCII or non-UTF-8 strings.
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x"),
+                                  tf.TensorSpec([None], tf.string, name="s")])
+    def echo(x, s):
+        return {"x": tf.identity(x), "s": tf.identity(s)}
+
+    module.classify_fn, module.regress_fn, module.echo_fn = classify, regress, echo
+    tf.saved_model.save(module, str(target), signatures={"classify": classify, "regress": regress, "echo": echo})
     # The method names TF's classification/regression signature builders set.
     proto = saved_model_pb2.SavedModel.FromString((target / "saved_model.pb").read_bytes())
     for name, method in (("classify", "tensorflow/serving/classify"), ("regress", "tensorflow/serving/regress")):

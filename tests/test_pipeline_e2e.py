@@ -11,7 +11,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
+from sklearn.metrics import roc_auc_score
 
+from features import task as task_lib
 from model import signatures
 from model.training import model_outputs
 from pipeline import raw_inputs
@@ -108,7 +110,15 @@ def test_pushed_model_matches_trainer_model_after_transform(first_run):
     from_examples = pushed.signatures["serving_default"](examples=tf.constant(examples))
     np.testing.assert_allclose(from_raw["probabilities"].numpy().ravel(), expected, rtol=0, atol=1e-6)
     np.testing.assert_allclose(from_examples["probabilities"].numpy().ravel(), expected, rtol=0, atol=1e-6)
-    assert 0.05 < expected.mean() < 0.95  # a real model, not a constant
+    assert 0.05 < expected.mean() < 0.95
+    # A real model, not a constant: a constant output (any value) has std 0 and one distinct
+    # value, and a model that ignores its inputs ranks the label at AUC 0.5.
+    assert expected.std() > 0.01 and len(np.unique(expected)) > 50, (expected.std(), len(np.unique(expected)))
+    label = task_lib.label_values([float(r[cfg.label.column]) if r[cfg.label.column] else None for r in rows],
+                                  cfg.label, [float(r[cfg.label.greater_than_column])
+                                              if r[cfg.label.greater_than_column] else None for r in rows])
+    assert 0 < label.sum() < len(label)
+    assert roc_auc_score(label, expected) > 0.7, roc_auc_score(label, expected)
 
 
 def test_serving_imputes_missing_values(first_run):

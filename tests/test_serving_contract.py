@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -27,7 +29,14 @@ from tensorflow_serving.apis import (
 
 from pipeline import raw_inputs
 from serving import options
-from tests.serving_fixtures import ServerProcess, http, publish, session_model, wrap_for_classify_and_regress
+from tests.serving_fixtures import (
+    ServerProcess,
+    http,
+    publish,
+    session_canary_model,
+    session_model,
+    wrap_for_classify_and_regress,
+)
 
 ROWS = 24
 MANIFEST = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes" / "tf-serving.yaml"
@@ -36,11 +45,13 @@ MANIFEST = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes" / "t
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict:
     """One server with two models from a --model_config_file: `taxi` (versions 1 and 2, labels
-    stable/canary) and `wrapped` (classify/regress signatures), Prometheus metrics on."""
+    stable/canary; two different trainings, so each version answers differently) and `wrapped`
+    (classify/regress/echo signatures), Prometheus metrics on."""
     model = session_model(tmp_path_factory)
+    canary = session_canary_model(tmp_path_factory)
     root = tmp_path_factory.mktemp("serving_contract")
     publish(model, root / "taxi", 1)
-    publish(model, root / "taxi", 2)
+    publish(canary, root / "taxi", 2)
     wrap_for_classify_and_regress(model.saved_model, root / "wrapped" / "1")
     config = root / "models.pbtxt"
     config.write_text(f"""
@@ -59,6 +70,7 @@ model_config_list {{
     server = ServerProcess([f"--model_config_file={config}", f"--monitoring_config_file={monitoring}"],
                            root / "server.log")
     local = tf.saved_model.load(str(model.saved_model))
+    local_canary = tf.saved_model.load(str(canary.saved_model))
     wrapped = tf.saved_model.load(str(root / "wrapped" / "1"))
     rows = list(model.rows[:ROWS])
     raw_spec = {name: tf.io.VarLenFeature(_example_dtype(spec.dtype))
@@ -66,7 +78,8 @@ model_config_list {{
     examples = raw_inputs.tf_examples(rows, raw_spec)
     channel = grpc.insecure_channel(server.grpc)
     yield {
-        "server": server, "root": root, "rows": rows, "examples": examples, "local": local, "wrapped": wrapped,
+        "server": server, "root": root, "rows": rows, "examples": examples, "local": local,
+        "versions": {1: local, 2: local_canary}, "wrapped": wrapped,
         "predict": prediction_service_pb2_grpc.PredictionServiceStub(channel),
         "models": model_service_pb2_grpc.ModelServiceStub(channel),
     }
@@ -79,8 +92,9 @@ def _example_dtype(serving_dtype: tf.DType) -> tf.DType:
     return {tf.float64: tf.int64}.get(serving_dtype, serving_dtype)
 
 
-def _expected(env: dict) -> np.ndarray:
-    out = env["local"].signatures["serving_default"](examples=tf.constant(env["examples"]))
+def _expected(env: dict, version: int) -> np.ndarray:
+    """Probabilities of taxi version ``version``'s SavedModel, called in this process."""
+    out = env["versions"][version].signatures["serving_default"](examples=tf.constant(env["examples"]))
     return out["probabilities"].numpy()
 
 
@@ -139,12 +153,14 @@ def test_metadata_rest_and_grpc_are_the_saved_models_signature_defs(env):
 # -- predict --------------------------------------------------------------------------------
 @pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_rest_predict_row_and_columnar_equal_in_process(env):
-    rest, expected = env["server"].rest, _expected(env)
+    # The default version is the newest (2); the label and version paths below ask for 1: each
+    # answer is compared with its own version's SavedModel (they differ: see test_versions_...).
+    rest, expected, latest = env["server"].rest, _expected(env, 1), _expected(env, 2)
     status, body = http(rest, "POST", "/v1/models/taxi:predict", {"instances": _b64_instances(env)})
     assert status == 200
     # Several outputs (probabilities, and classes/scores for :classify): one object per row.
     assert body["predictions"][0]["classes"] == ["not big_tipper", "big_tipper"]
-    np.testing.assert_allclose(np.array([p["probabilities"] for p in body["predictions"]], np.float32), expected,
+    np.testing.assert_allclose(np.array([p["probabilities"] for p in body["predictions"]], np.float32), latest,
                                rtol=1e-6)
     # Named instances of serving_raw (NaN / "" for missing) and the columnar form, on a label.
     rows = _raw_json_rows(env)
@@ -166,13 +182,13 @@ def test_rest_predict_row_and_columnar_equal_in_process(env):
 
 @pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_grpc_predict_equal_in_process(env):
-    expected = _expected(env)
+    expected = _expected(env, 1)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "taxi"
     request.inputs["examples"].CopyFrom(tf.make_tensor_proto(env["examples"]))
     response = env["predict"].Predict(request)
     assert response.model_spec.version.value == 2 and response.model_spec.signature_name == "serving_default"
-    np.testing.assert_array_equal(tf.make_ndarray(response.outputs["probabilities"]), expected)
+    np.testing.assert_array_equal(tf.make_ndarray(response.outputs["probabilities"]), _expected(env, 2))
 
     raw = raw_inputs.raw_columns(env["rows"], env["local"].signatures["serving_raw"])
     request = predict_pb2.PredictRequest()
@@ -186,10 +202,38 @@ def test_grpc_predict_equal_in_process(env):
     np.testing.assert_array_equal(tf.make_ndarray(response.outputs["probabilities"]), expected)
 
 
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+def test_each_version_and_label_answers_with_its_own_model(env):
+    """Routing: version 1 and label `stable` answer with the first training's SavedModel; version 2,
+    label `canary` and no version with the second's. The two models differ on these rows (asserted
+    first), so a server that ignored the version or label, or swapped them, fails here."""
+    v1, v2 = _expected(env, 1), _expected(env, 2)
+    assert np.abs(v1 - v2).max() > 1e-3, "the two versions must answer differently"
+    routes = {"": 2, "/versions/1": 1, "/versions/2": 2, "/labels/stable": 1, "/labels/canary": 2}
+    for route, version in routes.items():
+        status, body = http(env["server"].rest, "POST", f"/v1/models/taxi{route}:predict",
+                            {"instances": _b64_instances(env)})
+        assert status == 200, body
+        np.testing.assert_allclose(np.array([p["probabilities"] for p in body["predictions"]], np.float32),
+                                   _expected(env, version), rtol=1e-6, err_msg=f"REST {route or 'default'}")
+    for how, version in ((None, 2), (1, 1), (2, 2), ("stable", 1), ("canary", 2)):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "taxi"
+        if isinstance(how, int):
+            request.model_spec.version.value = how
+        elif how:
+            request.model_spec.version_label = how
+        request.inputs["examples"].CopyFrom(tf.make_tensor_proto(env["examples"]))
+        response = env["predict"].Predict(request)
+        assert response.model_spec.version.value == version, how
+        np.testing.assert_array_equal(tf.make_ndarray(response.outputs["probabilities"]), _expected(env, version),
+                                      err_msg=f"gRPC {how}")
+
+
 # -- classify and regress -------------------------------------------------------------------
 @pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_classify_and_regress_rest_and_grpc(env):
-    p = _expected(env)[:, 0]
+    p = _expected(env, 1)[:, 0]  # `wrapped` is taxi version 1's model
     inputs = tf.constant(env["examples"])
     local_scores = env["wrapped"].signatures["classify"](inputs=inputs)["scores"].numpy()
     np.testing.assert_allclose(local_scores[:, 1], p, rtol=1e-6)
@@ -215,7 +259,8 @@ def test_classify_and_regress_rest_and_grpc(env):
     result = env["predict"].Classify(request).result
     names = [[c.label for c in row.classes] for row in result.classifications]
     assert names == [["not big_tipper", "big_tipper"]] * ROWS
-    np.testing.assert_allclose([[c.score for c in row.classes][1] for row in result.classifications], p, rtol=1e-6)
+    np.testing.assert_allclose([[c.score for c in row.classes][1] for row in result.classifications],
+                               _expected(env, 2)[:, 0], rtol=1e-6)
 
     # REST: tf.Examples as JSON objects (numbers, strings), with a shared context.
     rows = env["rows"][:3]
@@ -347,7 +392,7 @@ def test_predict_cli_rest_and_grpc(env, tmp_path):
     header = list(env["rows"][0])
     csv_path = tmp_path / "rows.csv"
     csv_path.write_text(",".join(header) + "\n" + "\n".join(",".join(r[h] for h in header) for r in env["rows"]) + "\n")
-    expected = _expected(env)[:, 0]
+    expected = _expected(env, 2)[:, 0]  # no version asked: the newest
     for flags in ([f"--server={env['server'].rest}"], [f"--server={env['server'].grpc}", "--grpc"]):
         proc = subprocess.run([sys.executable, "-m", "pipeline", "predict", "--csv", str(csv_path),
                                "--model_name", "taxi", *flags], capture_output=True, text=True, timeout=300)
@@ -362,9 +407,49 @@ def test_predict_cli_rest_and_grpc(env, tmp_path):
     assert proc.returncode == 2 and "missing.csv" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def _reachable(host: str, port: int) -> bool:
+    """A TCP connection to host:port is accepted."""
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+def _other_addresses() -> list[str]:
+    """Addresses of this machine other than 127.0.0.1: 127.0.0.2 (loopback too, but a socket bound
+    to 127.0.0.1 does not accept there) and the address of the default route's interface, if any."""
+    addresses = ["127.0.0.2"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 9))  # a route lookup only: UDP connect sends nothing
+            if not probe.getsockname()[0].startswith("127."):
+                addresses.append(probe.getsockname()[0])
+        except OSError:
+            pass
+    return addresses
+
+
 @pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
-def test_server_binds_loopback_by_default(env):
-    assert f"Running gRPC ModelServer at 127.0.0.1:{env['server'].grpc_port}" in env["server"].log.read_text()
+def test_server_binds_loopback_by_default(env, tmp_path):
+    """The sockets, not the log: both ports accept on 127.0.0.1 and refuse every other address of
+    the machine. The control: the same probe reaches a server started with --bind_address=0.0.0.0
+    on those addresses, so a refused connection above means "not bound there", not a broken probe."""
+    server = env["server"]
+    assert f"Running gRPC ModelServer at 127.0.0.1:{server.grpc_port}" in server.log.read_text()
+    others = _other_addresses()
+    for port in (server.grpc_port, server.rest_port):
+        assert _reachable("127.0.0.1", port), port
+        for host in others:
+            assert not _reachable(host, port), f"{host}:{port} accepts connections"
+    wide = ServerProcess([f"--model_base_path={env['root'] / 'taxi'}", "--model_name=taxi", "--bind_address=0.0.0.0"],
+                         tmp_path / "wide.log")
+    try:
+        for port in (wide.grpc_port, wide.rest_port):
+            for host in ("127.0.0.1", *others):
+                assert _reachable(host, port), f"control: {host}:{port} refused with --bind_address=0.0.0.0"
+    finally:
+        wide.stop()
 
 
 def test_bad_flags_and_config_files_are_named(tmp_path):
@@ -394,13 +479,36 @@ def test_bad_flags_and_config_files_are_named(tmp_path):
 
 @pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_rest_response_is_tf_serving_json(env):
-    """NaN travels as TF Serving writes it (a bare NaN literal) and strings as UTF-8."""
+    """NaN travels as TF Serving writes it (a bare NaN literal) and strings as UTF-8.
+
+    Checks the values, not that a body exists: an all-missing row answers what the SavedModel
+    answers in process; NaN, +-Infinity and non-ASCII strings come back unchanged through the
+    `echo` signature (bare NaN/Infinity literals in the body), and bytes that are not UTF-8 come
+    back as {"b64": ...}."""
+    instance = dict.fromkeys(_raw_json_rows(env)[0], float("nan")) | {"company": "", "payment_type": ""}
     status, body = http(env["server"].rest, "POST", "/v1/models/taxi:predict",
-                        {"signature_name": "serving_raw",
-                         "instances": [dict.fromkeys(_raw_json_rows(env)[0], float("nan")) | {
-                             "company": "", "payment_type": ""}]})
+                        {"signature_name": "serving_raw", "instances": [instance]})
     assert status == 200 and np.isfinite(body["predictions"][0]["probabilities"][0])
     assert json.dumps(body["predictions"])
+    local = env["versions"][2].signatures["serving_raw"]  # no version asked: the newest
+    specs = local.structured_input_signature[1]
+    want = local(**{k: tf.constant([instance[k]], specs[k].dtype) for k in specs})["probabilities"].numpy()
+    np.testing.assert_allclose(body["predictions"][0]["probabilities"], want[0], rtol=1e-6)
+
+    floats = [float("nan"), float("inf"), float("-inf"), 1.5]
+    strings = ["Café", "日本語", "🚕 taxi", "plain"]
+    request = {"signature_name": "echo", "instances": [{"x": x, "s": t} for x, t in zip(floats, strings, strict=True)]
+               + [{"x": 0.0, "s": {"b64": base64.b64encode(b"\xff\xfe").decode()}}]}
+    with urllib.request.urlopen(urllib.request.Request(
+            f"http://{env['server'].rest}/v1/models/wrapped:predict", data=json.dumps(request).encode(),
+            headers={"Content-Type": "application/json"}), timeout=60) as response:
+        assert response.status == 200
+        raw = response.read()
+    assert b"NaN" in raw and b"-Infinity" in raw  # bare literals, as TF Serving writes them
+    predictions = json.loads(raw.decode("utf-8"))["predictions"]
+    assert np.isnan(predictions[0]["x"])
+    assert [p["x"] for p in predictions[1:]] == [float("inf"), float("-inf"), 1.5, 0.0]
+    assert [p["s"] for p in predictions] == [*strings, {"b64": base64.b64encode(b"\xff\xfe").decode()}]
 
 
 def test_kubernetes_manifest_runs_tf_serving_with_flags_and_configs_this_server_accepts(tmp_path):

@@ -100,6 +100,69 @@ def test_batched_predictions_equal_in_process(env):
     assert http(env["server"].rest, "GET", "/monitoring/prometheus/metrics")[0] == 404
 
 
+def _batch_histogram(text: str) -> dict[str, float]:
+    """The taxi model's :tensorflow:serving:batch_size histogram: {"le=<bound>": cumulative, "sum", "count"}."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(':tensorflow:serving:batch_size_bucket{model_name="taxi",le="'):
+            out["le=" + line.split('le="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith(':tensorflow:serving:batch_size_sum{model_name="taxi"}') or \
+                line.startswith(':tensorflow:serving:batch_size_count{model_name="taxi"}'):
+            out[line.split("{")[0].rsplit("_", 1)[1]] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+def test_concurrent_one_row_requests_run_as_shared_batches(env, tmp_path):
+    """Batching really happens: 3 bursts of 16 concurrent one-row gRPC requests on a server with
+    batching and Prometheus metrics on. The server's batch_size histogram must account for every
+    row (sum = 48) in fewer executed batches than requests, with at least one batch of more than
+    one row: one-row requests only make such a batch if the server merged them. Without batching
+    (or with a batcher that runs each task alone) count = 48 and every batch has 1 row."""
+    batching = tmp_path / "batching.pbtxt"
+    # A 50 ms wait for more rows: the 16 requests of a burst arrive well within it.
+    batching.write_text("max_batch_size { value: 32 }\nbatch_timeout_micros { value: 50000 }\n"
+                        "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n")
+    monitoring = tmp_path / "monitoring.pbtxt"
+    monitoring.write_text('prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n')
+    server = ServerProcess([f"--model_base_path={env['root'] / 'taxi'}", "--model_name=taxi", "--enable_batching",
+                            f"--batching_parameters_file={batching}", f"--monitoring_config_file={monitoring}"],
+                           tmp_path / "server.log")
+    requests, bursts, errors = 16, 3, []
+    try:
+        with grpc.insecure_channel(server.grpc) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            stub.Predict(_request(env["examples"][:1]), timeout=120)  # warm up: loaded, first call traced
+            text = http(server.rest, "GET", "/monitoring/prometheus/metrics")[1]
+            before = _batch_histogram(text)
+            for _ in range(bursts):
+                barrier = threading.Barrier(requests)
+
+                def call(i: int, barrier: threading.Barrier) -> None:
+                    try:
+                        barrier.wait()
+                        stub.Predict(_request(env["examples"][i:i + 1]), timeout=120)
+                    except Exception as exc:  # collected, asserted below
+                        errors.append(exc)
+
+                threads = [threading.Thread(target=call, args=(i, barrier)) for i in range(requests)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            status, text = http(server.rest, "GET", "/monitoring/prometheus/metrics")
+    finally:
+        server.stop()
+    assert not errors, errors
+    assert status == 200
+    after = _batch_histogram(text)
+    rows = after["sum"] - before.get("sum", 0)
+    batches = after["count"] - before.get("count", 0)
+    single = after["le=1"] - before.get("le=1", 0)  # batches of exactly one row
+    assert rows == requests * bursts, (before, after)
+    assert batches < requests * bursts and single < batches, (before, after)
+
+
 @pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
 def test_hot_reload_under_concurrent_load_fails_no_request(env):
     """v2 is pushed while gRPC and REST clients keep sending requests: v2 takes over, v1 is unloaded,

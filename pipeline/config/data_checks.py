@@ -83,8 +83,11 @@ def _check_against_data(config: Any, source: Path) -> None:
     files = [str(f) for f in _csv_files(config.data_dir, config.split.span_pattern)]
     for i, (step, bound) in domains.items():
         f = config.features[i]
-        # Minima over the finite values only (the reader never lets a NaN be a minimum).
+        # Minima over the finite values only, whatever their row order (a NaN compares False with
+        # everything, so min() starting from one would stay NaN); inf is refused by the scan.
         low = _ratio_minimum(files, config.csv_dialect, *f.ratio) if f.ratio else scan.minima.get(f.name)
+        if low is not None and not math.isfinite(low):  # never from the reader; recomputed, not trusted
+            low = _minimum(files, config.csv_dialect, (f.name,))
         # What a missing value becomes: 0 without impute, the constant, or a train statistic
         # (mean/median/most frequent), which stays in the data's domain.
         impute = next((a for s, a in f.steps if s == "impute"), None)
@@ -95,8 +98,9 @@ def _check_against_data(config: Any, source: Path) -> None:
         else:
             fill = None
         if low is not None and low <= bound:
+            where = _first_at_or_below(files, config.csv_dialect, tuple(f.ratio) if f.ratio else (f.name,), bound)
             raise ConfigError(f"{source}: features[{i}] ({f.name}): step '{step}' needs values > {bound:g}, "
-                              f"but the data has {low:g}")
+                              f"but the data has {low:g}{where}")
         if fill is not None and fill <= bound:
             raise ConfigError(f"{source}: features[{i}] ({f.name}): step '{step}' needs values > {bound:g}, "
                               f"but missing values are filled with {fill:g}: add an impute step")
@@ -140,8 +144,7 @@ def _check_label_against_data(config: Any, source: Path) -> tuple[tuple[str, ...
                 except ValueError:
                     raise ConfigError(f"{where}: regression needs a numeric target, but {header.path} line {line} "
                                       f"has {value!r}") from None
-                if number is not None:
-                    low = min(low, number)
+                low = _finite_min(low, number)
                 continue
             _count_class(values, value, where)
     if label.task == task_lib.REGRESSION:
@@ -169,18 +172,46 @@ def _rare_notes(counts: dict[str, int], column: str) -> tuple[str, ...]:
                  for c, n in sorted(counts.items()) if n < RARE_CLASS_ROWS)
 
 
-def _ratio_minimum(files: list[str], dialect: Dialect, num: str, den: str) -> float | None:
-    low = None
+def _finite_min(low: float, value: float | None) -> float:
+    """min(low, value) ignoring a missing or non-finite value: NaN would make the minimum depend
+    on row order (min(nan, x) is nan), inf is no value a domain check can use."""
+    return low if value is None or not math.isfinite(value) else min(low, value)
+
+
+def _value(row: dict[str, str | None], columns: tuple[str, ...]) -> float | None:
+    """A row's value of one column, or the ratio of two (None: missing, text, 0 denominator)."""
+    try:
+        numbers = [reader.parse_number(row[c]) if row[c] is not None else None for c in columns]
+    except ValueError:  # text: the type check names it
+        return None
+    if any(n is None for n in numbers):
+        return None
+    if len(numbers) == 1:
+        return numbers[0]
+    n, d = numbers
+    return n / d if d != 0 else None
+
+
+def _minimum(files: list[str], dialect: Dialect, columns: tuple[str, ...]) -> float | None:
+    """The smallest finite value of a column (or of the ratio of two), None if it has none."""
+    low = math.inf
     for row in reader.iter_dicts(files, dialect):
-        if row[num] is None or row[den] is None:
-            continue
-        try:
-            n, d = reader.parse_number(row[num]), reader.parse_number(row[den])
-        except ValueError:  # text: the type check above names it
-            continue
-        if n is not None and d is not None and d != 0:
-            low = n / d if low is None else min(low, n / d)
-    return low
+        low = _finite_min(low, _value(row, columns))
+    return None if low == math.inf else low
+
+
+def _ratio_minimum(files: list[str], dialect: Dialect, num: str, den: str) -> float | None:
+    return _minimum(files, dialect, (num, den))
+
+
+def _first_at_or_below(files: list[str], dialect: Dialect, columns: tuple[str, ...], bound: float) -> str:
+    """" (<file> line <n>: <value>)" of the first finite value <= bound (only read on the error path)."""
+    for header in reader.read_headers(files, dialect):
+        for line, values in reader.read_rows(header, dialect):
+            value = _value(dict(zip(header.columns, values, strict=True)), columns)
+            if value is not None and math.isfinite(value) and value <= bound:
+                return f" ({header.path} line {line}: {value:g})"
+    return ""
 
 
 def image_files(root: Path) -> list[Path]:
