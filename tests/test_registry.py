@@ -287,3 +287,8 @@ def test_labels_move_under_rest_and_grpc_load_without_a_failed_request(base, tmp
         assert sum(1 for _, lb, sent, _, y in log if lb == label and sent > finished
                    and _version_of(y) == new and sent < finished + 1.5) > 5, label
     assert len(log) > 200, len(log)
+    counts = {f"{k} {lb}": sum(1 for kk, ll, *_ in log if (kk, ll) == (k, lb))
+              for k in ("rest", "grpc") for lb in ("stable", "canary")}
+    took = {f"{lb} -> {new}": round(finished - started, 1) for lb, w in moves.windows.items()
+            for started, finished, _, new in w}
+    print(f"\nunder load: {len(log)} requests, 0 failed, {counts}; moves (s): {took}")
