@@ -255,21 +255,20 @@ def _move(base: Path, model_name: str, label: str, version: int, action: str, se
     old = state.labels.get(label)
     if old == version:
         return Outcome(True, f"{label} already points at version {version}", state)
-    if version not in state.versions:  # step 1: load it first, labels unchanged
-        staged = State(state.versions | {version}, dict(state.labels))
-        write_state(base, model_name, staged)
-        if not wait:  # the server allows labels on unavailable versions (or the caller knows)
-            pass
-        elif server is None:
+    listed = version in state.versions
+    if not listed:  # step 1: load it first, labels unchanged
+        write_state(base, model_name, State(state.versions | {version}, dict(state.labels)))
+        if wait and server is None:
             return Outcome(False, f"version {version} listed in {base / CONFIG_NAME}; {label} not moved yet: "
                                   f"run this again once the server reports it AVAILABLE "
-                                  f"(or give --server to wait here)", staged)
-        else:
-            try:
-                wait_until(server, model_name, timeout, version=version)
-            except RegistryError:
+                                  f"(or give --server to wait here)", read_state(base))
+    if wait and server is not None:  # listed or not: the label moves only onto a loaded version
+        try:
+            wait_until(server, model_name, timeout, version=version)
+        except RegistryError:
+            if not listed:
                 write_state(base, model_name, state)  # take the failed version off the list again
-                raise
+            raise
     entry = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "user": getpass.getuser(),
              "action": action, "label": label, "from": old, "to": version, "note": note}
     labels = {**state.labels, label: version}

@@ -238,7 +238,8 @@ def test_labels_move_under_rest_and_grpc_load_without_a_failed_request(base, tmp
     1 gRPC thread per label hammer /labels/stable and /labels/canary while: canary -> 2,
     stable -> 2, rollback stable -> 1. Every request must succeed, and every answer must come
     from a version its label named while the request was in flight (during a move: old or new;
-    once promote returned: only the new). Promote waits for the server (--server): a one-step
+    once promote returned: only the new); then a promote of a broken version 3 is refused after
+    the server fails to load it, and nothing changes. Promote waits for the server (--server): a one-step
     promote would label version 2 before it is loaded and the canary requests would get
     NOT_FOUND; a server that ignored labels would answer with one version for both."""
     registry.promote(base, "taxi", 1, "stable", blessed=True, wait=False)
@@ -267,6 +268,15 @@ def test_labels_move_under_rest_and_grpc_load_without_a_failed_request(base, tmp
             moves.windows[label].append((started, time.monotonic(), old, version))
             assert outcome.done and outcome.state.labels[label] == version
             time.sleep(2)  # requests after the move completed
+        # A broken push (saved_model.pb is garbage): the server fails to load it, promote says so,
+        # takes it off the list again and leaves canary on 2; the load keeps being served.
+        (base / "3").mkdir()
+        (base / "3" / "saved_model.pb").write_bytes(b"not a SavedModel")
+        before = (base / registry.CONFIG_NAME).read_text()
+        with pytest.raises(RegistryError, match=r"failed to load taxi version 3: .*not a SavedModel"):
+            registry.promote(base, "taxi", 3, "canary", blessed=True, force=True, server=server.rest, timeout=120)
+        assert (base / registry.CONFIG_NAME).read_text() == before
+        time.sleep(2)
     finally:
         stop.set()
         for t in threads:
