@@ -177,6 +177,8 @@ def served_versions(labels: dict[str, int], entries: list[dict[str, Any]]) -> se
 @contextmanager
 def _locked(base: Path) -> Iterator[None]:
     """One promote / rollback at a time per target (flock: released if the holder dies)."""
+    if not base.is_dir():
+        raise RegistryError(f"{base} does not exist: nothing was pushed to this target yet")
     with (base / LOCK_NAME).open("a") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         yield

@@ -99,6 +99,8 @@ def test_refusals_name_the_reason(base):
         registry.promote(base, "taxi", 2, "gold", blessed=True)
     with pytest.raises(RegistryError, match="points at no version"):
         registry.rollback(base, "taxi", "stable")
+    with pytest.raises(RegistryError, match="nothing was pushed to this target yet"):
+        registry.rollback(base.parent / "mobile", "taxi", "stable")
     assert not (base / registry.CONFIG_NAME).exists() and registry.history(base) == []
     forced = registry.promote(base, "taxi", 2, "canary", blessed=False, force=True, wait=False)
     assert forced.done and _config(base).version_labels["canary"] == 2
