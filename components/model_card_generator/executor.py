@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import uuid
+from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,13 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _time(v: float) -> str:
+    """A timestamp column's bound: epoch seconds as UTC time (the taxi data's), anything else as is."""
+    if 1e8 < v < 1e10:
+        return datetime.fromtimestamp(v, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return _fmt(v)
+
+
 def _sections(card: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]] | None]]:
     """(title, paragraphs, table rows with the header first) for both renderings."""
     sections: list[tuple[str, list[str], list[list[str]] | None]] = []
@@ -166,7 +174,7 @@ def _sections(card: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]
         f"'{card['target']}' as version {card['version']} ({card['pushed_destination']})."], None))
     data = card["data"]
     rows = [["split", "rows", "time range"]] + [
-        [s, _fmt(d["rows"]), " .. ".join(_fmt(t) for t in d["time_range"]) if "time_range" in d else "-"]
+        [s, _fmt(d["rows"]), " .. ".join(_time(t) for t in d["time_range"]) if "time_range" in d else "-"]
         for s, d in data["splits"].items()]
     sections.append(("Data", [f"Input files: {data['fingerprint'] or 'unknown'}"], rows if data["splits"] else None))
     ev = card["evaluation"]
@@ -209,7 +217,7 @@ def render_markdown(card: dict[str, Any]) -> str:
         lines += [f"## {title}", ""]
         lines += [p + "\n" for p in paragraphs]
         if table:
-            lines.append("| " + " | ".join(table[0]) + " |")
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in table[0]) + " |")
             lines.append("|" + "---|" * len(table[0]))
             lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table[1:]]
             lines.append("")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -170,7 +171,8 @@ def test_card_beside_pushed_version_carries_the_runs_real_numbers(artifacts):
     assert "| auc | value | >= 0.6 | yes |" in md
     assert "total_bytes:4242" in md
     assert "not selected by feature selection: pickup_community_area" in md
-    assert f"| eval | {len(a['eval'])} |" in md
+    first = datetime.fromtimestamp(int(a["eval"].ts.min()), tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    assert f"| eval | {len(a['eval'])} | {first} .. " in md
     # The artifact's copy is the same card.
     assert (Path(card.uri) / executor.CARD_MD).read_text() == md
 
