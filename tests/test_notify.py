@@ -96,6 +96,19 @@ def test_config_section_parses_and_rejects_bad_values(tmp_path):
         load_config(_config(tmp_path, {"url": "http://h/x", "timeout_seconds": 0}), check_data=False)
 
 
+def test_config_enums_and_defaults_are_the_senders_own():
+    # Checks: the events the YAML accepts are the events pipeline/notify.py sends, and the pydantic
+    # defaults (the JSON Schema's) are the parsed config's.
+    import typing
+
+    from pipeline.config import model, notifications
+
+    assert typing.get_args(model.NotifyEvent) == notifications.EVENTS == (notify.FAILURE, notify.BLESSED)
+    hook = model.Webhook(url="http://h/x")
+    assert tuple(hook.on) == notifications.WebhookConfig("u").on
+    assert hook.timeout_seconds == notifications.WebhookConfig("u").timeout_seconds
+
+
 # ------------------------------------------------------------------------- fast: payloads --
 def test_blessed_event_posts_the_run_and_its_new_pushes(tmp_path, receiver):
     # Checks: a blessed push POSTs JSON with the pipeline, event, reason, report path, metrics and the
