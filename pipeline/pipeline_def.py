@@ -190,14 +190,14 @@ def drift_gate(cfg: PipelineConfig, statistics: Any, schema: Any, components: li
 CARD_ID = "ModelCard"  # ModelCard after Pusher, ModelCard_<target suffix> after Pusher_<target suffix>
 
 
-def model_card(cfg: PipelineConfig, pusher: Any, model_name: str, evaluator: Any | None,
+def model_card(cfg: PipelineConfig, pusher: Any, target: str, model_name: str, evaluator: Any | None,
                card_inputs: dict[str, Any], blessing: Any | None = None) -> BaseComponent:
-    """The card of what ``pusher`` pushes (docs/model_cards.md): ``evaluator`` judged the model (its
-    metrics, slices and thresholds); ``blessing`` is the one that gated the push (default: the
-    evaluator's); ``card_inputs`` are the run's statistics, examples, feature scores, cleaning report."""
+    """The card of what ``pusher`` pushes to ``pushed/<target>/`` (docs/model_cards.md): ``evaluator``
+    judged the model (its metrics, slices and thresholds); ``blessing`` is the one that gated the push
+    (default: the evaluator's); ``card_inputs``: the run's statistics, examples, feature scores, cleaning report."""
     return ModelCardGenerator(
         pushed_model=pusher.outputs["pushed_model"], pipeline=cfg.name, label=cfg.label.name,
-        task=cfg.label.task, target=pusher.id.removeprefix("Pusher").removeprefix("_") or "serving",
+        task=cfg.label.task, target=target,
         model_name=model_name, description=cfg.description,
         timestamp_column=cfg.split.timestamp_column if cfg.split.temporal else "",
         model_blessing=blessing if blessing is not None else (evaluator.outputs["blessing"] if evaluator else None),
@@ -235,7 +235,7 @@ def model_variants(cfg: PipelineConfig, model: Any, transform: Any, examples: An
                 base_directory=str(cfg.pushed_dir(f"serving_{variant.name}"))))).with_id(f"Pusher_{variant.name}")
         nodes += [maker, evaluator, pusher]
         if card_inputs is not None:
-            nodes.append(model_card(cfg, pusher, variant.name, evaluator, card_inputs))
+            nodes.append(model_card(cfg, pusher, f"serving_{variant.name}", variant.name, evaluator, card_inputs))
         compared.update({f"{variant.name}_model": variant_model,
                          f"{variant.name}_evaluation": evaluator.outputs["evaluation"],
                          f"{variant.name}_blessing": evaluator.outputs["blessing"]})
@@ -274,7 +274,7 @@ def deployment(cfg: PipelineConfig, target: str, models: dict[str, Any], transfo
                 base_directory=str(cfg.pushed_dir(f"{prefix}{suffix}"))))).with_id(f"Pusher_{prefix}{suffix}")
         nodes += [converter, pusher]
         if card_inputs is not None:
-            nodes.append(model_card(cfg, pusher, name, (evaluators or {}).get(name), card_inputs,
+            nodes.append(model_card(cfg, pusher, f"{prefix}{suffix}", name, (evaluators or {}).get(name), card_inputs,
                                     blessing=converter.outputs["blessing"]))
     return nodes
 
@@ -395,7 +395,7 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
                 base_directory=str(cfg.pushed_dir("serving"))))).with_id("Pusher")
 
     components += [transform, *([tuner] if tuner else []), trainer, baseline, evaluator, *reports, *validators,
-                   pusher, model_card(cfg, pusher, "trained", evaluator, card_inputs)]
+                   pusher, model_card(cfg, pusher, "serving", "trained", evaluator, card_inputs)]
     models = {"trained": trainer.outputs["model"]}  # every model a deployment may convert
     if cfg.optimization is not None:
         components += model_variants(cfg, trainer.outputs["model"], transform, model_examples, models, card_inputs)
