@@ -60,6 +60,9 @@ def _run_locked(args: argparse.Namespace, cfg: PipelineConfig, log_file: Path) -
             runners.run(cfg, out=console.out, until=args.until, log_file=log_file)
         except runners.PipelineFailed as exc:
             print(f"\nERROR: {exc}", file=console.err)
+            from pipeline import notify  # the config's webhook, if any (never raises)
+
+            notify.run_failed(cfg, exc.component, exc.cause, log_file, console.err)
             return 1
         node_ids = ids[: ids.index(args.until) + 1] if args.until else ids
         result = summary.summarize(cfg, node_ids)
@@ -72,6 +75,9 @@ def _run_locked(args: argparse.Namespace, cfg: PipelineConfig, log_file: Path) -
             print(f"  plot:    {picture}", file=console.out)
         print(f"  report:  {report}", file=console.out)
         print(f"  log:     {log_file}", file=console.out)
+        from pipeline import notify  # the config's webhook on a new blessed push (never raises)
+
+        notify.run_finished(cfg, result, log_file, console.err)
     return 0
 
 

@@ -40,6 +40,7 @@ CUSTOM_ARTIFACTS = {
     "FeatureScores": "components.feature_selector.component",
     "DriftReport": "components.drift_skew_gate.component",
     "VariantTable": "components.variant_comparison.component",
+    "ModelCard": "components.model_card_generator.component",
 }
 
 

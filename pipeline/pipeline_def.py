@@ -30,6 +30,7 @@ from components.distiller import Distiller
 from components.drift_skew_gate import DriftSkewGate
 from components.feature_selector import FeatureSelector
 from components.infra_validator import infra_validator
+from components.model_card_generator import ModelCardGenerator
 from components.pruner import Pruner
 from components.quantization_aware_trainer import QuantizationAwareTrainer
 from components.temporal_csv_example_gen import TemporalCsvExampleGen
@@ -186,12 +187,30 @@ def drift_gate(cfg: PipelineConfig, statistics: Any, schema: Any, components: li
     return gate
 
 
+CARD_ID = "ModelCard"  # ModelCard after Pusher, ModelCard_<target suffix> after Pusher_<target suffix>
+
+
+def model_card(cfg: PipelineConfig, pusher: Any, target: str, model_name: str, evaluator: Any | None,
+               card_inputs: dict[str, Any], blessing: Any | None = None) -> BaseComponent:
+    """The card of what ``pusher`` pushes to ``pushed/<target>/`` (docs/model_cards.md): ``evaluator``
+    judged the model (its metrics, slices and thresholds); ``blessing`` is the one that gated the push
+    (default: the evaluator's); ``card_inputs``: the run's statistics, examples, feature scores, cleaning report."""
+    return ModelCardGenerator(
+        pushed_model=pusher.outputs["pushed_model"], pipeline=cfg.name, label=cfg.label.name,
+        task=cfg.label.task, target=target,
+        model_name=model_name, description=cfg.description,
+        timestamp_column=cfg.split.timestamp_column if cfg.split.temporal else "",
+        model_blessing=blessing if blessing is not None else (evaluator.outputs["blessing"] if evaluator else None),
+        evaluation=evaluator.outputs["evaluation"] if evaluator else None, **card_inputs,
+    ).with_id(CARD_ID + pusher.id.removeprefix("Pusher"))
+
+
 VARIANT_COMPONENTS = {"Pruner": Pruner, "QuantizationAwareTrainer": QuantizationAwareTrainer,
                       "Distiller": Distiller}
 
 
 def model_variants(cfg: PipelineConfig, model: Any, transform: Any, examples: Any,
-                   models: dict[str, Any] | None = None) -> list:
+                   models: dict[str, Any] | None = None, card_inputs: dict[str, Any] | None = None) -> list:
     """Pruned / QAT / student models made from the trained ``model``, each evaluated against it
     on the optimization split (its thresholds relative to the trained model) and pushed to
     ``pushed/serving_<variant>/`` only when blessed; then one comparison table. Each variant's
@@ -215,6 +234,8 @@ def model_variants(cfg: PipelineConfig, model: Any, transform: Any, examples: An
             push_destination=pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=str(cfg.pushed_dir(f"serving_{variant.name}"))))).with_id(f"Pusher_{variant.name}")
         nodes += [maker, evaluator, pusher]
+        if card_inputs is not None:
+            nodes.append(model_card(cfg, pusher, f"serving_{variant.name}", variant.name, evaluator, card_inputs))
         compared.update({f"{variant.name}_model": variant_model,
                          f"{variant.name}_evaluation": evaluator.outputs["evaluation"],
                          f"{variant.name}_blessing": evaluator.outputs["blessing"]})
@@ -229,12 +250,14 @@ DEPLOYMENT_TARGETS = {"tflite": (TFLiteConverter, "mobile_model", "mobile"),
 
 
 def deployment(cfg: PipelineConfig, target: str, models: dict[str, Any], transform: Any, examples: Any,
-               blessings: dict[str, Any] | None = None) -> list:
+               blessings: dict[str, Any] | None = None, evaluators: dict[str, Any] | None = None,
+               card_inputs: dict[str, Any] | None = None) -> list:
     """A converter per configured model (trained or variant) for ``target`` ("tflite": .tflite
     files validated in ai-edge-litert; "tfjs": a TF.js graph model and demo page validated in
     Node), each pushed to ``pushed/<mobile|web>[_<variant>]/`` when its converter blessed it.
     ``blessings`` (by model name: its Evaluator's blessing) also gate the push: a model its
-    Evaluator did not bless is converted and measured, never pushed."""
+    Evaluator did not bless is converted and measured, never pushed. With ``card_inputs``, each push
+    gets its model card (metrics from ``evaluators``: by model name, the Evaluator that judged it)."""
     assert cfg.deployment is not None
     component, output, prefix = DEPLOYMENT_TARGETS[target]
     nodes = []
@@ -250,15 +273,23 @@ def deployment(cfg: PipelineConfig, target: str, models: dict[str, Any], transfo
             push_destination=pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=str(cfg.pushed_dir(f"{prefix}{suffix}"))))).with_id(f"Pusher_{prefix}{suffix}")
         nodes += [converter, pusher]
+        if card_inputs is not None:
+            nodes.append(model_card(cfg, pusher, f"{prefix}{suffix}", name, (evaluators or {}).get(name), card_inputs,
+                                    blessing=converter.outputs["blessing"]))
     return nodes
+
+
+def model_evaluators(cfg: PipelineConfig, components: list) -> dict[str, Any]:
+    """{model name: the Evaluator that judged it} (trained: the main Evaluator)."""
+    by_id = {c.id: c for c in components}
+    ids = {"trained": EVALUATOR_ID, **{v.name: f"{EVALUATOR_ID}_{v.name}" for v in
+                                       (cfg.optimization.variants if cfg.optimization else ())}}
+    return {name: by_id[i] for name, i in ids.items() if i in by_id}
 
 
 def evaluator_blessings(cfg: PipelineConfig, components: list) -> dict[str, Any]:
     """{model name: the blessing of the Evaluator that judged it} (trained: the main Evaluator)."""
-    by_id = {c.id: c for c in components}
-    ids = {"trained": EVALUATOR_ID, **{v.name: f"{EVALUATOR_ID}_{v.name}" for v in
-                                       (cfg.optimization.variants if cfg.optimization else ())}}
-    return {name: by_id[i].outputs["blessing"] for name, i in ids.items() if i in by_id}
+    return {name: e.outputs["blessing"] for name, e in model_evaluators(cfg, components).items()}
 
 
 def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validation: bool = True
@@ -287,17 +318,21 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
 
     # Row/column deletion, then feature selection: each hands on examples and a narrower schema.
     model_examples, model_schema, after_gate = examples, schema, []
+    # What every model card reads besides its model's evaluation (components/model_card_generator).
+    card_inputs: dict[str, Any] = {"statistics": statistics_gen.outputs["statistics"], "examples": examples}
     if cfg.cleaning_enabled:
         cleaner = DataCleaner(examples=examples, schema=schema, rules=json.dumps(cfg.cleaning_rules()))
         _after(cleaner, gates)
         model_examples, model_schema = cleaner.outputs["cleaned_examples"], cleaner.outputs["cleaned_schema"]
         after_gate.append(cleaner)
+        card_inputs["cleaning_report"] = cleaner.outputs["report"]
     if cfg.selection is not None:
         selector = FeatureSelector(examples=model_examples, schema=model_schema,
                                    config=json.dumps(cfg.selection_config()))
         _after(selector, gates)
         model_schema = selector.outputs["selected_schema"]
         after_gate.append(selector)
+        card_inputs["feature_scores"] = selector.outputs["scores"]
     components += after_gate
 
     library = library_fingerprint()  # one read of the sources for the three components below
@@ -360,15 +395,17 @@ def create_pipeline(cfg: PipelineConfig, until: str | None = None, infra_validat
                 base_directory=str(cfg.pushed_dir("serving"))))).with_id("Pusher")
 
     components += [transform, *([tuner] if tuner else []), trainer, baseline, evaluator, *reports, *validators,
-                   pusher]
+                   pusher, model_card(cfg, pusher, "serving", "trained", evaluator, card_inputs)]
     models = {"trained": trainer.outputs["model"]}  # every model a deployment may convert
     if cfg.optimization is not None:
-        components += model_variants(cfg, trainer.outputs["model"], transform, model_examples, models)
+        components += model_variants(cfg, trainer.outputs["model"], transform, model_examples, models, card_inputs)
     if cfg.deployment is not None:  # on-device (TFLite) and in-browser (TF.js) models
-        blessings = evaluator_blessings(cfg, components)
+        evaluators = model_evaluators(cfg, components)
+        blessings = {name: e.outputs["blessing"] for name, e in evaluators.items()}
         for target in ("tflite", "tfjs"):
             if getattr(cfg.deployment, target) is not None:
-                components += deployment(cfg, target, models, transform, model_examples, blessings)
+                components += deployment(cfg, target, models, transform, model_examples, blessings, evaluators,
+                                         card_inputs)
     if until is not None:
         ids = [c.id for c in components]
         if until not in ids:

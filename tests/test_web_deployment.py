@@ -18,8 +18,8 @@ from tests.conftest import model_suffix, newest_version
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")
-PAGE = ["app.js", "index.html", "metadata.json", "model", "model_runtime.js", "preprocessing_spec.json", "text.js",
-        "tf.min.js", "ui.js"]
+PAGE = ["app.js", "index.html", "metadata.json", "model", "model_card.html", "model_card.md", "model_runtime.js",
+        "preprocessing_spec.json", "text.js", "tf.min.js", "ui.js"]  # model_card.*: ModelCard_web[_<variant>]
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from pipeline.config import data as data_section
 from pipeline.config import data_checks, deployment, evaluation, features, model, optimization, orchestration, training
 from pipeline.config.errors import ConfigError, Reader
 from pipeline.config.label import parse_label
+from pipeline.config.notifications import parse_notifications
 from pipeline.config.settings import PipelineConfig
 
 
@@ -55,7 +56,7 @@ def load_config(path: str | Path, *, output_root: str | Path | None = None,
         schema_path=schema_path, label=label, features=feats, model=training.parse_model(doc.model),
         training=training.parse_training(top, doc.training), evaluation=evaluation_config,
         runner=orchestration.parse_runner(top, doc.runner), output_root=Path(output_root).resolve(),
-        description=doc.description, image=image_data,
+        description=doc.description, image=image_data, notifications=parse_notifications(top, doc.notifications),
     )
     if check_data:
         classes, notes = data_checks.check_data(config, source)

@@ -299,6 +299,20 @@ class Deployment(Section):
     tfjs: TFJS | None = None
 
 
+# ------------------------------------------------------- notifications --
+NotifyEvent = Literal["failure", "blessed"]
+
+
+class Webhook(Section):
+    url: str  # http:// or https:// (notifications.py checks it)
+    on: Annotated[list[NotifyEvent], Field(min_length=1)] = ["failure", "blessed"]
+    timeout_seconds: PositiveNumber = 10.0
+
+
+class Notifications(Section):
+    webhook: Webhook | None = None
+
+
 # -------------------------------------------------------------- runner --
 class Direct(Section):
     mode: Literal["in_memory", "multi_processing", "multi_threading"] | None = None
@@ -396,6 +410,7 @@ class PipelineYAML(Section):
     tuning: Tuning | None = None
     optimization: Optimization | None = None
     deployment: Deployment | None = None
+    notifications: Notifications | None = None
 
 
 def json_schema() -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pipeline.config.deployment import DeploymentConfig
 from pipeline.config.evaluation import EvaluationConfig
 from pipeline.config.features import CleaningConfig, SelectionConfig
 from pipeline.config.image import ImageData
+from pipeline.config.notifications import NotificationsConfig
 from pipeline.config.optimization import OptimizationConfig, TuningConfig
 from pipeline.config.orchestration import RunnerConfig
 from pipeline.config.training import ModelConfig, TrainingConfig
@@ -47,6 +48,7 @@ class PipelineConfig:
     notes: tuple[str, ...] = ()  # what the data check found worth saying, not wrong enough to stop
     extra: dict[str, Any] = field(default_factory=dict)
     image: ImageData | None = None  # data.image_dir: ImageExampleGen instead of CsvExampleGen
+    notifications: NotificationsConfig | None = None  # webhook on failure / new blessed push (pipeline/notify.py)
 
     # --- where a run writes: everything under output_root/<name>/ -----------
     @property
