@@ -5,6 +5,7 @@ the summary.json each run wrote, the CSV file on disk, the config the test wrote
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -42,7 +43,9 @@ BACKGROUND_RUN = _prepare  # started with the session (tests/conftest.py), await
 
 @pytest.fixture(scope="module")
 def two_runs(background_runs):
-    """(config path of run 2, output root, summary.json of run 1, of run 2, the CSV file)."""
+    """(config of run 2 (loaded), its path, summary.json of run 1, of run 2, the CSV file)."""
+    from pipeline.config import load_config
+
     run = background_runs[__name__]
     cfg, _, _ = run.finish()
     tmp = run.output_root.parent
@@ -52,21 +55,32 @@ def two_runs(background_runs):
     proc = run_cli("run", "--config", str(second_config), "--output-root", str(run.output_root))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     second = json.loads((cfg.output_dir / "report" / "summary.json").read_text())
-    return second_config, run.output_root, first, second, tmp / "data" / "data.csv"
+    return (load_config(second_config, output_root=run.output_root), second_config, first, second,
+            tmp / "data" / "data.csv")
 
 
-def _cli_json(*args: str):
-    proc = run_cli(*args, "--json")
+def _json(command, *args):
+    """A command's --json output, called in this process (the CLI's argparse wiring is checked by
+    one subprocess call per command: each loads TensorFlow again, 20-30 s on a busy machine)."""
+    out = io.StringIO()
+    assert command(*args, True, out) == 0
+    return json.loads(out.getvalue())
+
+
+def _cli(cfg, config: Path, *args: str):
+    proc = run_cli(*args, "--config", str(config), "--output-root", str(cfg.output_root))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return json.loads(proc.stdout)
+    return proc.stdout
 
 
 @pytest.mark.e2e
 def test_runs_lists_both_runs_with_their_own_metrics(two_runs) -> None:
     # Checks: one row per real run, oldest first, each with the metrics/blessing/push that run's
     # own summary.json recorded (a command returning one run twice, or constants, fails).
-    config, root, first, second, _ = two_runs
-    runs = _cli_json("runs", "--config", str(config), "--output-root", str(root))
+    from pipeline import metadata_cli
+
+    cfg, config, first, second, _ = two_runs
+    runs = _json(metadata_cli.cmd_runs, cfg)
     assert len(runs) == 2
     assert [r["status"] for r in runs] == ["COMPLETE", "COMPLETE"]
     assert all(r["finished"] is not None and r["finished"] >= r["started"] for r in runs)
@@ -79,20 +93,22 @@ def test_runs_lists_both_runs_with_their_own_metrics(two_runs) -> None:
     assert runs[1]["pushed"] == {}
     # Run 2 reused everything before Trainer from the cache; Trainer and Evaluator ran again.
     assert runs[1]["nodes"]["CsvExampleGen"] == "CACHED" and runs[1]["nodes"]["Trainer"] == "COMPLETE"
-    text = run_cli("runs", "--config", str(config), "--output-root", str(root))
-    assert text.returncode == 0 and runs[0]["run_id"] in text.stdout and runs[1]["run_id"] in text.stdout
+    text = _cli(cfg, config, "runs")
+    assert runs[0]["run_id"] in text and runs[1]["run_id"] in text and f"auc={runs[1]['metrics']['auc']:.4f}" in text
 
 
 @pytest.mark.e2e
-def test_lineage_of_pushed_model_reaches_the_csv_and_its_fingerprint(two_runs) -> None:
+def test_lineage_of_pushed_model_reaches_the_csv_and_its_fingerprint(two_runs, capsys) -> None:
     # Checks: from the pushed folder back through Evaluator, Trainer, Transform and schema to the
     # CSV file the test wrote, with ExampleGen's recorded fingerprint matching the file's size.
-    config, root, first, _, csv = two_runs
+    from pipeline import metadata_cli
+
+    cfg, config, first, _, csv = two_runs
     pushed = first["pushed_path"]
-    steps = _cli_json("lineage", pushed, "--config", str(config), "--output-root", str(root))
+    steps = _json(metadata_cli.cmd_lineage, cfg, pushed)
     assert steps[0]["artifact_type"] == "PushedModel" and steps[0]["node"] == "Pusher"
     assert steps[0]["properties"]["pushed_destination"] == pushed
-    runs = _cli_json("runs", "--config", str(config), "--output-root", str(root))
+    runs = _json(metadata_cli.cmd_runs, cfg)
     assert steps[0]["run_id"] == runs[0]["run_id"]  # run 1 pushed; run 2 did not
     by_node = {s["node"]: s for s in steps if s["node"] and not s["repeated"]}
     assert {"Pusher", "Evaluator", "Trainer", "Transform", "CsvExampleGen", "ImportSchemaGen"} <= set(by_node)
@@ -106,21 +122,23 @@ def test_lineage_of_pushed_model_reaches_the_csv_and_its_fingerprint(two_runs) -
     fingerprint = example_gen["execution_properties"]["input_fingerprint"]
     assert f"total_bytes:{csv.stat().st_size}," in fingerprint and "num_files:1," in fingerprint
     assert example_gen["properties"]["span"] == 0
-    text = run_cli("lineage", pushed, "--config", str(config), "--output-root", str(root))
-    assert text.returncode == 0 and str(csv) in text.stdout and "unchanged" in text.stdout
     # A folder nothing was pushed to is an error, not an empty chain.
-    missing = run_cli("lineage", str(Path(pushed).parent / "1"), "--config", str(config), "--output-root", str(root))
-    assert missing.returncode == 1 and "no PushedModel" in missing.stderr
+    assert metadata_cli.cmd_lineage(cfg, str(Path(pushed).parent / "1"), False, io.StringIO()) == 1
+    assert "no PushedModel" in capsys.readouterr().err
+    text = _cli(cfg, config, "lineage", pushed)
+    assert str(csv) in text and "files vs fingerprint" in text and "unchanged" in text
 
 
 @pytest.mark.e2e
-def test_compare_shows_changed_config_metric_deltas_and_data(two_runs) -> None:
+def test_compare_shows_changed_config_metric_deltas_and_data(two_runs, capsys) -> None:
     # Checks: latest-blessed / latest resolve to run 1 / run 2; the config change the test made is
     # reported (and nothing about the data); deltas are run 2 minus run 1 of the summaries' values;
     # row counts add up to the CSV's rows.
-    config, root, first, second, _ = two_runs
-    runs = _cli_json("runs", "--config", str(config), "--output-root", str(root))
-    c = _cli_json("compare", "latest-blessed", "latest", "--config", str(config), "--output-root", str(root))
+    from pipeline import metadata_cli
+
+    cfg, config, first, second, _ = two_runs
+    runs = _json(metadata_cli.cmd_runs, cfg)
+    c = _json(metadata_cli.cmd_compare, cfg, "latest-blessed", "latest")
     assert (c["a"]["run_id"], c["b"]["run_id"]) == (runs[0]["run_id"], runs[1]["run_id"])
     diff = c["config"]["differences"]
     assert diff["training.train_steps"] == {"a": TINY_TRAINING["train_steps"], "b": 90}
@@ -134,13 +152,12 @@ def test_compare_shows_changed_config_metric_deltas_and_data(two_runs) -> None:
     assert sum(stats[s]["rows"]["a"] for s in stats) == ROWS
     assert all(stats[s]["rows"]["a"] == stats[s]["rows"]["b"] for s in stats)  # same data, cached
     assert stats["train"]["features"]["fare"]["a"]["mean"] > 0
-    same = _cli_json("compare", runs[0]["run_id"], runs[0]["run_id"], "--config", str(config),
-                     "--output-root", str(root))
+    same = _json(metadata_cli.cmd_compare, cfg, runs[0]["run_id"], runs[0]["run_id"])
     assert same["config"]["differences"] == {} and same["metrics"]["auc"]["delta"] == 0
-    text = run_cli("compare", "latest-blessed", "latest", "--config", str(config), "--output-root", str(root))
-    assert text.returncode == 0 and "training.train_steps: 40 -> 90" in text.stdout
-    bad = run_cli("compare", "no-such-run", "latest", "--config", str(config), "--output-root", str(root))
-    assert bad.returncode == 1 and runs[0]["run_id"] in bad.stderr
+    assert metadata_cli.cmd_compare(cfg, "no-such-run", "latest", False, io.StringIO()) == 1
+    assert runs[0]["run_id"] in capsys.readouterr().err
+    text = _cli(cfg, config, "compare", "latest-blessed", "latest")
+    assert "training.train_steps: 40 -> 90" in text and f"{c['metrics']['auc']['delta']:+.4f}" in text
 
 
 needs_server = pytest.mark.skipif(
@@ -149,11 +166,14 @@ needs_server = pytest.mark.skipif(
 PASSWORD_ENV = "TFX_PIPELINE_TEST_MLMD_PASSWORD"
 
 
-@pytest.mark.e2e  # runs the pipeline up to StatisticsGen against MariaDB
+@pytest.mark.e2e  # runs CsvExampleGen against MariaDB
 @needs_server
 def test_runs_and_lineage_read_mysql_metadata(tmp_path: Path, monkeypatch) -> None:
     # Checks: the same commands read a MySQL store: the run and the artifact the test picks from
     # MariaDB's own tables, traced back to the CSV file.
+    from pipeline import metadata_cli
+    from pipeline.config import load_config
+
     server = start_server(tmp_path / "mariadb")
     try:
         header, rows = sample_rows(300, seed=5)
@@ -163,21 +183,23 @@ def test_runs_and_lineage_read_mysql_metadata(tmp_path: Path, monkeypatch) -> No
             "password_env": PASSWORD_ENV}}}})
         monkeypatch.setenv(PASSWORD_ENV, server.password)
         out = tmp_path / "out"
-        proc = run_cli("run", "--config", str(config), "--output-root", str(out), "--until", "StatisticsGen")
+        proc = run_cli("run", "--config", str(config), "--output-root", str(out), "--until", "CsvExampleGen")
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         assert not (out / NAME / "metadata.sqlite").exists()
-        runs = _cli_json("runs", "--config", str(config), "--output-root", str(out))
+        cfg = load_config(config, output_root=out)
+        runs = _json(metadata_cli.cmd_runs, cfg)
         (run_name,) = [r for (r,) in server.query(
             "SELECT c.name FROM mlmd_lineage.Context c JOIN mlmd_lineage.Type t ON c.type_id = t.id "
             "WHERE t.name = 'pipeline_run'")]
         assert [r["run_id"] for r in runs] == [run_name] and runs[0]["status"] == "COMPLETE"
-        assert runs[0]["nodes"]["StatisticsGen"] == "COMPLETE"
-        (stats_id,) = [i for (i,) in server.query(
-            "SELECT id FROM mlmd_lineage.Artifact WHERE uri LIKE '%/StatisticsGen/statistics/%'")]
-        steps = _cli_json("lineage", str(stats_id), "--config", str(config), "--output-root", str(out))
-        assert steps[0]["artifact_id"] == stats_id and steps[0]["node"] == "StatisticsGen"
-        (example_gen,) = [s for s in steps if s["node"] == "CsvExampleGen" and not s["repeated"]]
-        assert [f["path"] for f in example_gen["files"]] == [str(csv)]
-        assert f"total_bytes:{csv.stat().st_size}," in example_gen["execution_properties"]["input_fingerprint"]
+        assert runs[0]["nodes"] == {"CsvExampleGen": "COMPLETE"}
+        (examples_id,) = [i for (i,) in server.query(
+            "SELECT id FROM mlmd_lineage.Artifact WHERE uri LIKE '%/CsvExampleGen/examples/%'")]
+        steps = _json(metadata_cli.cmd_lineage, cfg, str(examples_id))
+        assert steps[0]["artifact_id"] == examples_id and steps[0]["node"] == "CsvExampleGen"
+        assert steps[0]["run_id"] == run_name
+        assert [f["path"] for f in steps[0]["files"]] == [str(csv)]
+        assert f"total_bytes:{csv.stat().st_size}," in steps[0]["execution_properties"]["input_fingerprint"]
+        assert (out / NAME / "runs" / run_name / "config.yaml").is_file()  # the snapshot, with MySQL too
     finally:
         server.stop()
