@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import derived_config, run_cli, sample_rows, write_csv
+from tests.conftest import ROOT, derived_config, run_cli, sample_rows, write_csv
 from tests.mysql_server import server_binary, start_server
 from tests.serving_fixtures import LIGHT_FEATURES, TINY_TRAINING
 
@@ -158,6 +163,45 @@ def test_compare_shows_changed_config_metric_deltas_and_data(two_runs, capsys) -
     assert runs[0]["run_id"] in capsys.readouterr().err
     text = _cli(cfg, config, "compare", "latest-blessed", "latest")
     assert "training.train_steps: 40 -> 90" in text and f"{c['metrics']['auc']['delta']:+.4f}" in text
+
+
+@pytest.mark.e2e
+def test_run_killed_with_sigkill_is_abandoned_without_a_finish_time(two_runs) -> None:
+    # Checks: a third run killed (SIGKILL to its process group) while Trainer executes is listed as
+    # ABANDONED with no finish time or duration and Trainer RUNNING, not COMPLETE or dropped; the
+    # earlier runs keep their own status. (Runs after the other tests of this module: it adds a run.)
+    from pipeline import lineage as lin
+    from pipeline import metadata_cli
+    from pipeline.summary import open_store
+
+    cfg, _, _, _, _ = two_runs
+    config = _config(cfg.output_root.parent / "third", cfg.output_root.parent / "data",
+                     {**SECOND, "training": {**TINY_TRAINING, "train_steps": 60}})
+    log = (cfg.output_root.parent / "third" / "out.txt").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--config", str(config), "--output-root",
+                             str(cfg.output_root)], cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+
+    def trainer_running() -> bool:
+        try:
+            runs = lin.runs(open_store(cfg), cfg.name, metrics=False)
+        except Exception:  # sqlite busy while the run writes it
+            return False
+        return len(runs) == 3 and runs[-1].nodes.get("Trainer") == "RUNNING"
+
+    deadline = time.monotonic() + 600
+    try:
+        while not trainer_running():
+            assert proc.poll() is None, f"the run exited ({proc.returncode}) before Trainer executed"
+            assert time.monotonic() < deadline, "timed out waiting for Trainer to execute"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    runs = _json(metadata_cli.cmd_runs, cfg)
+    assert [r["status"] for r in runs] == ["COMPLETE", "COMPLETE", "ABANDONED"]
+    assert runs[2]["finished"] is None and runs[2]["seconds"] is None
+    assert runs[2]["nodes"]["Trainer"] == "RUNNING" and "Evaluator" not in runs[2]["nodes"]
+    assert runs[2]["blessed"] is None and runs[2]["pushed"] == {}
 
 
 needs_server = pytest.mark.skipif(
