@@ -54,6 +54,8 @@ def write_snapshots(cfg: PipelineConfig, store: mlmd.MetadataStore, since: float
 
 def snapshot_after_run(cfg: PipelineConfig, since: float) -> None:
     """Called by ``run`` after the pipeline, finished or failed; a problem here never fails the run."""
+    if cfg.runner.mysql is None and not cfg.metadata_path.exists():
+        return  # failed before any component ran: no run to snapshot
     try:
         from pipeline.summary import open_store
 

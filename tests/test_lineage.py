@@ -267,3 +267,16 @@ def test_snapshots_go_to_the_runs_made_since(rec: Recorder, three_runs, tmp_path
     snapshot = metadata_cli.load_snapshot(cfg, "run-3")
     assert snapshot["training"]["train_steps"] == 77 and snapshot["name"] == "taxi"
     assert metadata_cli.load_snapshot(cfg, "run-1") is None
+
+
+def test_no_snapshot_and_no_warning_when_nothing_ran(tmp_path: Path, capsys) -> None:
+    # Checks: a run that failed before MLMD existed leaves no runs/ folder and prints nothing
+    # (the run's own error is the message), instead of a warning about a missing store.
+    from pipeline.config import load_config
+    from tests.conftest import derived_config, sample_rows, write_csv
+
+    header, rows = sample_rows(50)
+    data = write_csv(tmp_path / "csv" / "data.csv", header, rows).parent
+    cfg = load_config(derived_config(tmp_path, data, name="taxi"), output_root=tmp_path / "outputs")
+    metadata_cli.snapshot_after_run(cfg, since=0)
+    assert not (cfg.output_dir / "runs").exists() and capsys.readouterr().err == ""
