@@ -16,6 +16,7 @@ TFX's orchestrators record three context types: ``pipeline`` (name = the pipelin
     last_blessed_run(store, pipeline, before_run_id=None) -> RunInfo | None
     find_run(store, pipeline, ref) -> RunInfo     a run id, ``latest`` or ``latest-blessed``
     resolve_run(runs, pipeline, ref) -> RunInfo   the same on a list from ``runs``
+    load_metrics(store, pipeline, run) -> RunInfo the metrics of a run listed with ``metrics=False``
 
 A cached execution (state CACHED) re-publishes the artifacts of an earlier one; lineage follows
 the execution that really produced an artifact (its first OUTPUT event that is not CACHED).
@@ -169,6 +170,23 @@ def _outcomes(store: mlmd.MetadataStore, executions: list[pb.Execution], names: 
             destination = Path(value(artifact.custom_properties, "pushed_destination") or "")
             info.pushed[destination.parent.name] = (value(artifact.custom_properties, "pushed_version")
                                                     or destination.name)
+
+
+def load_metrics(store: mlmd.MetadataStore, pipeline: str, run: RunInfo) -> RunInfo:
+    """Fill ``run.metrics`` (for a run listed with ``metrics=False``): one TFMA read, not one per run."""
+    from pipeline.summary import overall_metrics
+
+    node = store.get_context_by_type_and_name("node", f"{pipeline}.{EVALUATOR_ID}")
+    if node is None:
+        return run
+    mine = {e.id for e in store.get_executions_by_context(run.context_id)}
+    ids = [e.id for e in store.get_executions_by_context(node.id) if e.id in mine]
+    events = [ev for ev in store.get_events_by_execution_ids(ids) if ev.type in OUTPUT_EVENTS] if ids else []
+    types = _type_names(store)
+    for artifact in store.get_artifacts_by_id([ev.artifact_id for ev in events]) if events else []:
+        if types[artifact.type_id] == "ModelEvaluation":
+            run.metrics = overall_metrics(artifact.uri)
+    return run
 
 
 def find_run(store: mlmd.MetadataStore, pipeline: str, ref: str, metrics: bool = True) -> RunInfo:

@@ -207,8 +207,8 @@ def compare(cfg: PipelineConfig, ref_a: str, ref_b: str) -> dict[str, Any]:
     from pipeline.summary import open_store
 
     store = open_store(cfg)
-    all_runs = lin.runs(store, cfg.name)  # once: each run's metrics are a TFMA read
-    a, b = lin.resolve_run(all_runs, cfg.name, ref_a), lin.resolve_run(all_runs, cfg.name, ref_b)
+    all_runs = lin.runs(store, cfg.name, metrics=False)  # metrics (a TFMA read each) for the two only
+    a, b = (lin.load_metrics(store, cfg.name, lin.resolve_run(all_runs, cfg.name, ref)) for ref in (ref_a, ref_b))
     metrics = {k: {"a": a.metrics.get(k), "b": b.metrics.get(k),
                    "delta": None if k not in a.metrics or k not in b.metrics else b.metrics[k] - a.metrics[k]}
                for k in sorted(set(a.metrics) | set(b.metrics))}
