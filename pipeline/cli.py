@@ -230,6 +230,47 @@ def add_metadata_commands(sub: argparse._SubParsersAction, common: argparse.Argu
 # ---- end of the ML Metadata commands ----
 
 
+def cmd_registry(args: argparse.Namespace) -> int:
+    """models / promote / rollback: pushed versions and their labels (pipeline/registry.py)."""
+    from pipeline import registry
+
+    cfg = _load(args)
+    base, name = cfg.pushed_dir(args.target), args.model_name or cfg.name
+    has_store = cfg.runner.mysql is not None or cfg.metadata_path.exists()
+    try:
+        if args.command == "models":
+            from pipeline.summary import open_store
+
+            recorded = registry.recorded_pushes(open_store(cfg), base) if has_store else {}
+            infos = registry.list_versions(base, recorded)
+            if args.json:
+                print(registry.to_json(infos))
+            elif not infos:
+                print(f"no pushed versions in {base}")
+            else:
+                from features.task import PRIMARY
+
+                print(f"{name}: {base}")
+                print(registry.format_versions(infos, (PRIMARY[cfg.label.task],)))
+            return 0
+        if args.command == "promote":
+            from pipeline.summary import open_store
+
+            recorded = registry.recorded_pushes(open_store(cfg), base, with_metrics=False) if has_store else {}
+            info = recorded.get(args.version)
+            outcome = registry.promote(base, name, args.version, args.label, blessed=info.blessed if info else None,
+                                       force=args.force, server=args.server, wait=not args.no_wait,
+                                       timeout=args.timeout)
+        else:
+            outcome = registry.rollback(base, name, args.label, server=args.server, wait=not args.no_wait,
+                                        timeout=args.timeout)
+    except registry.RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{outcome.message} ({base / registry.CONFIG_NAME})")
+    return 0 if outcome.done else 4  # 4: staged; run again once the server has loaded the version
+
+
 def main(argv: list[str] | None = None) -> int:
     keras_env.apply()  # the console script's entry (tfx-pipeline): before any command loads TensorFlow
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
@@ -300,6 +341,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="write predictions here instead of stdout")
     p.set_defaults(fn=cmd_predict)
     add_metadata_commands(sub, common)
+    # Registry (pipeline/registry.py): pushed versions, stable / canary labels in pushed/<target>/models.config.
+    registry_common = argparse.ArgumentParser(add_help=False, parents=[common])
+    registry_common.add_argument("--target", default="serving", help="pushed/<target>/ (default: serving)")
+    registry_common.add_argument("--model-name", default=None, help="the server's model name (default: pipeline name)")
+    p = sub.add_parser("models", parents=[registry_common], help="pushed versions: labels, blessing, metrics, run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_registry)
+    labels = ("stable", "canary")
+    for command, text in (("promote", "point a label at a blessed version (two steps, see docs/registry.md)"),
+                          ("rollback", "move a label back to the version it named before")):
+        p = sub.add_parser(command, parents=[registry_common], help=text)
+        if command == "promote":
+            p.add_argument("--version", type=int, required=True)
+            p.add_argument("--force", action="store_true", help="promote a version that is not blessed")
+        p.add_argument("--label", choices=labels, required=True)
+        p.add_argument("--server", default=None, metavar="HOST:REST_PORT",
+                       help="wait until the server has loaded the version before moving the label")
+        p.add_argument("--no-wait", action="store_true",
+                       help="move the label at once (a server allowing labels on unavailable versions)")
+        p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the server")
+        p.set_defaults(fn=cmd_registry)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
