@@ -67,10 +67,13 @@ def _run_locked(args: argparse.Namespace, cfg: PipelineConfig, log_file: Path) -
         report.mkdir(parents=True, exist_ok=True)
         (report / "summary.json").write_text(result.to_json())
         pictures = summary.write_pictures(cfg, report)
+        from pipeline.report.page import write_report
+
+        page = write_report(cfg, result, node_ids, report, pictures)  # index.html: the whole run on one page
         print("\n" + summary.format_summary(result), file=console.out)
         for picture in pictures:
             print(f"  plot:    {picture}", file=console.out)
-        print(f"  report:  {report}", file=console.out)
+        print(f"  report:  {page}", file=console.out)
         print(f"  log:     {log_file}", file=console.out)
     return 0
 

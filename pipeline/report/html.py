@@ -232,7 +232,7 @@ def thresholds_html(checks: list[dict[str, Any]], validation_ok: bool | None) ->
     rows = [[f"<td>{esc(c['metric'])}</td>", cell(c.get("lower_bound")), cell(c.get("upper_bound")),
              cell(c.get("max_decrease")), cell(c.get("value"), f"threshold/{c['metric']}/value"),
              cell(c.get("baseline_diff"), f"threshold/{c['metric']}/diff"),
-             f"<td>{verdict(c['passed'], check=f'threshold/{c['metric']}/passed')}</td>"] for c in checks]
+             f"<td>{verdict(c['passed'], check='threshold/' + c['metric'] + '/passed')}</td>"] for c in checks]
     decision = verdict(validation_ok, "BLESSED: every threshold passed", "REJECTED: a threshold failed",
                        check="decision")
     return (f"<h3>Threshold decision (Evaluator)</h3><p>{decision}</p>"

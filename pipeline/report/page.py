@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from features import task as task_lib
+from pipeline import lineage
 from pipeline.config import PipelineConfig
 from pipeline.report import html as h
 from pipeline.summary import STATES, RunSummary, _custom, latest_execution, open_store, output_artifacts
@@ -173,68 +174,33 @@ def deployment(store: Any, pipeline: str, node_ids: list[str]) -> dict[str, Any]
 
 # ----------------------------------------------------------------------------- lineage and changes --
 
-def run_graph(store: Any, pipeline: str, node_ids: list[str]) -> dict[str, Any]:
-    """This run's executions and their input/output artifacts as {nodes, edges} for drawing."""
-    try:  # pipeline/lineage.py (the MLMD read API) when present
-        from pipeline import lineage
-    except ImportError:
-        lineage = None
-    nodes: dict[str, dict[str, Any]] = {}
-    edges: list[tuple[str, str]] = []
+def this_run_id(store: Any, pipeline: str, node_ids: list[str]) -> str | None:
+    """The pipeline_run context of the newest execution among ``node_ids``: the run just finished."""
     executions = [e for e in (latest_execution(store, pipeline, n) for n in node_ids) if e is not None]
-    if lineage is not None and hasattr(lineage, "run_graph") and executions:
-        return _graph_from_lineage(lineage, store, executions)
-    for node_id, execution in zip([n for n in node_ids if latest_execution(store, pipeline, n)], executions,
-                                  strict=True):
-        state = STATES[execution.last_known_state]
-        nodes[f"e{execution.id}"] = {"label": node_id, "kind": "execution", "title": f"{node_id}: {state}",
-                                     "failed": state == "FAILED"}
-        for event in store.get_events_by_execution_ids([execution.id]):
-            a = f"a{event.artifact_id}"
-            if event.type in (event.INPUT, event.DECLARED_INPUT):
-                edges.append((a, f"e{execution.id}"))
-            else:
-                edges.append((f"e{execution.id}", a))
-            nodes.setdefault(a, {})
-    ids = [int(n[1:]) for n in nodes if n.startswith("a")]
-    artifacts = store.get_artifacts_by_id(ids) if ids else []
-    types = {t.id: t.name for t in store.get_artifact_types_by_id(list({a.type_id for a in artifacts}))}
-    for a in artifacts:
-        nodes[f"a{a.id}"] = {"label": types[a.type_id], "kind": "artifact", "title": f"#{a.id} {a.uri}"}
-    return {"nodes": nodes, "edges": edges}
+    if not executions:
+        return None
+    newest = max(executions, key=lambda e: e.id)
+    return next((c.name for c in store.get_contexts_by_execution(newest.id) if c.type == "pipeline_run"), None)
 
 
-def _graph_from_lineage(lineage: Any, store: Any, executions: list) -> dict[str, Any]:
-    run_id = _run_id(store, executions[-1])
-    artifacts, execs, events = lineage.run_graph(store, run_id)
+def run_graph(store: Any, pipeline: str, run_id: str | None) -> dict[str, Any]:
+    """This run's executions and artifacts (pipeline/lineage.run_graph) as {nodes, edges} for drawing."""
+    if run_id is None:
+        return {"nodes": {}, "edges": []}
+    artifacts, executions, events = lineage.run_graph(store, run_id)
+    names = lineage._node_names(store, pipeline)
+    types = {t.id: t.name for t in store.get_artifact_types()}
     nodes: dict[str, dict[str, Any]] = {}
-    for e in execs:
-        name = _prop(e, "node_id") or _prop(e, "name") or f"execution {_prop(e, 'id')}"
-        state = str(_prop(e, "state") or "")
-        nodes[f"e{_prop(e, 'id')}"] = {"label": name, "kind": "execution", "title": f"{name}: {state}",
-                                       "failed": state == "FAILED"}
+    for e in executions:
+        name, state = names.get(e.id, e.type.rsplit(".", 1)[-1]), STATES[e.last_known_state]
+        nodes[f"e{e.id}"] = {"label": name, "kind": "execution", "title": f"{name} #{e.id}: {state}",
+                             "failed": state == "FAILED"}
     for a in artifacts:
-        label = _prop(a, "type") or _prop(a, "type_name") or "artifact"
-        nodes[f"a{_prop(a, 'id')}"] = {"label": label, "kind": "artifact",
-                                       "title": f"#{_prop(a, 'id')} {_prop(a, 'uri') or ''}"}
-    edges = []
-    for ev in events:
-        a, e = f"a{_prop(ev, 'artifact_id')}", f"e{_prop(ev, 'execution_id')}"
-        kind = str(_prop(ev, "type") or "")
-        edges.append((a, e) if "INPUT" in kind.upper() or kind in ("3", "2") else (e, a))
-    return {"nodes": nodes, "edges": edges}
-
-
-def _prop(obj: Any, name: str) -> Any:
-    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
-
-
-def _run_id(store: Any, execution: Any) -> str:
-    """The pipeline_run context of an execution (its run id)."""
-    for ctx in store.get_contexts_by_execution(execution.id):
-        if store.get_context_types_by_id([ctx.type_id])[0].name == "pipeline_run":
-            return ctx.name
-    return ""
+        nodes[f"a{a.id}"] = {"label": types.get(a.type_id, "artifact"), "kind": "artifact",
+                             "title": f"#{a.id} {a.uri}"}
+    edges = [(f"a{ev.artifact_id}", f"e{ev.execution_id}") if ev.type in lineage.INPUT_EVENTS
+             else (f"e{ev.execution_id}", f"a{ev.artifact_id}") for ev in events]
+    return {"run_id": run_id, "nodes": nodes, "edges": edges}
 
 
 def schema_features(uri: str | None) -> dict[str, str]:
@@ -256,32 +222,29 @@ def schema_diff(before: dict[str, str], now: dict[str, str]) -> dict[str, Any]:
             "changed": {f: (before[f], now[f]) for f in sorted(set(before) & set(now)) if before[f] != now[f]}}
 
 
-def changes_since_blessed(store: Any, cfg: PipelineConfig, summary: RunSummary, schema_uri: str | None,
-                          stats: dict[str, Any]) -> dict[str, Any]:
-    """Metrics, schema and row counts against the last blessed run before this one (needs pipeline.lineage)."""
-    try:
-        from pipeline import lineage
-    except ImportError:
-        return {}
-    runs = lineage.runs(store, cfg.name)
-    if not runs:
-        return {}
-    this = runs[-1] if _prop(runs[-1], "started") >= _prop(runs[0], "started") else runs[0]
-    previous = lineage.last_blessed_run(store, cfg.name, _prop(this, "run_id"))
+def changes_since_blessed(store: Any, cfg: PipelineConfig, summary: RunSummary, run_id: str | None,
+                          schema_uri: str | None, stats: dict[str, Any]) -> dict[str, Any]:
+    """Metrics, schema and row counts against the last blessed run before this one."""
+    previous = lineage.last_blessed_run(store, cfg.name, run_id) if run_id else None
     if previous is None:
         return {}
     metrics_now = summary.metrics.get(cfg.evaluation.splits[0], {})
-    before = _prop(previous, "metrics") or {}
-    metrics = {m: (before.get(m), metrics_now.get(m)) for m in sorted(set(before) & set(metrics_now))
+    metrics = {m: (previous.metrics.get(m), metrics_now.get(m)) for m in sorted(set(previous.metrics) & set(metrics_now))
                if "@" not in m and not m.endswith("_diff")}
-    out: dict[str, Any] = {"run": _prop(previous, "run_id"), "metrics": metrics}
-    artifacts, _, _ = lineage.run_graph(store, _prop(previous, "run_id"))
-    types = {_prop(a, "type") or _prop(a, "type_name"): _prop(a, "uri") for a in artifacts}
-    if types.get("Schema") and schema_uri:
-        out["schema"] = schema_diff(schema_features(types["Schema"]), schema_features(schema_uri))
-    if types.get("ExampleStatistics"):
-        old = feature_statistics(types["ExampleStatistics"])
+    out: dict[str, Any] = {"run": previous.run_id, "metrics": metrics}
+    artifacts, _, _ = lineage.run_graph(store, previous.run_id)
+    types = {t.id: t.name for t in store.get_artifact_types()}
+    uris = {types.get(a.type_id): a.uri for a in sorted(artifacts, key=lambda a: a.id)}
+    if uris.get("Schema") and schema_uri:
+        out["schema"] = schema_diff(schema_features(uris["Schema"]), schema_features(schema_uri))
+    if uris.get("ExampleStatistics") and stats:
+        old = feature_statistics(uris["ExampleStatistics"])
         out["statistics"] = {f"{s} rows": (old.get(s, {}).get("rows"), d["rows"]) for s, d in stats.items()}
+        for s, d in stats.items():  # missing values per feature, where they changed
+            for f, now in d["features"].items():
+                before = old.get(s, {}).get("features", {}).get(f, {}).get("missing")
+                if before != now.get("missing"):
+                    out["statistics"][f"{s} missing {f}"] = (before, now.get("missing"))
     return out
 
 
@@ -321,10 +284,12 @@ def collect(cfg: PipelineConfig, summary: RunSummary, node_ids: list[str]) -> di
     data["variants"] = {"rows": summary.variants, "split": summary.variants_split, "pushed": summary.variants_pushed}
     data["tflite"] = summary.tflite
     data["deployment"] = deployment(store, name, node_ids)
-    data["lineage"] = run_graph(store, name, node_ids)
+    run_id = this_run_id(store, name, node_ids)
+    data["run_id"] = run_id
+    data["lineage"] = run_graph(store, name, run_id)
     schema_node = next((n for n in node_ids if "SchemaGen" in n), None)
     schema_uri = _uri(store, name, schema_node, "Schema") if schema_node else None
-    data["changes"] = changes_since_blessed(store, cfg, summary, schema_uri, data["statistics"])
+    data["changes"] = changes_since_blessed(store, cfg, summary, run_id, schema_uri, data["statistics"])
     data["nodes"] = [(n.node_id, n.state, n.seconds) for n in summary.nodes]
     return data
 
