@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from csvio.reader import CsvFormatError
@@ -56,11 +57,16 @@ def _run_locked(args: argparse.Namespace, cfg: PipelineConfig, log_file: Path) -
             print(f"error: --until {args.until}: no such component; components: {', '.join(ids)}",
                   file=console.err)
             return 2
+        from pipeline.metadata_cli import snapshot_after_run
+
+        since = time.time()  # the runs made from here on get a config snapshot (for `compare`)
         try:
             runners.run(cfg, out=console.out, until=args.until, log_file=log_file)
         except runners.PipelineFailed as exc:
             print(f"\nERROR: {exc}", file=console.err)
             return 1
+        finally:
+            snapshot_after_run(cfg, since)
         node_ids = ids[: ids.index(args.until) + 1] if args.until else ids
         result = summary.summarize(cfg, node_ids)
         report = cfg.output_dir / "report"
@@ -192,6 +198,41 @@ def cmd_predict(args: argparse.Namespace) -> int:
                            args.out)
 
 
+# ---- ML Metadata for people (issue 17): runs, lineage, compare (pipeline/metadata_cli.py) ----
+def cmd_runs(args: argparse.Namespace) -> int:
+    from pipeline import metadata_cli
+
+    return metadata_cli.cmd_runs(_load(args), args.json)
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from pipeline import metadata_cli
+
+    return metadata_cli.cmd_lineage(_load(args), args.target, args.json)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pipeline import metadata_cli
+
+    return metadata_cli.cmd_compare(_load(args), args.run_a, args.run_b, args.json)
+
+
+def add_metadata_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("runs", parents=[common], help="every run in ML Metadata: time, status, metrics, pushes")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_runs)
+    p = sub.add_parser("lineage", parents=[common], help="a pushed model (or artifact id) back to its CSV files")
+    p.add_argument("target", help="a pushed model folder (pushed/<target>/<version>) or an MLMD artifact id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_lineage)
+    p = sub.add_parser("compare", parents=[common], help="two runs side by side: metrics, config, data statistics")
+    p.add_argument("run_a", help="a run id from `runs`, `latest` or `latest-blessed`")
+    p.add_argument("run_b", help="a run id from `runs`, `latest` or `latest-blessed`")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_compare)
+# ---- end of the ML Metadata commands ----
+
+
 def main(argv: list[str] | None = None) -> int:
     keras_env.apply()  # the console script's entry (tfx-pipeline): before any command loads TensorFlow
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
@@ -261,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out", type=Path, default=None, help="write predictions here instead of stdout")
     p.set_defaults(fn=cmd_predict)
+    add_metadata_commands(sub, common)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
