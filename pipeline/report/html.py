@@ -23,7 +23,8 @@ padding:10px 18px;margin:14px 0}h2{font-size:17px;margin:6px 0 10px}h3{font-size
 table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}th,td{border-bottom:1px solid #e4e7ec;padding:3px 9px;
 text-align:left;vertical-align:middle}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 th{background:#f0f2f6}.ok{color:#1a7f37;font-weight:600}.bad{color:#c0392b;font-weight:600}.muted{color:#6b7280}
-img{max-width:100%;border:1px solid #eee}svg text{font:11px system-ui,sans-serif}.note{color:#6b7280;font-size:12px}
+img{max-width:100%;border:1px solid #eee}.cols{display:flex;flex-wrap:wrap;gap:28px}
+svg text{font:11px system-ui,sans-serif}.note{color:#6b7280;font-size:12px}
 """
 
 
@@ -129,23 +130,28 @@ def page(title: str, subtitle: str, sections: Sequence[tuple[str, str, str]]) ->
 # ----------------------------------------------------------------------------- sections --
 
 def statistics_html(stats: dict[str, dict[str, Any]]) -> str:
-    """``stats``: split -> {rows, features: {name: {type, missing, mean, histogram: [counts]}}}."""
+    """``stats``: split -> {rows, features: {name: {type, missing, mean, unique, histogram: [counts]}}};
+    one row per feature, splits side by side."""
     if not stats:
         return ""
-    parts = ["<h3>Statistics per split (StatisticsGen)</h3>",
-             table(["split", "rows"], [[f"<td>{esc(s)}</td>", cell(d["rows"], f"rows/{s}")]
-                                       for s, d in stats.items()])]
-    for split, data in stats.items():
-        rows = []
-        for name, f in sorted(data["features"].items()):
-            rows.append([f"<td>{esc(name)}</td>", f"<td>{esc(f.get('type', ''))}</td>",
-                         cell(f.get("missing"), f"missing/{split}/{name}"),
-                         cell(f.get("mean"), f"mean/{split}/{name}", 3),
-                         cell(f.get("unique"), f"unique/{split}/{name}"),
-                         f"<td>{histogram_svg(f.get('histogram') or [], title=name)}</td>"])
-        parts.append(f"<h3>{esc(split)}: {fmt(data['rows'])} rows</h3>"
-                     + table(["feature", "type", "missing", "mean", "unique", "distribution"], rows, numeric_from=2))
-    return "".join(parts)
+    splits = list(stats)
+    names = sorted({n for d in stats.values() for n in d["features"]})
+    headers = ["feature", "type"] + [f"{s}: {h}" for s in splits for h in ("missing", "mean / unique", "distribution")]
+    rows = []
+    for name in names:
+        first = next(d["features"][name] for d in stats.values() if name in d["features"])
+        row = [f"<td>{esc(name)}</td>", f"<td>{esc(first.get('type', ''))}</td>"]
+        for split in splits:
+            f = stats[split]["features"].get(name, {})
+            centre = (cell(f.get("mean"), f"mean/{split}/{name}", 3) if f.get("mean") is not None
+                      else cell(f.get("unique"), f"unique/{split}/{name}"))
+            row += [cell(f.get("missing"), f"missing/{split}/{name}"), centre,
+                    f"<td>{histogram_svg(f.get('histogram') or [], width=110, title=f'{name} ({split})')}</td>"]
+        rows.append(row)
+    counts = ", ".join(f'{esc(s)} <b data-check="rows/{esc(s)}">{fmt(d["rows"])}</b>' for s, d in stats.items())
+    return (f"<h3>Statistics per split (StatisticsGen)</h3><p>rows: {counts}</p>"
+            "<p class=note>numeric: mean and a 10-bucket histogram; strings: distinct values and the "
+            "frequencies of the most common ones</p>" + table(headers, rows, numeric_from=2))
 
 
 def anomalies_html(anomalies: dict[str, list[tuple[str, str]]]) -> str:
@@ -218,8 +224,14 @@ def metrics_html(metrics: dict[str, dict[str, float]], blessed: bool | None) -> 
     if not metrics:
         return ""
     names = sorted({m for split in metrics.values() for m in split if "@" not in m and not m.endswith("_diff")})
-    splits = list(metrics)
-    rows = [[f"<td>{esc(n)}</td>", *(cell(metrics[s].get(n), f"metric/{s}/{n}") for s in splits)] for n in names]
+    order = {"train": 0, "eval": 1, "test": 2}
+    splits = sorted(metrics, key=lambda s: (order.get(s, 9), s))
+
+    def value(split: str, name: str) -> Any:
+        v = metrics[split].get(name)
+        return int(v) if name == "example_count" and v is not None else v
+
+    rows = [[f"<td>{esc(n)}</td>", *(cell(value(s, n), f"metric/{s}/{n}") for s in splits)] for n in names]
     return (f"<h3>Metrics (TFMA, overall) — blessed: {verdict(blessed, 'yes', 'no', check='blessed')}</h3>"
             + table(["metric", *splits], rows))
 
@@ -240,16 +252,32 @@ def thresholds_html(checks: list[dict[str, Any]], validation_ok: bool | None) ->
                     rows))
 
 
-def slices_html(slices: dict[str, list[tuple[str, int, float]]], metric: str) -> str:
-    """``slices``: column -> [(value, examples, metric value)]."""
+def slices_html(slices: dict[str, list[tuple[str, int, float]]], metric: str, min_examples: int = 20) -> str:
+    """``slices``: column -> [(value, examples, metric value)]; slices under ``min_examples`` are greyed:
+    their values are noise, not a weakness of the model."""
     if not slices:
         return ""
-    parts = [f"<h3>{esc(metric)} per slice (TFMA)</h3>"]
+    tables = []
     for column, rows in slices.items():
-        parts.append(f"<p>{esc(column)}</p>" + table(
+        tables.append(f"<div><p>{esc(column)}</p>" + table(
             ["value", "examples", metric],
-            [[f"<td>{esc(v)}</td>", cell(n), cell(m, f"slice/{column}/{v}")] for v, n, m in rows]))
-    return "".join(parts)
+            [[f"<td>{esc(v)}</td>", cell(n), cell(m, f"slice/{column}/{v}", cls="muted" if n < min_examples else None)]
+             for v, n, m in rows]) + "</div>")
+    return (f"<h3>{esc(metric)} per slice (TFMA)</h3><p class=note>grey: fewer than {min_examples} examples</p>"
+            f'<div class="cols">{"".join(tables)}</div>')
+
+
+def binary_confusion(n: float, accuracy: float, precision: float, recall: float) -> list[list[float]] | None:
+    """The 2x2 confusion matrix (rows: true 0/1) that TFMA's example count, accuracy, precision and recall
+    at its 0.5 threshold imply: TP = n(a - 1) / (2 - 1/p - 1/r), FP = TP/p - TP, FN = TP/r - TP.
+    None when they do not determine it (p or r is 0, or both are 1)."""
+    if not precision or not recall or abs(2 - 1 / precision - 1 / recall) < 1e-12:
+        return None
+    tp = n * (accuracy - 1) / (2 - 1 / precision - 1 / recall)
+    fp, fn = tp / precision - tp, tp / recall - tp
+    tn = n - tp - fp - fn
+    cells = [round(tn), round(fp), round(fn), round(tp)]
+    return None if min(cells) < 0 else [[cells[0], cells[1]], [cells[2], cells[3]]]
 
 
 def confusion_html(matrix: list[list[float]], names: Sequence[str], title: str) -> str:
@@ -380,8 +408,8 @@ def lineage_svg(nodes: dict[str, dict[str, str]], edges: Sequence[tuple[str, str
                      f'{esc(label[:24])}</text></g>')
     arrow = ('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" '
              'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#8a94a6"/></marker></defs>')
-    return (f'<svg class="lineage" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
-            f'{arrow}{"".join(lines)}{"".join(boxes)}</svg>')
+    return (f'<div style="overflow-x:auto"><svg class="lineage" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img">{arrow}{"".join(lines)}{"".join(boxes)}</svg></div>')
 
 
 def changes_html(changes: dict[str, Any]) -> str:

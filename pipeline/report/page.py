@@ -229,9 +229,14 @@ def changes_since_blessed(store: Any, cfg: PipelineConfig, summary: RunSummary, 
     if previous is None:
         return {}
     metrics_now = summary.metrics.get(cfg.evaluation.splits[0], {})
-    metrics = {m: (previous.metrics.get(m), metrics_now.get(m)) for m in sorted(set(previous.metrics) & set(metrics_now))
-               if "@" not in m and not m.endswith("_diff")}
+    shared = sorted(set(previous.metrics) & set(metrics_now))
+    metrics = {m: (previous.metrics[m], metrics_now[m]) for m in shared if "@" not in m and not m.endswith("_diff")}
     out: dict[str, Any] = {"run": previous.run_id, "metrics": metrics}
+    from pipeline import metadata_cli  # the per-run config snapshots `run` writes
+
+    before_cfg, now_cfg = metadata_cli.load_snapshot(cfg, previous.run_id), metadata_cli.load_snapshot(cfg, run_id)
+    if before_cfg is not None and now_cfg is not None:
+        out["config"] = metadata_cli.config_diff(before_cfg, now_cfg)
     artifacts, _, _ = lineage.run_graph(store, previous.run_id)
     types = {t.id: t.name for t in store.get_artifact_types()}
     uris = {types.get(a.type_id): a.uri for a in sorted(artifacts, key=lambda a: a.id)}
@@ -260,7 +265,8 @@ def collect(cfg: PipelineConfig, summary: RunSummary, node_ids: list[str]) -> di
     stats_node = next((n for n in node_ids if n.startswith("StatisticsGen")), None)
     stats_uri = _uri(store, name, stats_node, "ExampleStatistics") if stats_node else None
     data["statistics"] = feature_statistics(stats_uri) if stats_uri else {}
-    anomalies_uri = _uri(store, name, "ExampleValidator", "ExampleAnomalies") if "ExampleValidator" in node_ids else None
+    validator = "ExampleValidator" if "ExampleValidator" in node_ids else None
+    anomalies_uri = _uri(store, name, validator, "ExampleAnomalies") if validator else None
     data["anomalies"] = anomalies(anomalies_uri) if anomalies_uri else {}
     drift = next((n for n in node_ids if n.startswith("DriftSkewGate")), None)
     data["drift"] = next((json.loads((Path(a.uri) / "report.json").read_text())
@@ -278,6 +284,7 @@ def collect(cfg: PipelineConfig, summary: RunSummary, node_ids: list[str]) -> di
     details = evaluation_details(evaluation, summary.task, metric) if evaluation else {}
     data["evaluation"] = details
     first_split = cfg.evaluation.splits[0]
+    data["first_split"] = first_split
     data["thresholds"] = threshold_checks(cfg, summary.metrics.get(first_split, {}),
                                           details.get("failed", [])) if details else []
     data["classes"] = summary.classes
@@ -299,6 +306,16 @@ def render(data: dict[str, Any], pictures: dict[str, Path]) -> str:
     ev = data.get("evaluation") or {}
     metric = data["primary_metric"]
     confusion = ev.get("confusion") or []
+    names = data["classes"] or [str(i) for i in range(len(confusion))]
+    title = "Confusion matrix (TFMA, argmax; rows: true class)"
+    if not confusion and data["task"] == task_lib.BINARY:
+        first = data["metrics"].get(data["first_split"], {})
+        if all(first.get(k) is not None for k in ("example_count", "binary_accuracy", "precision", "recall")):
+            confusion = h.binary_confusion(first["example_count"], first["binary_accuracy"], first["precision"],
+                                           first["recall"]) or []
+            names = ["0", "1"]
+            title = (f"Confusion matrix on {data['first_split']} at threshold 0.5 (rows: true label; implied by "
+                     "TFMA's count, accuracy, precision and recall)")
     data_body = (h.statistics_html(data["statistics"]) + h.anomalies_html(data["anomalies"])
                  + h.drift_html(data["drift"]) + h.cleaning_html(data["cleaning"])
                  + h.feature_scores_html(data["feature_scores"]))
@@ -308,8 +325,8 @@ def render(data: dict[str, Any], pictures: dict[str, Path]) -> str:
                   + h.thresholds_html(data["thresholds"], ev.get("validation_ok") if ev else None)
                   + h.slices_html(ev.get("slices") or {}, metric)
                   + h.picture(pictures.get("slices"), f"{metric} per slice")
-                  + h.confusion_html(confusion, data["classes"] or [str(i) for i in range(len(confusion))],
-                                     "Confusion matrix (rows: true class)"))
+                  + h.confusion_html(confusion, names, title)
+                  + h.picture(pictures.get("confusion"), "confusion matrix"))
     v, dep = data["variants"], data["deployment"]
     tflite_metric = {task_lib.BINARY: "auc", task_lib.MULTICLASS: "sparse_categorical_accuracy",
                      task_lib.REGRESSION: "mean_absolute_error"}[data["task"]]
