@@ -23,10 +23,11 @@ DRIVER = ROOT / "tests" / "report_page.cjs"
 SECOND_TRAINING = {**TINY_TRAINING, "train_steps": 60}  # the second run: only the training budget differs
 
 
-def prepare(tmp: Path, training: dict | None = None) -> Path:
+def prepare(tmp: Path, training: dict | None = None, data: Path | None = None) -> Path:
     """The cheapest real run that still cleans, selects features, evaluates per slice and pushes."""
-    header, rows = sample_rows(1500, seed=17)
-    data = write_csv(tmp / "data" / "data.csv", header, rows).parent
+    if data is None:
+        header, rows = sample_rows(1500, seed=17)
+        data = write_csv(tmp / "data" / "data.csv", header, rows).parent
     return derived_config(tmp, data, name="report_run", training=training or TINY_TRAINING, features=LIGHT_FEATURES,
                           feature_selection={"method": "mutual_information", "top_k": 5})
 
@@ -157,7 +158,7 @@ def report_run(background_runs, tmp_path_factory):
     work = Path(background_runs[__name__].output_root).parent
     second = work / "second"
     second.mkdir()
-    config = prepare(second, SECOND_TRAINING)
+    config = prepare(second, SECOND_TRAINING, data=work / "data")  # same data: ExampleGen..Transform cached
     proc = run_cli("run", "--config", str(config), "--output-root", str(work / "outputs"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     from pipeline.config import load_config

@@ -365,7 +365,8 @@ def render(data: dict[str, Any], pictures: dict[str, Path]) -> str:
                     + "<p class=note>boxes: executions; rounded: artifacts; hover for ids and URIs</p>"
                     if g["nodes"] else "")
     runs_body = h.table(["component", "state", "seconds"], [
-        [f"<td>{h.esc(n)}</td>", f"<td>{h.verdict(s == 'COMPLETE', s, s)}</td>", h.cell(round(sec, 1), digits=1)]
+        [f"<td>{h.esc(n)}</td>", f"<td>{h.verdict(s in ('COMPLETE', 'CACHED'), s, s)}</td>",
+         h.cell(round(sec, 1), digits=1)]
         for n, s, sec in data["nodes"]], numeric_from=2) if data["nodes"] else ""
     return h.page(f"Run report: {data['pipeline']}", f"{data['description']} (task: {data['task']})", [
         ("run", "Components", runs_body), ("data", "Data", data_body), ("model", "Model", model_body),
