@@ -75,7 +75,11 @@ def _run_locked(args: argparse.Namespace, cfg: PipelineConfig, log_file: Path) -
         pictures = summary.write_pictures(cfg, report)
         from pipeline.report.page import write_report
 
-        page = write_report(cfg, result, node_ids, report, pictures)  # index.html: the whole run on one page
+        try:  # index.html: the whole run on one page; a report that cannot be drawn does not fail the run
+            page: Path | str = write_report(cfg, result, node_ids, report, pictures)
+        except Exception as exc:  # any reader error: the run itself succeeded
+            page = f"{report} (no index.html: {type(exc).__name__}: {exc})"
+            print(f"warning: the run report could not be written: {exc}", file=console.err)
         print("\n" + summary.format_summary(result), file=console.out)
         for picture in pictures:
             print(f"  plot:    {picture}", file=console.out)
