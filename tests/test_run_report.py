@@ -135,6 +135,35 @@ def test_schema_diff_names_added_removed_and_retyped_features():
     assert diff == {"added": ["d"], "removed": ["c"], "changed": {"b": ("INT", "FLOAT")}}
 
 
+def test_statistics_reader_counts_empty_values_as_missing(tmp_path):
+    # Checks the reader on a real TFDV proto: a single-valued feature with 3 of 10 examples empty (TFDV:
+    # num_missing 0, tot_num_values 7) is shown with 3 missing; a constant num_missing would show 0.
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    from pipeline.report.page import feature_statistics
+
+    stats = statistics_pb2.DatasetFeatureStatisticsList()
+    dataset = stats.datasets.add(num_examples=10)
+    company = dataset.features.add(type=statistics_pb2.FeatureNameStatistics.STRING)
+    company.path.step.append("company")
+    company.string_stats.common_stats.num_non_missing = 10
+    company.string_stats.common_stats.tot_num_values = 7
+    company.string_stats.common_stats.max_num_values = 1
+    company.string_stats.unique = 4
+    fare = dataset.features.add(type=statistics_pb2.FeatureNameStatistics.FLOAT)
+    fare.path.step.append("fare")
+    fare.num_stats.common_stats.num_missing = 2
+    fare.num_stats.common_stats.tot_num_values = 8
+    fare.num_stats.common_stats.max_num_values = 1
+    fare.num_stats.mean = 12.5
+    (tmp_path / "Split-train").mkdir()
+    (tmp_path / "Split-train" / "FeatureStats.pb").write_bytes(stats.SerializeToString())
+    got = feature_statistics(str(tmp_path))["train"]
+    assert got["rows"] == 10
+    assert got["features"]["company"]["missing"] == 3 and got["features"]["company"]["unique"] == 4
+    assert got["features"]["fare"]["missing"] == 2 and got["features"]["fare"]["mean"] == 12.5
+
+
 def test_chromium_driver_reports_a_network_request(tmp_path):
     # Checks the detector the e2e test relies on for "no network request": a page that loads an image
     # over http is reported (with its console error), so an empty list there means none was made.
