@@ -164,6 +164,44 @@ def test_statistics_reader_counts_empty_values_as_missing(tmp_path):
     assert got["features"]["fare"]["missing"] == 2 and got["features"]["fare"]["mean"] == 12.5
 
 
+def test_tuning_drift_and_deployment_builders_show_their_inputs(tmp_path):
+    # Checks the sections the tiny e2e run does not produce (no Tuner, spans or on-device models), on
+    # inputs in the exact shape their components write: TFX Tuner's tuner_results.json, DriftSkewGate's
+    # report.json, TFLiteConverter's validation.json variants, InfraValidator and Pusher outcomes.
+    from pipeline.report.page import tuner_trials
+
+    (tmp_path / "tuner_results.json").write_text(json.dumps(
+        [{"trial_id": "03", "score": 0.91, "learning_rate": 0.003, "hidden_units": 64},
+         {"trial_id": "01", "score": 0.88, "learning_rate": 0.01, "hidden_units": 32}]))
+    trials = tuner_trials(str(tmp_path))
+    assert [t["trial_id"] for t in trials] == ["03", "01"]
+    assert trials[0]["hyperparameters"] == {"learning_rate": 0.003, "hidden_units": 64}
+    tuning = h.tuning_html({"learning_rate": 0.003}, trials)
+    assert 'data-check="tuned/learning_rate">0.0030<' in tuning and "0.9100" in tuning and ">64<" in tuning
+
+    drift = h.drift_html({"split": "train", "passed": False, "exceeded": ["drift: column 'fare': L-infinity 0.4 > 0.1"],
+                          "comparisons": {"drift": {"baseline": "previous span", "compared": True, "note": "",
+                                                    "features": {"fare": {"kind": "numeric", "metric": "jensen_shannon",
+                                                                          "measured": 0.4, "threshold": 0.1,
+                                                                          "exceeded": True}}},
+                                          "skew": {"baseline": "training data", "compared": False,
+                                                   "note": "no training data statistics given: nothing compared",
+                                                   "features": {}}},
+                          "skipped": []})
+    assert 'data-check="drift/passed">failed<' in drift and 'data-check="drift/drift/fare">0.4000<' in drift
+    assert "EXCEEDED" in drift and "nothing compared" in drift
+
+    tflite = h.ondevice_html("TFLite", {"trained": {"float16": {"bytes": 52_100, "max_abs_diff": 3.1e-4,
+                                                                "agreement": 0.995, "tfma": {"auc": 0.912},
+                                                                "blessed": True}}}, "auc")
+    assert 'data-check="TFLite/trained/float16/bytes">52,100<' in tflite
+    assert 'data-check="TFLite/trained/float16/max_abs_diff">0.000310<' in tflite and "0.9120" in tflite
+    pushes = h.pushes_html([("Pusher", True, "/o/pushed/serving/17"), ("Pusher_mobile", False, None)],
+                           [("InfraValidator", False)])
+    assert 'data-check="pushed/Pusher">/o/pushed/serving/17<' in pushes
+    assert 'data-check="pushed/Pusher_mobile">—<' in pushes and 'data-check="infra/InfraValidator">failed<' in pushes
+
+
 def test_chromium_driver_reports_a_network_request(tmp_path):
     # Checks the detector the e2e test relies on for "no network request": a page that loads an image
     # over http is reported (with its console error), so an empty list there means none was made.
