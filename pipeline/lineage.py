@@ -15,6 +15,7 @@ TFX's orchestrators record three context types: ``pipeline`` (name = the pipelin
     pushed_artifact(store, pushed_dir) -> Artifact | None          the PushedModel of pushed/<t>/<v>
     last_blessed_run(store, pipeline, before_run_id=None) -> RunInfo | None
     find_run(store, pipeline, ref) -> RunInfo     a run id, ``latest`` or ``latest-blessed``
+    resolve_run(runs, pipeline, ref) -> RunInfo   the same on a list from ``runs``
 
 A cached execution (state CACHED) re-publishes the artifacts of an earlier one; lineage follows
 the execution that really produced an artifact (its first OUTPUT event that is not CACHED).
@@ -172,7 +173,11 @@ def _outcomes(store: mlmd.MetadataStore, executions: list[pb.Execution], names: 
 
 def find_run(store: mlmd.MetadataStore, pipeline: str, ref: str, metrics: bool = True) -> RunInfo:
     """A run by id, ``latest`` or ``latest-blessed``; LookupError naming the known ids otherwise."""
-    all_runs = runs(store, pipeline, metrics=metrics)
+    return resolve_run(runs(store, pipeline, metrics=metrics), pipeline, ref)
+
+
+def resolve_run(all_runs: list[RunInfo], pipeline: str, ref: str) -> RunInfo:
+    """``find_run`` on a list from ``runs`` (several references, one read of the store)."""
     if not all_runs:
         raise LookupError(f"no runs of pipeline '{pipeline}' in the metadata store")
     if ref == "latest":

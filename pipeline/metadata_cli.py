@@ -39,10 +39,12 @@ def snapshot_dir(cfg: PipelineConfig, run_id: str) -> Path:
 
 def write_snapshots(cfg: PipelineConfig, store: mlmd.MetadataStore, since: float) -> list[Path]:
     """config.yaml for every run of ``cfg.name`` that started at or after ``since`` (epoch seconds):
-    the run this process just made (the run lock keeps others out of this output folder)."""
+    the run this process just made (the run lock keeps others out of this output folder). ``since``
+    is taken on this host before the run; MLMD stamps its contexts with the store's clock (a MySQL
+    server on another host with a skewed clock could put a run before it)."""
     written = []
     for run in lin.runs(store, cfg.name, metrics=False):
-        if run.started >= since - 1 and not (snapshot_dir(cfg, run.run_id) / SNAPSHOT).exists():
+        if run.started >= since and not (snapshot_dir(cfg, run.run_id) / SNAPSHOT).exists():
             path = snapshot_dir(cfg, run.run_id) / SNAPSHOT
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(yaml.safe_dump(resolved_config(cfg), sort_keys=True))
@@ -120,10 +122,12 @@ def _time(epoch: float | None) -> str:
     return "-" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
-def lock_held(cfg: PipelineConfig) -> bool:
+def lock_held(output_dir: Path) -> bool:
     """Is a ``run`` holding this output folder's run lock now (runners.run_lock)? A RUNNING run
     with no holder was killed: its executions will never finish."""
-    path = cfg.output_dir / ".run.lock"
+    from pipeline.runners import LOCK_NAME
+
+    path = output_dir / LOCK_NAME
     if not path.exists():
         return False
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -136,10 +140,11 @@ def lock_held(cfg: PipelineConfig) -> bool:
     return False
 
 
-def with_liveness(cfg: PipelineConfig, all_runs: list[lin.RunInfo]) -> list[dict[str, Any]]:
-    """Runs as dicts; a RUNNING run is "RUNNING" if a process holds the run lock, else "ABANDONED"
-    (killed: no finish time). Only the newest run can be the live one."""
-    live = lock_held(cfg)
+def with_liveness(output_dir: Path, all_runs: list[lin.RunInfo]) -> list[dict[str, Any]]:
+    """Runs as dicts; a RUNNING run is "RUNNING" if a process holds the output folder's run lock,
+    else "ABANDONED" (killed: no finish time). Only the newest run can be the live one. (A MySQL
+    store shared by several output folders: only this folder's lock is seen.)"""
+    live = lock_held(output_dir)
     out = []
     for i, r in enumerate(all_runs):
         d = r.to_dict()
@@ -155,7 +160,7 @@ def cmd_runs(cfg: PipelineConfig, as_json: bool, out: TextIO = sys.stdout) -> in
     if cfg.runner.mysql is None and not cfg.metadata_path.exists():
         print(f"no metadata store at {cfg.metadata_path}: no run yet", file=sys.stderr)
         return 1
-    rows = with_liveness(cfg, lin.runs(open_store(cfg), cfg.name))
+    rows = with_liveness(cfg.output_dir, lin.runs(open_store(cfg), cfg.name))
     if as_json:
         out.write(json.dumps(rows, indent=1) + "\n")
         return 0
@@ -200,7 +205,8 @@ def compare(cfg: PipelineConfig, ref_a: str, ref_b: str) -> dict[str, Any]:
     from pipeline.summary import open_store
 
     store = open_store(cfg)
-    a, b = lin.find_run(store, cfg.name, ref_a), lin.find_run(store, cfg.name, ref_b)
+    all_runs = lin.runs(store, cfg.name)  # once: each run's metrics are a TFMA read
+    a, b = lin.resolve_run(all_runs, cfg.name, ref_a), lin.resolve_run(all_runs, cfg.name, ref_b)
     metrics = {k: {"a": a.metrics.get(k), "b": b.metrics.get(k),
                    "delta": None if k not in a.metrics or k not in b.metrics else b.metrics[k] - a.metrics[k]}
                for k in sorted(set(a.metrics) | set(b.metrics))}
