@@ -76,10 +76,17 @@ def _run_locked(args: argparse.Namespace, cfg: PipelineConfig, log_file: Path) -
         report.mkdir(parents=True, exist_ok=True)
         (report / "summary.json").write_text(result.to_json())
         pictures = summary.write_pictures(cfg, report)
+        from pipeline.report.page import write_report
+
+        try:  # index.html: the whole run on one page; a report that cannot be drawn does not fail the run
+            page: Path | str = write_report(cfg, result, node_ids, report, pictures)
+        except Exception as exc:  # any reader error: the run itself succeeded
+            page = f"{report} (no index.html: {type(exc).__name__}: {exc})"
+            print(f"warning: the run report could not be written: {exc}", file=console.err)
         print("\n" + summary.format_summary(result), file=console.out)
         for picture in pictures:
             print(f"  plot:    {picture}", file=console.out)
-        print(f"  report:  {report}", file=console.out)
+        print(f"  report:  {page}", file=console.out)
         print(f"  log:     {log_file}", file=console.out)
         from pipeline import notify  # the config's webhook on a new blessed push (never raises)
 

@@ -1,5 +1,6 @@
-"""The run report's pictures: training curves, metrics per slice and, for multiclass, the
-confusion matrix (PNG, matplotlib)."""
+"""The run report: pictures (PNG, matplotlib: training curves, metrics per slice, the multiclass
+confusion matrix) here; the self-contained page index.html in html.py (builders) and page.py (what a
+run wrote, read back from ML Metadata)."""
 
 from __future__ import annotations
 
