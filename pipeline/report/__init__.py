@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -37,14 +38,10 @@ def training_curves(training_json: Path, out: Path) -> Path:
     return out
 
 
-def confusion_matrix(evaluation_uri: str, classes: list[str], out: Path) -> Path:
-    """TFMA's multi-class confusion matrix (overall slice, argmax predictions) as a heat map, rows
-    normalised: what each true class was predicted as."""
-    import numpy as np
-    import tensorflow_model_analysis as tfma
-
-    result = tfma.load_eval_result(evaluation_uri)
-    entries = []
+def confusion_entries(result: Any) -> list[dict]:
+    """The overall slice's multi-class confusion matrix entries from a TFMA EvalResult
+    (``actualClassId``, ``predictedClassId``, ``numWeightedExamples``)."""
+    entries: list[dict] = []
     for key, plots in result.plots:
         if key == ():
             for sub in plots.values():
@@ -53,6 +50,16 @@ def confusion_matrix(evaluation_uri: str, classes: list[str], out: Path) -> Path
                     # Threshold 0: every example counts as its top class (argmax), as accuracy does.
                     matrix = next((m for m in matrices if not m.get("threshold")), {})
                     entries = matrix.get("entries", entries)
+    return entries
+
+
+def confusion_matrix(evaluation_uri: str, classes: list[str], out: Path) -> Path:
+    """TFMA's multi-class confusion matrix (overall slice, argmax predictions) as a heat map, rows
+    normalised: what each true class was predicted as."""
+    import numpy as np
+    import tensorflow_model_analysis as tfma
+
+    entries = confusion_entries(tfma.load_eval_result(evaluation_uri))
     k = max([len(classes)] + [int(e.get(f, 0)) + 1 for e in entries for f in ("actualClassId", "predictedClassId")])
     counts = np.zeros((k, k))
     for e in entries:

@@ -13,6 +13,7 @@ from typing import Any
 from features import task as task_lib
 from pipeline import lineage
 from pipeline.config import PipelineConfig
+from pipeline.report import confusion_entries
 from pipeline.report import html as h
 from pipeline.summary import STATES, RunSummary, _custom, latest_execution, open_store, output_artifacts
 
@@ -124,14 +125,7 @@ def evaluation_details(uri: str, task: str, metric: str) -> dict[str, Any]:
 
 
 def _confusion(result: Any) -> list[list[float]]:
-    entries: list[dict] = []
-    for key, plots in result.plots:
-        if key == ():
-            for sub in plots.values():
-                for values in sub.values():
-                    matrices = values.get("multiClassConfusionMatrixAtThresholds", {}).get("matrices", [])
-                    matrix = next((m for m in matrices if not m.get("threshold")), {})
-                    entries = matrix.get("entries", entries)
+    entries = confusion_entries(result)
     k = 1 + max([int(e.get(f, 0)) for e in entries for f in ("actualClassId", "predictedClassId")], default=-1)
     counts = [[0.0] * k for _ in range(k)]
     for e in entries:
