@@ -177,13 +177,29 @@ def test_card_beside_pushed_version_carries_the_runs_real_numbers(artifacts):
     assert (Path(card.uri) / executor.CARD_MD).read_text() == md
 
 
+def _tfma_metrics(output_path: str) -> dict[tuple, dict[str, float]]:
+    """TFMA's own numbers, straight from the MetricsForSlice records it wrote (not the card code's
+    reader, not load_eval_result): {((column, value), ...): {metric: value}}; () is overall."""
+    out: dict[tuple, dict[str, float]] = {}
+    for record in tfma.load_metrics(output_path):
+        key = tuple((s.column, s.bytes_value.decode() if s.HasField("bytes_value") else
+                     s.int64_value if s.HasField("int64_value") else s.float_value)
+                    for s in record.slice_key.single_slice_keys)
+        out[key] = {kv.key.name: kv.value.double_value.value for kv in record.metric_keys_and_values
+                    if kv.value.HasField("double_value")}
+    return out
+
+
 def test_html_card_is_self_contained(artifacts):
     # Checks: nothing in the HTML card loads from elsewhere (no src/href, no external script or CSS),
-    # and it shows the same metric value as the Markdown card.
+    # and both cards of the push (HTML and Markdown) show TFMA's own AUC and accuracy, overall and for
+    # the weak slice, read from the metrics file TFMA wrote (independently of the card code).
     a = artifacts
     pushed = _pushed(a["tmp"], "serving_selfcontained")
     _run(a, pushed, "card_html")
-    page = (Path(pushed.get_string_custom_property("pushed_destination")) / executor.CARD_HTML).read_text()
+    version = Path(pushed.get_string_custom_property("pushed_destination"))
+    page = (version / executor.CARD_HTML).read_text()
+    md = (version / executor.CARD_MD).read_text()
     parser = _Tags()
     parser.feed(page)
     assert {t for t, _ in parser.tags} >= {"html", "table", "style", "h2"}
@@ -194,6 +210,18 @@ def test_html_card_is_self_contained(artifacts):
                        .group(1).replace("&quot;", '"').replace("&#x27;", "'").replace("&lt;", "<")
                        .replace("&gt;", ">").replace("&amp;", "&"))
     assert f"<td>{facts['evaluation']['overall']['auc']:.4g}</td>" in page and auc
+
+    tfma_metrics = _tfma_metrics(a["evaluation"].uri)
+    overall, weak = tfma_metrics[()], tfma_metrics[(("group", "b"),)]
+    assert 0.6 < overall["auc"] < 0.99 and weak["auc"] < 0.65  # the fixture's data: group b is the weak one
+    assert facts["evaluation"]["overall"]["auc"] == pytest.approx(overall["auc"])
+    # The "Metrics overall" table row and the "Metrics per slice" row (columns: accuracy, auc).
+    assert f"<tr><td>auc</td><td>{overall['auc']:.4g}</td></tr>" in page
+    assert f"<tr><td>accuracy</td><td>{overall['accuracy']:.4g}</td></tr>" in page
+    assert f"<tr><td>group=b</td><td>{weak['accuracy']:.4g}</td><td>{weak['auc']:.4g}</td></tr>" in page
+    assert f"| auc | {overall['auc']:.4g} |" in md
+    assert f"| accuracy | {overall['accuracy']:.4g} |" in md
+    assert f"| group=b | {weak['accuracy']:.4g} | {weak['auc']:.4g} |" in md
 
 
 def test_no_card_for_a_model_that_was_not_pushed(artifacts):
