@@ -1,6 +1,9 @@
 """The test session's entry (loaded by pytest before any test module, for every test path in this
-checkout): the project's Keras flavour, before anything imports TensorFlow (model/keras_env.py)."""
+checkout): the project's Keras flavour, before anything imports TensorFlow (model/keras_env.py), and
+the session's pipeline runs (tests/runs.py, started by the tests/run_registry.py plugin)."""
 
 from model import keras_env
 
 keras_env.apply()
+
+pytest_plugins = ["tests.run_registry"]

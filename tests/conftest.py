@@ -7,9 +7,7 @@ import os
 import random
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -120,23 +118,11 @@ def small_deployment() -> dict:
 
 
 @pytest.fixture(scope="session")
-def e2e_run(tmp_path_factory, taxi_sample_dir):
-    """The whole pipeline on 4,000 taxi rows with tuning, the three model variants and on-device
-    deployment: run once, read by tests/test_pipeline_e2e.py and tests/test_deployment.py."""
-    from pipeline.config import load_config
-
-    work = tmp_path_factory.mktemp("e2e")
-    optimization = small_optimization()
-    optimization["thresholds"] = [{"metric": "auc", "max_decrease": 0.03}]  # a 400-row test split is noisy
-    # A student that cannot reach this bound: a variant failing its thresholds is not pushed.
-    optimization["distillation"]["thresholds"] = [{"metric": "auc", "lower_bound": 0.999}]
-    config_path = derived_config(work, taxi_sample_dir, name="taxi_e2e", tuning=small_tuning(),
-                                 optimization=optimization, deployment=small_deployment())
-    # Generous: the whole pipeline with tuning, three variants and conversions (minutes unloaded).
-    proc = run_cli("run", "--config", str(config_path), "--output-root", str(work / "outputs"), timeout=3000)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    cfg = load_config(config_path, output_root=work / "outputs")
-    return cfg, proc
+def e2e_run(pipeline_runs):
+    """(config, run) of the whole pipeline on 4,000 taxi rows with tuning, the three model variants and
+    on-device deployment (tests/runs.py ``taxi_full``; a test reading it is marked runs("taxi_full"))."""
+    run = pipeline_runs.wait("taxi_full")
+    return run.cfg, run
 
 
 def run_example_gen(tmp_path: Path, name: str, component) -> Path:
@@ -160,58 +146,3 @@ def newest_version(folder: Path) -> Path:
 def model_suffix(name: str) -> str:
     """"" for the trained model, "_<variant>" for a variant (component ids, pushed folders)."""
     return "" if name == "trained" else f"_{name}"
-
-
-# ----------------------------------------------------------------------- runs started early --
-BACKGROUND_RUN = "BACKGROUND_RUN"  # a test module's (tmp folder -> config path) for one early run
-
-
-@dataclass
-class BackgroundRun:
-    """A ``python -m pipeline run`` started when the session starts, at lower CPU priority (nice 10),
-    so it takes the cycles the sequential tests leave idle instead of running in the foreground
-    when its module's turn comes; output to files (a full pipe would stall it)."""
-
-    config: Path
-    output_root: Path
-    proc: subprocess.Popen
-    started: float
-
-    @classmethod
-    def start(cls, tmp: Path, prepare: Callable[[Path], Path]) -> BackgroundRun:
-        config = prepare(tmp)
-        with (tmp / "stdout.txt").open("w") as out, (tmp / "stderr.txt").open("w") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "pipeline", "run", "--config", str(config), "--output-root",
-                 str(tmp / "outputs")], cwd=ROOT, stdout=out, stderr=err, text=True, preexec_fn=lambda: os.nice(10))
-        return cls(config, tmp / "outputs", proc, time.time())
-
-    @property
-    def stdout(self) -> str:
-        return (self.output_root.parent / "stdout.txt").read_text()
-
-    def finish(self, timeout: int = 2400) -> tuple[object, str, float]:
-        """(the loaded config, the run's stdout, its wall seconds) once it exited 0."""
-        from pipeline.config import load_config
-
-        self.proc.wait(timeout=timeout)
-        stderr = (self.output_root.parent / "stderr.txt").read_text()
-        assert self.proc.returncode == 0, f"{self.stdout[-4000:]}\n{stderr[-4000:]}"
-        seconds = (self.output_root.parent / "stdout.txt").stat().st_mtime - self.started  # its last line
-        return load_config(self.config, output_root=self.output_root), self.stdout, seconds
-
-
-@pytest.fixture(scope="session", autouse=True)
-def background_runs(request, tmp_path_factory) -> dict[str, BackgroundRun]:
-    """{module name: its run} for every collected test module that declares BACKGROUND_RUN, each
-    started before the first test. A module's fixture waits for its run with ``finish()``.
-    ``session.items`` holds the selected tests only: a module whose tests are all deselected (``-m "not
-    e2e"``, ``-k``) starts no run."""
-    modules = {item.module for item in request.session.items if hasattr(item, "module")}
-    runs = {m.__name__: BackgroundRun.start(tmp_path_factory.mktemp(m.__name__.rsplit(".", 1)[-1]),
-                                            getattr(m, BACKGROUND_RUN))
-            for m in sorted(modules, key=lambda m: m.__name__) if hasattr(m, BACKGROUND_RUN)}
-    yield runs
-    for run in runs.values():
-        if run.proc.poll() is None:
-            run.proc.kill()

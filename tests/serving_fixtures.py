@@ -7,7 +7,6 @@ Trainer's ``Format-Serving`` directory is exactly what Pusher copies to ``pushed
 
 from __future__ import annotations
 
-import functools
 import http.client as http_client
 import json
 import os
@@ -18,8 +17,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from serving import processes
-from tests.conftest import derived_config, run_cli, sample_rows, write_csv
 
 TINY_TRAINING = {"train_steps": 40, "eval_steps": 5, "epochs": 1, "early_stopping_patience": 1}
 # Every kind of raw input (float, int, string; missing values imputed) with the cheapest analyzers:
@@ -43,38 +43,27 @@ class TrainedModel:
     rows: tuple = field(repr=False)  # raw CSV rows of the sample, as dicts
 
 
-@functools.cache
-def trained_model(root: Path) -> TrainedModel:
-    header, rows = sample_rows(1500, seed=11)
-    data = write_csv(root / "data" / "data.csv", header, rows).parent
-    # Only what serving needs: no tuning, no model variants (their keys dropped if present).
-    config = derived_config(root, data, name="serving_model", training=TINY_TRAINING, features=LIGHT_FEATURES,
-                            cleaning=None, feature_selection=None, tuning=None, optimization=None)
-    proc = run_cli("run", "--config", str(config), "--output-root", str(root / "outputs"), "--until", "Trainer")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    model, examples = newest_outputs(root)
-    return TrainedModel(model / "Format-Serving", model, examples, tuple(rows))
-
-
 # A second Trainer run on the same pipeline root with other training settings: Transform and
 # everything before it come from the cache, only Trainer runs again. Its weights differ from the
 # first model's, so a server that routes a version or label to the wrong model answers wrongly.
 CANARY_TRAINING = {**TINY_TRAINING, "train_steps": 90}
 
 
-@functools.cache
-def retrained_model(root: Path) -> TrainedModel:
-    first = trained_model(root)
-    canary = root / "canary"
-    canary.mkdir(exist_ok=True)
-    config = derived_config(canary, root / "data", name="serving_model", training=CANARY_TRAINING,
-                            features=LIGHT_FEATURES, cleaning=None, feature_selection=None, tuning=None,
-                            optimization=None)
-    proc = run_cli("run", "--config", str(config), "--output-root", str(root / "outputs"), "--until", "Trainer")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    model, examples = newest_outputs(root)
-    assert model != first.model_artifact, "Trainer did not run again"
-    return TrainedModel(model / "Format-Serving", model, examples, first.rows)
+def _model(result, rows: tuple) -> TrainedModel:
+    model, examples = result.facts["model"], result.facts["examples"]
+    return TrainedModel(model / "Format-Serving", model, examples, rows)
+
+
+def trained_model(root: Path) -> TrainedModel:
+    """The serving model built outside a test session (benchmarks/bench_serving.py), from the same
+    declaration as the session's run (tests/runs.py ``serving_model``)."""
+    from tests.run_registry import Workspace, execute
+    from tests.runs import RUNS
+
+    ws = Workspace(root)
+    result = execute(RUNS["serving_model"], ws)
+    assert not result.error, result.tail()
+    return _model(result, ws.resources["rows"])
 
 
 def newest_outputs(root: Path) -> tuple[Path, Path]:
@@ -87,14 +76,23 @@ def newest_outputs(root: Path) -> tuple[Path, Path]:
     return newest(pipeline_root / "Trainer" / "model"), newest(pipeline_root / "CsvExampleGen" / "examples")
 
 
-def session_model(tmp_path_factory) -> TrainedModel:
-    """The session's model (built on first use under pytest's session temp dir)."""
-    return trained_model(tmp_path_factory.getbasetemp() / "serving_model")
+def needs_model(test):
+    """Marks a test that reads the session's serving model (tests/runs.py ``serving_model``)."""
+    return pytest.mark.e2e(pytest.mark.runs("serving_model")(test))
 
 
-def session_canary_model(tmp_path_factory) -> TrainedModel:
+def session_model(pipeline_runs) -> TrainedModel:
+    """The session's model: the pipeline up to Trainer (tests/runs.py ``serving_model``)."""
+    result = pipeline_runs.wait("serving_model")
+    return _model(result, result.workspace.resources["rows"])
+
+
+def session_canary_model(pipeline_runs) -> TrainedModel:
     """A second model of the session's pipeline (other training settings; see CANARY_TRAINING)."""
-    return retrained_model(tmp_path_factory.getbasetemp() / "serving_model")
+    first = pipeline_runs.wait("serving_model")
+    canary = pipeline_runs.wait("serving_canary")
+    assert canary.facts["model"] != first.facts["model"], "Trainer did not run again"
+    return _model(canary, first.workspace.resources["rows"])
 
 
 def publish(model: TrainedModel, base: Path, version: int) -> Path:

@@ -19,7 +19,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from pipeline.airflow_dag import KERAS_CHECK_LOG
 from pipeline.config import load_config
-from tests.conftest import ROOT, derived_config, run_cli
+from tests.conftest import E2E_SAMPLE_ROWS, ROOT, derived_config, run_cli
 from tests.serving_fixtures import LIGHT_FEATURES, TINY_TRAINING
 
 UNTIL = "Trainer"  # through Transform and Trainer: the module files run under Airflow too
@@ -70,28 +70,41 @@ def task_logs(output: str) -> dict[str, str]:
     return logs
 
 
-@pytest.mark.e2e
-def test_airflow_dags_test_runs_every_task(tmp_path: Path, taxi_sample_dir: Path) -> None:
-    home = tmp_path / "airflow_home"
+def prepare(ws) -> Path:
+    """tests/runs.py airflow: the config, its DAG file compiled into an AIRFLOW_HOME, Airflow's DB
+    migrated; the run itself is `airflow dags test` (``dags_test_command``)."""
+    from tests.conftest import sample_rows, write_csv
+
+    home = ws.folder / "airflow_home"
+    header, rows = sample_rows(E2E_SAMPLE_ROWS)
+    data = write_csv(ws.folder / "data" / "data.csv", header, rows).parent
     # Light preprocessing and a tiny training budget: the test is about orchestration (Transform's time
     # is mostly fixed cost anyway). DataCleaner and FeatureSelector (custom components) stay in.
-    config = derived_config(tmp_path, taxi_sample_dir, name=DAG_ID, features=LIGHT_FEATURES, training=TINY_TRAINING,
+    config = derived_config(ws.folder, data, name=DAG_ID, features=LIGHT_FEATURES, training=TINY_TRAINING,
                             feature_selection={"method": "mutual_information", "top_k": 5},
                             runner={"airflow": {"schedule": SCHEDULE, "start_date": "2024-01-01"}})
-    out = tmp_path / "out"
-    dag_file = home / "dags" / f"{DAG_ID}.py"
-    proc = run_cli("compile", "--config", str(config), "--output-root", str(out), "--engine", "airflow",
-                   "--output", str(dag_file), "--until", UNTIL)
+    proc = run_cli("compile", "--config", str(config), "--output-root", str(ws.output_root), "--engine", "airflow",
+                   "--output", str(home / "dags" / f"{DAG_ID}.py"), "--until", UNTIL)
     assert proc.returncode == 0, proc.stderr
-
-    from pipeline.pipeline_def import create_pipeline
-
-    cfg = load_config(config, output_root=out)
-    components = create_pipeline(cfg, UNTIL).components
-    expected = sorted(c.id for c in components)
-
     migrate = airflow(home, "db", "migrate")
     assert migrate.returncode == 0, migrate.stderr[-3000:]
+    ws.env.update(airflow_env(home))
+    return config
+
+
+def dags_test_command(ws) -> list[str]:
+    return [str(Path(sys.executable).parent / "airflow"), "dags", "test", DAG_ID, LOGICAL_DATE]
+
+
+@pytest.mark.e2e
+@pytest.mark.runs("airflow")
+def test_airflow_dags_test_runs_every_task(pipeline_runs) -> None:
+    from pipeline.pipeline_def import create_pipeline
+
+    run = pipeline_runs.wait("airflow")
+    home, out, cfg = run.workspace.folder / "airflow_home", run.output_root, run.cfg
+    components = create_pipeline(cfg, UNTIL).components
+    expected = sorted(c.id for c in components)
 
     parse = subprocess.run([sys.executable, "-c", PARSE_PROBE, str(home / "dags"), DAG_ID], cwd=ROOT,
                            env=airflow_env(home), capture_output=True, text=True, timeout=300)
@@ -105,8 +118,6 @@ def test_airflow_dags_test_runs_every_task(tmp_path: Path, taxi_sample_dir: Path
     for c in components:  # one task per component, wired as the TFX pipeline
         assert parsed["upstream"][c.id] == sorted(u.id for u in c.upstream_nodes), c.id
 
-    run = airflow(home, "dags", "test", DAG_ID, LOGICAL_DATE)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     with sqlite3.connect(home / "airflow.db") as db:
         states = dict(db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ?", (DAG_ID,)))

@@ -10,52 +10,27 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import yaml
 
 from tests.conftest import ROOT, newest_version
 from tests.serving_fixtures import ServerProcess, http
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.runs("digits")]
 
 CONFIG = ROOT / "pipeline" / "configs" / "digits" / "pipeline.yaml"
-PER_CLASS = 150  # of the 400 digits per class: 1,500 images (the run's cost is mostly per image)
-TRAINING = {"train_steps": 300, "eval_steps": 4, "epochs": 2, "early_stopping_patience": 2}
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def prepare(tmp: Path) -> Path:
-    """The config of the run: the digits pipeline on the first PER_CLASS images of every class, with
-    fewer train steps and without the optimization section (pruning is exercised by the full
-    config's run; see docs/images.md)."""
-    data = tmp / "digits"
-    for label in range(10):
-        (data / str(label)).mkdir(parents=True)
-        for src in sorted((ROOT / "data" / "digits" / str(label)).glob("*.png"))[:PER_CLASS]:
-            shutil.copy2(src, data / str(label) / src.name)
-    cfg = yaml.safe_load(CONFIG.read_text())
-    cfg["data"]["image_dir"] = str(data)
-    cfg["schema"] = str(CONFIG.parent / cfg["schema"])
-    cfg["training"] = {**cfg["training"], **TRAINING}
-    cfg.pop("optimization")
-    config = tmp / "digits.yaml"
-    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return config
-
-
-BACKGROUND_RUN = prepare  # started with the session (tests/conftest.py), awaited by `run`
-
-
 @pytest.fixture(scope="module")
-def run(background_runs) -> dict:
+def run(pipeline_runs) -> dict:
     """The loaded config, the run's stdout and its wall time, once the run has finished."""
-    cfg, stdout, seconds = background_runs[__name__].finish()
+    result = pipeline_runs.wait("digits")
+    cfg, stdout, seconds = result.cfg, result.stdout, result.seconds
     print(f"\ndigits pipeline run: {seconds:.0f} s")
     return {"cfg": cfg, "stdout": stdout, "seconds": seconds}
 

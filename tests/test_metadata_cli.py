@@ -7,61 +7,27 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, derived_config, run_cli, sample_rows, write_csv
-from tests.mysql_server import server_binary, start_server
-from tests.serving_fixtures import LIGHT_FEATURES, TINY_TRAINING
+from tests.conftest import newest_version, run_cli
+from tests.mysql_server import server_binary
+from tests.runs import MYSQL_PASSWORD_ENV as PASSWORD_ENV
+from tests.runs import MYSQL_UNTIL, TINY_ROWS
+from tests.serving_fixtures import TINY_TRAINING
 
-ROWS = 1500
-NAME = "taxi_mlmd"
-# Run 1 passes these (a tiny model reaches AUC 0.5); run 2 trains longer and must reach 0.9999,
-# which it cannot: two runs with different metrics, config and blessing.
-FIRST = {"training": TINY_TRAINING,
-         "evaluation": {"splits": ["eval"], "slices": [], "thresholds": [{"metric": "auc", "lower_bound": 0.5}]}}
-SECOND = {"training": {**TINY_TRAINING, "train_steps": 90},
-          "evaluation": {"splits": ["eval"], "slices": [], "thresholds": [{"metric": "auc", "lower_bound": 0.9999}]}}
-
-
-def _config(folder: Path, data: Path, settings: dict) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return derived_config(folder, data, name=NAME, features=LIGHT_FEATURES, cleaning=None, feature_selection=None,
-                          tuning=None, optimization=None, **settings)
-
-
-def _prepare(tmp: Path) -> Path:
-    header, rows = sample_rows(ROWS, seed=17)
-    write_csv(tmp / "data" / "data.csv", header, rows)
-    return _config(tmp / "first", tmp / "data", FIRST)
-
-
-BACKGROUND_RUN = _prepare  # started with the session (tests/conftest.py), awaited by `two_runs`
+pytestmark = [pytest.mark.e2e]
 
 
 @pytest.fixture(scope="module")
-def two_runs(background_runs):
-    """(config of run 2 (loaded), its path, summary.json of run 1, of run 2, the CSV file)."""
-    from pipeline.config import load_config
-
-    run = background_runs[__name__]
-    cfg, _, _ = run.finish()
-    tmp = run.output_root.parent
-    first = json.loads((cfg.output_dir / "report" / "summary.json").read_text())
-    shutil.copyfile(cfg.output_dir / "report" / "summary.json", tmp / "summary_first.json")
-    second_config = _config(tmp / "second", tmp / "data", SECOND)
-    proc = run_cli("run", "--config", str(second_config), "--output-root", str(run.output_root))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    second = json.loads((cfg.output_dir / "report" / "summary.json").read_text())
-    return (load_config(second_config, output_root=run.output_root), second_config, first, second,
-            tmp / "data" / "data.csv")
+def two_runs(pipeline_runs):
+    """tests/runs.py tiny and tiny_second: (config of run 2 (loaded), its path, summary.json of run 1,
+    of run 2, the CSV file). Run 1 passes its threshold; run 2 trains longer and must reach 0.9999,
+    which it cannot: two runs with different metrics, config and blessing."""
+    first, second = pipeline_runs.wait("tiny"), pipeline_runs.wait("tiny_second")
+    return (second.cfg, second.config, first.facts["summary"], second.facts["summary"],
+            first.workspace.folder / "data" / "data.csv")
 
 
 def _json(command, *args):
@@ -78,7 +44,7 @@ def _cli(cfg, config: Path, *args: str):
     return proc.stdout
 
 
-@pytest.mark.e2e
+@pytest.mark.runs("tiny")
 def test_runs_lists_both_runs_with_their_own_metrics(two_runs) -> None:
     # Checks: one row per real run, oldest first, each with the metrics/blessing/push that run's
     # own summary.json recorded (a command returning one run twice, or constants, fails).
@@ -94,7 +60,8 @@ def test_runs_lists_both_runs_with_their_own_metrics(two_runs) -> None:
     assert runs[1]["metrics"] == pytest.approx(second["metrics"]["eval"])
     assert runs[0]["metrics"]["auc"] != runs[1]["metrics"]["auc"]
     assert (runs[0]["blessed"], runs[1]["blessed"]) == (first["blessed"], second["blessed"]) == (True, False)
-    assert runs[0]["pushed"] == {"serving": Path(first["pushed_path"]).name}
+    assert runs[0]["pushed"] == {"serving": Path(first["pushed_path"]).name,  # and the TFLite target's
+                                 "mobile": newest_version(cfg.pushed_dir("mobile")).name}
     assert runs[1]["pushed"] == {}
     # Run 2 reused everything before Trainer from the cache; Trainer and Evaluator ran again.
     assert runs[1]["nodes"]["CsvExampleGen"] == "CACHED" and runs[1]["nodes"]["Trainer"] == "COMPLETE"
@@ -102,7 +69,7 @@ def test_runs_lists_both_runs_with_their_own_metrics(two_runs) -> None:
     assert runs[0]["run_id"] in text and runs[1]["run_id"] in text and f"auc={runs[1]['metrics']['auc']:.4f}" in text
 
 
-@pytest.mark.e2e
+@pytest.mark.runs("tiny")
 def test_lineage_of_pushed_model_reaches_the_csv_and_its_fingerprint(two_runs, capsys) -> None:
     # Checks: from the pushed folder back through Evaluator, Trainer, Transform and schema to the
     # CSV file the test wrote, with ExampleGen's recorded fingerprint matching the file's size.
@@ -134,7 +101,7 @@ def test_lineage_of_pushed_model_reaches_the_csv_and_its_fingerprint(two_runs, c
     assert str(csv) in text and "files vs fingerprint" in text and "unchanged" in text
 
 
-@pytest.mark.e2e
+@pytest.mark.runs("tiny")
 def test_compare_shows_changed_config_metric_deltas_and_data(two_runs, capsys) -> None:
     # Checks: latest-blessed / latest resolve to run 1 / run 2; the config change the test made is
     # reported (and nothing about the data); deltas are run 2 minus run 1 of the summaries' values;
@@ -154,7 +121,7 @@ def test_compare_shows_changed_config_metric_deltas_and_data(two_runs, capsys) -
         assert c["metrics"][metric]["delta"] == pytest.approx(expected, abs=1e-9), metric
     assert c["metrics"]["auc"]["delta"] != 0
     stats = c["statistics"]
-    assert sum(stats[s]["rows"]["a"] for s in stats) == ROWS
+    assert sum(stats[s]["rows"]["a"] for s in stats) == TINY_ROWS
     assert all(stats[s]["rows"]["a"] == stats[s]["rows"]["b"] for s in stats)  # same data, cached
     assert stats["train"]["features"]["fare"]["a"]["mean"] > 0
     same = _json(metadata_cli.cmd_compare, cfg, runs[0]["run_id"], runs[0]["run_id"])
@@ -165,85 +132,36 @@ def test_compare_shows_changed_config_metric_deltas_and_data(two_runs, capsys) -
     assert "training.train_steps: 40 -> 90" in text and f"{c['metrics']['auc']['delta']:+.4f}" in text
 
 
-@pytest.mark.e2e
-def test_run_killed_with_sigkill_is_abandoned_without_a_finish_time(two_runs) -> None:
-    # Checks: a third run killed (SIGKILL to its process group) while Trainer executes is listed as
-    # ABANDONED with no finish time or duration and Trainer RUNNING, not COMPLETE or dropped; the
-    # earlier runs keep their own status. (Runs after the other tests of this module: it adds a run.)
-    from pipeline import lineage as lin
-    from pipeline import metadata_cli
-    from pipeline.summary import open_store
-
-    cfg, _, _, _, _ = two_runs
-    config = _config(cfg.output_root.parent / "third", cfg.output_root.parent / "data",
-                     {**SECOND, "training": {**TINY_TRAINING, "train_steps": 60}})
-    log = (cfg.output_root.parent / "third" / "out.txt").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--config", str(config), "--output-root",
-                             str(cfg.output_root)], cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
-
-    def trainer_running() -> bool:
-        try:
-            runs = lin.runs(open_store(cfg), cfg.name, metrics=False)
-        except Exception:  # sqlite busy while the run writes it
-            return False
-        return len(runs) == 3 and runs[-1].nodes.get("Trainer") == "RUNNING"
-
-    deadline = time.monotonic() + 600
-    try:
-        while not trainer_running():
-            assert proc.poll() is None, f"the run exited ({proc.returncode}) before Trainer executed"
-            assert time.monotonic() < deadline, "timed out waiting for Trainer to execute"
-            time.sleep(0.2)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    runs = _json(metadata_cli.cmd_runs, cfg)
-    assert [r["status"] for r in runs] == ["COMPLETE", "COMPLETE", "ABANDONED"]
-    assert runs[2]["finished"] is None and runs[2]["seconds"] is None
-    assert runs[2]["nodes"]["Trainer"] == "RUNNING" and "Evaluator" not in runs[2]["nodes"]
-    assert runs[2]["blessed"] is None and runs[2]["pushed"] == {}
-
-
 needs_server = pytest.mark.skipif(
     server_binary() is None,
     reason="no MySQL-compatible server: mariadb-server is not installed (`make system-deps`)")
-PASSWORD_ENV = "TFX_PIPELINE_TEST_MLMD_PASSWORD"
 
 
-@pytest.mark.e2e  # runs CsvExampleGen against MariaDB
+@pytest.mark.runs("mysql")
 @needs_server
-def test_runs_and_lineage_read_mysql_metadata(tmp_path: Path, monkeypatch) -> None:
-    # Checks: the same commands read a MySQL store: the run and the artifact the test picks from
-    # MariaDB's own tables, traced back to the CSV file.
+def test_runs_and_lineage_read_mysql_metadata(pipeline_runs, monkeypatch) -> None:
+    # Checks: the same commands read a MySQL store (tests/runs.py mysql, up to FeatureSelector): the
+    # run and the artifact the test picks from MariaDB's own tables, traced back to the CSV file.
     from pipeline import metadata_cli
-    from pipeline.config import load_config
+    from pipeline.pipeline_def import create_pipeline
 
-    server = start_server(tmp_path / "mariadb")
-    try:
-        header, rows = sample_rows(300, seed=5)
-        csv = write_csv(tmp_path / "data" / "data.csv", header, rows)
-        config = _config(tmp_path / "cfg", csv.parent, {"runner": {"metadata": {"mysql": {
-            "host": "127.0.0.1", "port": server.port, "database": "mlmd_lineage", "user": server.user,
-            "password_env": PASSWORD_ENV}}}})
-        monkeypatch.setenv(PASSWORD_ENV, server.password)
-        out = tmp_path / "out"
-        proc = run_cli("run", "--config", str(config), "--output-root", str(out), "--until", "CsvExampleGen")
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-        assert not (out / NAME / "metadata.sqlite").exists()
-        cfg = load_config(config, output_root=out)
-        runs = _json(metadata_cli.cmd_runs, cfg)
-        (run_name,) = [r for (r,) in server.query(
-            "SELECT c.name FROM mlmd_lineage.Context c JOIN mlmd_lineage.Type t ON c.type_id = t.id "
-            "WHERE t.name = 'pipeline_run'")]
-        assert [r["run_id"] for r in runs] == [run_name] and runs[0]["status"] == "COMPLETE"
-        assert runs[0]["nodes"] == {"CsvExampleGen": "COMPLETE"}
-        (examples_id,) = [i for (i,) in server.query(
-            "SELECT id FROM mlmd_lineage.Artifact WHERE uri LIKE '%/CsvExampleGen/examples/%'")]
-        steps = _json(metadata_cli.cmd_lineage, cfg, str(examples_id))
-        assert steps[0]["artifact_id"] == examples_id and steps[0]["node"] == "CsvExampleGen"
-        assert steps[0]["run_id"] == run_name
-        assert [f["path"] for f in steps[0]["files"]] == [str(csv)]
-        assert f"total_bytes:{csv.stat().st_size}," in steps[0]["execution_properties"]["input_fingerprint"]
-        assert (out / NAME / "runs" / run_name / "config.yaml").is_file()  # the snapshot, with MySQL too
-    finally:
-        server.stop()
+    run = pipeline_runs.wait("mysql")
+    server, cfg = run.workspace.resources["server"], run.cfg
+    csv = run.workspace.folder / "data" / "data.csv"
+    monkeypatch.setenv(PASSWORD_ENV, server.password)
+    assert not cfg.metadata_path.exists()
+    runs = _json(metadata_cli.cmd_runs, cfg)
+    (run_name,) = [r for (r,) in server.query(
+        "SELECT c.name FROM mlmd_taxi.Context c JOIN mlmd_taxi.Type t ON c.type_id = t.id "
+        "WHERE t.name = 'pipeline_run'")]
+    assert [r["run_id"] for r in runs] == [run_name] and runs[0]["status"] == "COMPLETE"
+    nodes = {c.id for c in create_pipeline(cfg, MYSQL_UNTIL).components if not c.id.endswith("resolver")}
+    assert runs[0]["nodes"] == {n: "COMPLETE" for n in nodes}
+    (examples_id,) = [i for (i,) in server.query(
+        "SELECT id FROM mlmd_taxi.Artifact WHERE uri LIKE '%/CsvExampleGen/examples/%'")]
+    steps = _json(metadata_cli.cmd_lineage, cfg, str(examples_id))
+    assert steps[0]["artifact_id"] == examples_id and steps[0]["node"] == "CsvExampleGen"
+    assert steps[0]["run_id"] == run_name
+    assert [f["path"] for f in steps[0]["files"]] == [str(csv)]
+    assert f"total_bytes:{csv.stat().st_size}," in steps[0]["execution_properties"]["input_fingerprint"]
+    assert (cfg.output_dir / "runs" / run_name / "config.yaml").is_file()  # the snapshot, with MySQL too

@@ -24,7 +24,7 @@ from ondevice.spec import FLOAT, STRING, TIMESTAMP
 from pipeline import raw_inputs
 from tests.conftest import E2E_SAMPLE_ROWS, model_suffix, newest_version, read_taxi_rows, sample_rows
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.runs("taxi_full")]
 N_ROWS = 400
 CONFIDENT_MARGIN = 0.05  # a quantized variant may flip a decision only this close to the cut-off
 MODEL_OPS = {"FULLY_CONNECTED", "GATHER", "CONCATENATION", "RESHAPE", "LOGISTIC", "SOFTMAX", "QUANTIZE"}

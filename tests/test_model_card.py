@@ -8,45 +8,23 @@ from __future__ import annotations
 import json
 import re
 from importlib import metadata as importlib_metadata
-from pathlib import Path
 
 import pytest
 
 from components.model_card_generator.executor import CARD_HTML, CARD_MD
-from tests.conftest import derived_config, newest_version, sample_rows, write_csv
-from tests.serving_fixtures import LIGHT_FEATURES, TINY_TRAINING
-from tests.test_notify import Receiver
+from tests.conftest import newest_version
+from tests.runs import TINY_DESCRIPTION, TINY_ROWS
 
-pytestmark = pytest.mark.e2e  # one module-scoped pipeline run
-ROWS = 1500
-DESCRIPTION = "Card test: does a taxi passenger tip more than 20%?"
-_RECEIVERS: list[Receiver] = []  # started with the run (BACKGROUND_RUN), read by the tests
-
-
-def _prepare(tmp: Path) -> Path:
-    receiver = Receiver()
-    _RECEIVERS.append(receiver)
-    header, rows = sample_rows(ROWS, seed=17)
-    data = write_csv(tmp / "data" / "data.csv", header, rows).parent
-    return derived_config(
-        tmp, data, name="cards", description=DESCRIPTION, training=TINY_TRAINING, features=LIGHT_FEATURES,
-        cleaning=None, feature_selection=None, tuning=None, optimization=None,
-        # A bound a 40-step model passes; a real threshold all the same (the card lists it).
-        evaluation={"thresholds": [{"metric": "auc", "lower_bound": 0.5}]},
-        deployment={"models": ["trained"], "split": "test", "validation_examples": 200,
-                    "tflite": {"variants": ["float32"]}},
-        notifications={"webhook": {"url": receiver.url, "on": ["failure", "blessed"]}})
-
-
-BACKGROUND_RUN = _prepare
+pytestmark = [pytest.mark.e2e, pytest.mark.runs("tiny")]
 
 
 @pytest.fixture(scope="module")
-def run(background_runs):
-    cfg, stdout, seconds = background_runs[__name__].finish()
-    summary = json.loads((cfg.output_dir / "report" / "summary.json").read_text())
-    yield {"cfg": cfg, "stdout": stdout, "seconds": seconds, "summary": summary, "receiver": _RECEIVERS[-1]}
-    _RECEIVERS[-1].close()
+def run(pipeline_runs):
+    """The shared tiny run (tests/runs.py ``tiny``): its config, stdout, summary.json and the webhook
+    posts it made, all as they were before the family's second (rejected) run."""
+    first = pipeline_runs.wait("tiny")
+    return {"cfg": first.cfg, "stdout": first.stdout, "seconds": first.seconds, "summary": first.facts["summary"],
+            "posts": first.facts["posts"]}
 
 
 def test_every_pushed_model_has_a_card_with_the_runs_numbers(run):
@@ -61,12 +39,12 @@ def test_every_pushed_model_has_a_card_with_the_runs_numbers(run):
         assert {CARD_MD, CARD_HTML} <= {p.name for p in version.iterdir()}, target
         assert not [p for p in version.iterdir() if ".tmp-" in p.name]
         md = (version / CARD_MD).read_text()
-        assert f"# Model card: cards / {target} version {version.name}" in md
-        assert DESCRIPTION in md and "Label `big_tipper`, task binary_classification" in md
+        assert f"# Model card: tiny / {target} version {version.name}" in md
+        assert TINY_DESCRIPTION in md and "Label `big_tipper`, task binary_classification" in md
         for name in ("auc", "binary_accuracy"):
             assert f"| {name} | {summary['metrics']['eval'][name]:.4g} |" in md, (target, name)
         rows = [int(n) for n in re.findall(r"^\| (?:train|eval|test) \| (\d+) \|", md, re.M)]
-        assert sum(rows) == ROWS and len(rows) == 3, rows
+        assert sum(rows) == TINY_ROWS and len(rows) == 3, rows
         assert f"total_bytes:{csv.stat().st_size}" in md
         assert re.search(r"^\| payment_type=Cash \|", md, re.M), "no per-slice row"
         assert "| auc | value | >= 0.5 | yes |" in md
@@ -86,18 +64,19 @@ def test_blessed_push_calls_the_webhook_once_with_the_run(run):
     # Checks: the passing run POSTed exactly one event, "blessed", whose pushed versions are the
     # folders on disk, whose metrics are summary.json's, and whose run_id is the Pusher execution's
     # pipeline run in ML Metadata.
-    from pipeline.summary import latest_execution, open_store
+    from pipeline.summary import open_store
 
-    cfg, summary, receiver = run["cfg"], run["summary"], run["receiver"]
-    assert [p["body"]["event"] for p in receiver.posts] == ["blessed"], receiver.posts
-    body = receiver.posts[0]["body"]
-    assert body["pipeline"] == "cards"
+    cfg, summary, posts = run["cfg"], run["summary"], run["posts"]
+    assert [p["body"]["event"] for p in posts] == ["blessed"], posts
+    body = posts[0]["body"]
+    assert body["pipeline"] == "tiny"
     assert body["pushed"] == {"serving": newest_version(cfg.pushed_dir("serving")).name,
                               "mobile": newest_version(cfg.pushed_dir("mobile")).name}
     assert body["metrics"] == summary["metrics"]
     assert body["report"].startswith(str(cfg.output_dir / "report"))
     store = open_store(cfg)
-    pusher = latest_execution(store, "cards", "Pusher")
+    node = store.get_context_by_type_and_name("node", "tiny.Pusher")
+    pusher = min(store.get_executions_by_context(node.id), key=lambda e: e.id)  # the first run's Pusher
     run_type = store.get_context_type("pipeline_run").id
     (run_context,) = [c for c in store.get_contexts_by_execution(pusher.id) if c.type_id == run_type]
     assert body["run_id"] == run_context.name

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import ConfigError, load_config
-from tests.conftest import derived_config, run_cli
-from tests.mysql_server import server_binary, start_server
-
-PASSWORD_ENV = "TFX_PIPELINE_TEST_MLMD_PASSWORD"
+from tests.conftest import derived_config
+from tests.mysql_server import server_binary
+from tests.runs import MYSQL_PASSWORD_ENV as PASSWORD_ENV
 
 needs_server = pytest.mark.skipif(
     server_binary() is None,
@@ -20,28 +19,19 @@ needs_server = pytest.mark.skipif(
            "install it here (needs root and apt); install it to run this test")
 
 
-@pytest.fixture(scope="module")
-def mysql(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("mariadb"))
-    yield server
-    server.stop()
-
-
-@pytest.mark.e2e  # runs the pipeline up to FeatureSelector
+@pytest.mark.e2e
+@pytest.mark.runs("mysql")
 @needs_server
-def test_pipeline_lineage_in_mysql(mysql, taxi_sample_dir: Path, tmp_path: Path, monkeypatch) -> None:
+def test_pipeline_lineage_in_mysql(pipeline_runs, monkeypatch) -> None:
+    # tests/runs.py mysql: the pipeline up to FeatureSelector, ML Metadata in a MariaDB server.
     from ml_metadata.proto import metadata_store_pb2
 
     from pipeline.summary import open_store
 
-    config = derived_config(tmp_path, taxi_sample_dir, name="taxi_mysql", runner={"metadata": {"mysql": {
-        "host": "127.0.0.1", "port": mysql.port, "database": "mlmd_taxi", "user": mysql.user,
-        "password_env": PASSWORD_ENV}}})
-    monkeypatch.setenv(PASSWORD_ENV, mysql.password)  # the CLI subprocess inherits it
-    proc = run_cli("run", "--config", str(config), "--output-root", str(tmp_path / "out"), "--until", "FeatureSelector")
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-
-    cfg = load_config(config, output_root=tmp_path / "out")
+    run = pipeline_runs.wait("mysql")
+    mysql = run.workspace.resources["server"]
+    monkeypatch.setenv(PASSWORD_ENV, mysql.password)
+    cfg = run.cfg
     assert not cfg.metadata_path.exists(), "ran against sqlite, not MySQL"
     assert ("mlmd_taxi",) in mysql.query("SHOW DATABASES")
     store = open_store(cfg)  # over TCP with the user and password, as in production

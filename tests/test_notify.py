@@ -13,12 +13,11 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pipeline import notify
 from pipeline.config import ConfigError, load_config
 from pipeline.summary import NodeRun, RunSummary
-from tests.conftest import derived_config, run_cli, sample_rows, write_csv
+from tests.conftest import derived_config, sample_rows, write_csv
 from tests.serving_fixtures import LIGHT_FEATURES, TINY_TRAINING
 
 
@@ -167,17 +166,17 @@ def test_a_failing_webhook_warns_and_never_raises(tmp_path, trouble):
 
 
 # ---------------------------------------------------------------- e2e: a run that fails --
-@pytest.mark.e2e  # runs a (quickly failing) pipeline
-def test_failure_event_from_a_run_whose_component_fails(tmp_path, receiver):
-    # Checks: a real component error (ImportSchemaGen given a schema file that is not a Schema proto)
-    # fails the run with exit code 1, and the webhook receives one failure event naming that
-    # component, the error, the run id from ML Metadata and the run's log file.
-    config = _config(tmp_path, {"url": receiver.url})
-    (tmp_path / "schema.pbtxt").write_text("feature { name: 'fare' type: NOT_A_TYPE }\n")
-    raw = yaml.safe_load(config.read_text())
-    raw["schema"] = "schema.pbtxt"
-    config.write_text(yaml.safe_dump(raw, sort_keys=False))
-    proc = run_cli("run", "--config", str(config), "--output-root", str(tmp_path / "outputs"), timeout=600)
+@pytest.mark.e2e
+@pytest.mark.runs("notify_failure")
+def test_failure_event_from_a_run_whose_component_fails(pipeline_runs):
+    # Checks: a real component error (ImportSchemaGen given a schema file that is not a Schema proto,
+    # tests/runs.py notify_failure) fails the run with exit code 1, and the webhook receives one
+    # failure event naming that component, the error, the run id of the failed execution's
+    # pipeline_run context in ML Metadata, and the run's log file.
+    from pipeline.summary import latest_execution, open_store
+
+    proc = pipeline_runs.wait("notify_failure")
+    receiver, outputs = proc.workspace.resources["receiver"], proc.output_root
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "warning: webhook" not in proc.stderr
     (post,) = receiver.posts
@@ -185,6 +184,11 @@ def test_failure_event_from_a_run_whose_component_fails(tmp_path, receiver):
     assert body["event"] == "failure" and body["pipeline"] == "notify"
     assert body["component"] == "ImportSchemaGen", body
     assert body["reason"].startswith("ImportSchemaGen failed: ") and "NOT_A_TYPE" in body["reason"], body["reason"]
-    assert body["run_id"], body  # the pipeline_run context of the failed execution
-    assert Path(body["log"]).is_file() and Path(body["log"]).parent.parent == tmp_path / "outputs" / "notify"
+    cfg = proc.cfg
+    store = open_store(cfg)
+    failed = latest_execution(store, cfg.name, "ImportSchemaGen")
+    (run_context,) = [c for c in store.get_contexts_by_execution(failed.id)
+                      if store.get_context_types_by_id([c.type_id])[0].name == "pipeline_run"]
+    assert body["run_id"] == run_context.name, (body["run_id"], run_context.name)
+    assert Path(body["log"]).is_file() and Path(body["log"]).parent.parent == outputs / "notify"
     assert body["pushed"] == {} and body["metrics"] == {}

@@ -19,9 +19,9 @@ from model.training import model_outputs
 from pipeline import raw_inputs
 from pipeline.pipeline_def import create_pipeline
 from pipeline.summary import latest_output_uri, open_store, summarize
-from tests.conftest import read_taxi_rows, run_cli
+from tests.conftest import read_taxi_rows
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.runs("taxi_full")]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def _artifact_uri(cfg, node_id, type_name):
 
 def test_every_component_completes_and_model_is_pushed(first_run):
     cfg, proc = first_run
-    summary = summarize(cfg, _node_ids(cfg))
+    summary = proc.facts["summary"]  # read right after the first run (tests/runs.py taxi_full_facts)
     states = {n.node_id: n.state for n in summary.nodes}
     assert set(states) == set(_node_ids(cfg))
     assert all(state == "COMPLETE" for state in states.values()), states
@@ -132,12 +132,14 @@ def test_serving_imputes_missing_values(first_run):
     assert out.shape == (2,) and np.all(np.isfinite(out))
 
 
-def test_second_run_is_fully_cached(first_run):
+@pytest.mark.runs("taxi_full_cached")
+def test_second_run_is_fully_cached(first_run, pipeline_runs):
     cfg, _ = first_run
-    before = summarize(cfg, _node_ids(cfg))
-    proc = run_cli("run", "--config", str(cfg.path), "--output-root", str(cfg.output_root))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    before = pipeline_runs.wait("taxi_full").facts["summary"]  # taken before the second run
+    pipeline_runs.wait("taxi_full_cached")  # the same config again, on the same store
     after = summarize(cfg, _node_ids(cfg))
+    # The second run's executions, not the first's (a cached execution is a new one in MLMD).
+    assert {n.execution_id for n in after.nodes}.isdisjoint(n.execution_id for n in before.nodes)
     states = {n.node_id: n.state for n in after.nodes}
     components = {n for n in states if not n.endswith("resolver")}
     assert {states[n] for n in components} == {"CACHED"}, states

@@ -10,35 +10,21 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.summary import latest_execution, open_store
-from tests.conftest import derived_config, newest_version, run_cli, sample_rows, write_csv
-from tests.serving_fixtures import LIGHT_FEATURES, TINY_TRAINING
+from pipeline.summary import open_store
+from tests.conftest import newest_version, run_cli
 
-pytestmark = pytest.mark.e2e
-
-
-def prepare(tmp: Path) -> Path:
-    header, rows = sample_rows(1500, seed=11)
-    data = write_csv(tmp / "data" / "data.csv", header, rows).parent
-    # A low floor: the run must bless (a tiny model's AUC is well above it, a constant's is 0.5).
-    evaluation = {"splits": ["eval"], "slices": [], "thresholds": [{"metric": "auc", "lower_bound": 0.55}]}
-    return derived_config(tmp, data, name="registry_e2e", training=TINY_TRAINING, features=LIGHT_FEATURES,
-                          cleaning=None, feature_selection=None, evaluation=evaluation)
-
-
-BACKGROUND_RUN = prepare  # started with the session (tests/conftest.py), awaited by `run`
+pytestmark = [pytest.mark.e2e, pytest.mark.runs("tiny")]
 
 
 @pytest.fixture(scope="module")
-def run(background_runs):
-    cfg, _, seconds = background_runs[__name__].finish()
-    print(f"\nregistry pipeline run: {seconds:.0f} s")
-    return cfg
+def run(pipeline_runs):
+    """The shared tiny run's store (tests/runs.py): run 1 pushed a blessed version, run 2 was rejected."""
+    tiny = pipeline_runs.wait("tiny")
+    return tiny.cfg, tiny.facts["summary"]
 
 
 def _cli(cfg, *args: str):
@@ -57,13 +43,13 @@ def test_models_reads_the_push_from_mlmd_and_promote_uses_its_blessing(run):
     summary's pushed_path, the metrics are the summary's eval metrics (the run's report). Then
     promote (CLI) needs two calls without --server and labels it; a copy of it as a new version
     (on disk, not in MLMD) is refused without --force."""
-    cfg = run
+    cfg, summary = run  # summary.json of run 1
     base = cfg.pushed_dir("serving")
     version = int(newest_version(base).name)
-    summary = json.loads((cfg.output_dir / "report" / "summary.json").read_text())
     assert summary["blessed"] is True and summary["pushed"] is True
     store = open_store(cfg)
-    pusher = latest_execution(store, cfg.name, "Pusher")
+    node = store.get_context_by_type_and_name("node", f"{cfg.name}.Pusher")
+    pusher = min(store.get_executions_by_context(node.id), key=lambda e: e.id)  # run 1's, which pushed
     run_ids = [c.name for c in store.get_contexts_by_execution(pusher.id)
                if store.get_context_types_by_id([c.type_id])[0].name == "pipeline_run"]
     assert pusher.last_known_state == metadata_store_pb2.Execution.COMPLETE and len(run_ids) == 1
@@ -80,6 +66,13 @@ def test_models_reads_the_push_from_mlmd_and_promote_uses_its_blessing(run):
     assert done.returncode == 0 and f"stable: - -> {version}" in done.stdout, done.stdout + done.stderr
 
     shutil.copytree(base / str(version), base / str(version + 1))  # a version no pipeline pushed
+    try:
+        _promote_unrecorded(cfg, version)
+    finally:  # the store is shared (tests/runs.py): the next reader sees only what the runs pushed
+        shutil.rmtree(base / str(version + 1))
+
+
+def _promote_unrecorded(cfg, version: int) -> None:
     refused = _cli(cfg, "promote", "--version", str(version + 1), "--label", "canary")
     assert refused.returncode == 1 and "no blessed push recorded" in refused.stderr, refused.stderr
     forced = _cli(cfg, "promote", "--version", str(version + 1), "--label", "canary", "--force", "--no-wait")

@@ -1,13 +1,16 @@
 """Runs that survive kill -9 and refuse to overlap (issue 16, docs/reliability.md).
 
 Fast tests: the run lock against a real holder process (no pipeline runs).
-e2e (one module fixture, three runs of a tiny pipeline on one output root):
+e2e: one sequence of runs of a tiny pipeline on one output root (tests/runs.py ``reliability_*``):
   1. killed (SIGKILL to its whole process group) while Transform executes; while it ran, a second
      ``run`` on the same output root was refused, naming it;
-  2. re-run with the Pusher test hook (PIPELINE_FAULT_KILL_AT=pusher:after_copy): it resumes from the
-     cache, re-executes Transform, trains on the new Transform's outputs, and kills itself mid-push;
-  3. re-run plainly: everything before Pusher comes from the cache, Pusher re-executes and pushes a
+  2. re-run and killed while InfraValidator executes (its model server running);
+  3. re-run with the Pusher test hook (PIPELINE_FAULT_KILL_AT=pusher:after_copy): it resumes from the
+     cache, re-executes InfraValidator, and kills itself mid-push;
+  4. re-run plainly: everything before Pusher comes from the cache, Pusher re-executes and pushes a
      complete version beside the untouched older one.
+Trainer and Evaluator follow Transform's rule (an executor in the run's process whose outputs are
+published only when it completes), as did the TFLiteConverter kill of the earlier, 7-run sequence.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components.model_card_generator.executor import CARD_HTML, CARD_MD
 from tests.conftest import ROOT, derived_config, sample_rows, small_deployment, small_optimization, write_csv
+from tests.runs import KILLED_WHILE_RUNNING, OLDER_VERSION, refused_run
 from tests.serving_fixtures import LIGHT_FEATURES, TINY_TRAINING
 
 CARD_FILES = (CARD_MD, CARD_HTML)  # what ModelCard adds beside a pushed model
@@ -49,20 +53,6 @@ def tiny_config(tmp: Path, name: str = NAME) -> Path:
                                       "tflite": {"variants": ["float32"]}})
 
 
-def start_run(config: Path, output_root: Path, tag: str, env: dict | None = None) -> subprocess.Popen:
-    """``python -m pipeline run`` in its own process group (killpg reaches its children too);
-    output to files beside the output root (a full pipe would stall it)."""
-    out = (output_root.parent / f"{tag}.stdout").open("w")
-    err = (output_root.parent / f"{tag}.stderr").open("w")
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--config", str(config),
-                             "--output-root", str(output_root)], cwd=ROOT, stdout=out, stderr=err,
-                            text=True, start_new_session=True, env={**os.environ, **(env or {})})
-
-
-def output_of(output_root: Path, tag: str) -> str:
-    return "".join((output_root.parent / f"{tag}.{s}").read_text() for s in ("stdout", "stderr"))
-
-
 def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -78,11 +68,6 @@ def lock_note(output_dir: Path) -> dict:
         return json.loads((output_dir / ".run.lock").read_text() or "{}")
     except (OSError, ValueError):
         return {}
-
-
-def refused_second_run(config: Path, output_root: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline", "run", "--config", str(config), "--output-root",
-                           str(output_root)], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def tree_digest(path: Path, skip: tuple[str, ...] = ()) -> str:
@@ -151,7 +136,7 @@ def test_second_run_is_refused_at_once_naming_the_holder_and_kill_9_leaves_no_st
     holder = _hold_lock(config, root)
     try:
         started = time.monotonic()
-        proc = refused_second_run(config, root)
+        proc = refused_run(config, root)
         seconds = time.monotonic() - started
         assert proc.returncode == 3, proc.stdout + proc.stderr
         assert f"pid {holder.pid} " in proc.stderr and "/tmp/holder.log" in proc.stderr, proc.stderr
@@ -201,12 +186,9 @@ def test_every_pusher_of_the_pipeline_is_atomic(tmp_path):
 
 
 # ------------------------------------------------------------------ e2e: kill -9 and resume --
-# The tiny pipeline's nodes in the order LocalDagRunner runs them (the resolver has no executor).
-# Killed from outside while MLMD shows them RUNNING (seconds to wait then), in the order they run;
-# the Pusher test hook's run comes between Evaluator and TFLiteConverter (Pusher runs before it).
-KILLED_WHILE_RUNNING = {"Transform": 3.0, "Trainer": 0.0, "InfraValidator": 0.0, "Evaluator": 0.0,
-                        "TFLiteConverter": 0.0}
-PHASES = ("Transform", "Trainer", "InfraValidator", "Evaluator", "Pusher", "TFLiteConverter")
+PHASES = ("Transform", "InfraValidator", "Pusher", "final")  # tests/runs.py reliability_* in order
+RUN_OF = {"Transform": "reliability_transform", "InfraValidator": "reliability_infra",
+          "Pusher": "reliability_pusher", "final": "reliability_final"}
 
 
 def running_execution(config: Path, root: Path, node: str) -> bool:
@@ -217,58 +199,25 @@ def running_execution(config: Path, root: Path, node: str) -> bool:
         return False
 
 
-def kill_during(config: Path, root: Path, node: str, tag: str, facts: dict, settle: float) -> None:
-    """A run killed (SIGKILL to its process group) while ``node`` executes; the first one also
-    meets a second run, which must be refused."""
-    out = root / NAME
-    proc = start_run(config, root, tag)
-    if "refused" not in facts:
-        wait_for(lambda: lock_note(out).get("pid") == proc.pid, 120, f"{tag} holds the lock", proc)
-        facts["refused"] = refused_second_run(config, root)
-        facts["holder_log"], facts["holder_pid"] = lock_note(out)["log_file"], proc.pid
-    wait_for(lambda: running_execution(config, root, node), 900, f"{node} to execute", proc)
-    time.sleep(settle)  # well inside the executor (Transform: its Beam job)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    facts[f"{tag}_code"] = proc.returncode
-    store = Store(config, root)
-    facts[f"after_{node}"] = store.all_execution_ids()
-    killed = store.executions(node)[-1]
-    facts[f"killed_{node}"] = killed
-    facts[f"killed_{node}_outputs"] = store.artifacts(killed.id, *OUTPUTS)
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("reliability")
-    config, root = tiny_config(tmp), tmp / "outputs"
-    out = root / NAME
-    older = out / "pushed" / "serving" / "1"  # an older pushed version: no run may touch it
-    older.mkdir(parents=True)
-    (older / "saved_model.pb").write_bytes(b"an older version")
-    facts: dict = {"config": config, "root": root, "older": older, "older_digest": tree_digest(older)}
-
-    # One run killed per phase, each resuming the one before; the first also meets a second run.
+def runs(pipeline_runs) -> dict:
+    """The facts of the sequence, keyed as the tests read them: ``kill_<node>_code``, ``after_<node>``
+    (every execution id once that run ended), ``killed_<node>`` and its outputs, ``final_*``."""
+    facts: dict = {}
     for node in PHASES:
-        if node != "Pusher":
-            kill_during(config, root, node, f"kill_{node}", facts, KILLED_WHILE_RUNNING[node])
-            continue
-        # The test hook kills this run between Pusher's staging copy and its rename.
-        proc = start_run(config, root, "kill_Pusher", env={"PIPELINE_FAULT_KILL_AT": "pusher:after_copy"})
-        proc.wait(timeout=1800)
-        facts["kill_Pusher_code"] = proc.returncode
-        facts["pushed_after_Pusher"] = sorted(p.name for p in (out / "pushed" / "serving").iterdir())
-        store = Store(config, root)
-        facts["after_Pusher"] = store.all_execution_ids()
-        facts["killed_Pusher"] = store.executions("Pusher")[-1]
-
-    # Last: plainly; resumes at TFLiteConverter.
-    proc = start_run(config, root, "final")
-    proc.wait(timeout=1800)
-    facts["final_code"], facts["final_output"] = proc.returncode, output_of(root, "final")
-    for tag in [f"kill_{n}" for n in PHASES]:
-        facts[f"{tag}_output"] = output_of(root, tag)
-    facts["store"] = Store(config, root)
+        result = pipeline_runs.wait(RUN_OF[node])
+        tag = "final" if node == "final" else f"kill_{node}"
+        facts[f"{tag}_code"], facts[f"{tag}_output"] = result.returncode, result.facts["output"]
+        facts[f"after_{node}"] = result.facts["after"]
+        if node != "final":
+            facts[f"killed_{node}"] = result.facts["killed"]
+            facts[f"killed_{node}_outputs"] = result.facts["killed_outputs"]
+        facts.update({k: v for k, v in result.facts.items() if k in ("refused", "holder_log", "holder_pid")})
+    facts["pushed_after_Pusher"] = pipeline_runs.wait("reliability_pusher").facts["pushed"]
+    final = pipeline_runs.wait("reliability_final")
+    facts["config"], facts["root"] = final.config, final.output_root
+    facts["older"] = final.output_root / NAME / "pushed" / "serving" / "1"
+    facts["store"] = Store(final.config, final.output_root)
     return facts
 
 
@@ -279,7 +228,7 @@ def new_executions(store: Store, node: str, before: set[int], after: set[int] | 
 def next_run(node: str) -> tuple[str, str | None]:
     """The facts keys bounding the run after the one killed in ``node``."""
     i = PHASES.index(node)
-    return f"after_{node}", (f"after_{PHASES[i + 1]}" if i + 1 < len(PHASES) else None)
+    return f"after_{node}", (f"after_{PHASES[i + 1]}" if PHASES[i + 1] != "final" else None)
 
 
 def finished_nodes(console: str) -> list[str]:
@@ -289,6 +238,7 @@ def finished_nodes(console: str) -> list[str]:
 
 
 @pytest.mark.e2e
+@pytest.mark.runs("reliability_transform")
 def test_a_second_run_is_refused_while_the_first_runs(runs):
     # Checks the refusal against a real running pipeline: exit code 3, the first run's pid and log
     # file in the message; and that the runs after each kill -9 on the same root were not blocked by
@@ -302,6 +252,7 @@ def test_a_second_run_is_refused_while_the_first_runs(runs):
 
 
 @pytest.mark.e2e
+@pytest.mark.runs("reliability_transform")
 @pytest.mark.parametrize("node", list(KILLED_WHILE_RUNNING))
 def test_kill_9_resumes_from_the_cache_and_re_executes_the_killed_component(runs, node):
     # Checks, for a run killed while `node` executed: the killed execution never became COMPLETE;
@@ -331,11 +282,12 @@ def test_kill_9_resumes_from_the_cache_and_re_executes_the_killed_component(runs
 
 
 @pytest.mark.e2e
+@pytest.mark.runs("reliability_transform")
 def test_kill_9_in_transform_trainer_reads_the_re_executed_transform(runs):
     # Checks the Trainer that completed read both of Transform's outputs from the re-executed
     # Transform (not the killed one, not a missing input).
     store = runs["store"]
-    (transform,) = new_executions(store, "Transform", runs["after_Transform"], runs["after_Trainer"])
+    (transform,) = new_executions(store, "Transform", runs["after_Transform"], runs["after_InfraValidator"])
     (trainer,) = [e for e in store.executions("Trainer") if e.last_known_state == Execution.COMPLETE]
     new_outputs = {a.id for a in store.artifacts(transform.id, *OUTPUTS)}
     used = [a for a in store.artifacts(trainer.id, *INPUTS) if a.id in new_outputs]
@@ -344,6 +296,7 @@ def test_kill_9_in_transform_trainer_reads_the_re_executed_transform(runs):
 
 
 @pytest.mark.e2e
+@pytest.mark.runs("reliability_transform")
 def test_kill_9_in_pusher_leaves_no_partial_version_and_the_rerun_pushes_a_complete_one(runs):
     # Checks: killed between copy and rename, pushed/serving/ held no new numbered version (only the
     # older one and a staging folder); the plain re-run took everything before Pusher from the cache,
@@ -358,9 +311,9 @@ def test_kill_9_in_pusher_leaves_no_partial_version_and_the_rerun_pushes_a_compl
     assert [n for n in runs["pushed_after_Pusher"] if n.startswith(".tmp-")], runs["pushed_after_Pusher"]
     assert runs["killed_Pusher"].last_known_state != Execution.COMPLETE
     for node in finished:
-        (execution,) = new_executions(store, node, runs["after_Pusher"], runs["after_TFLiteConverter"])
+        (execution,) = new_executions(store, node, runs["after_Pusher"])
         assert execution.last_known_state == Execution.CACHED, node
-    (pusher,) = new_executions(store, "Pusher", runs["after_Pusher"], runs["after_TFLiteConverter"])
+    (pusher,) = new_executions(store, "Pusher", runs["after_Pusher"])
     assert pusher.last_known_state == Execution.COMPLETE
     (pushed_model,) = store.artifacts(pusher.id, *OUTPUTS)
     version = pushed_model.custom_properties["pushed_version"].string_value
@@ -370,4 +323,30 @@ def test_kill_9_in_pusher_leaves_no_partial_version_and_the_rerun_pushes_a_compl
         str(store.cfg.pipeline_root / "Trainer"))]
     # The model files are Trainer's, byte for byte; ModelCard (after Pusher) added only its card.
     assert tree_digest(serving / version, skip=CARD_FILES) == tree_digest(Path(trainer_model.uri) / "Format-Serving")
-    assert tree_digest(runs["older"]) == runs["older_digest"]
+    assert (runs["older"] / "saved_model.pb").read_bytes() == OLDER_VERSION
+    assert sorted(p.name for p in runs["older"].iterdir()) == ["saved_model.pb"]
+
+
+@pytest.mark.e2e
+@pytest.mark.runs("reliability_transform")
+def test_runs_lists_killed_runs_as_abandoned_without_a_finish_time(runs) -> None:
+    # Checks `runs` (pipeline/metadata_cli.py) on the sequence's store: each run killed with SIGKILL is
+    # ABANDONED with no finish time or duration, the node it was killed in still RUNNING and nothing
+    # after it listed, no blessing and no push; the final run is COMPLETE. (Moved here from
+    # tests/test_metadata_cli.py, whose own third run was killed while Trainer executed.)
+    import io
+
+    from pipeline import metadata_cli
+
+    out = io.StringIO()
+    assert metadata_cli.cmd_runs(runs["store"].cfg, True, out) == 0
+    listed = json.loads(out.getvalue())
+    assert [r["status"] for r in listed] == ["ABANDONED", "ABANDONED", "ABANDONED", "COMPLETE"]
+    for r in listed[:3]:
+        assert r["finished"] is None and r["seconds"] is None, r
+    transform, infra = listed[0], listed[1]
+    assert transform["nodes"]["Transform"] == "RUNNING" and "Trainer" not in transform["nodes"]
+    assert transform["blessed"] is None and transform["pushed"] == {}
+    assert infra["nodes"]["InfraValidator"] == "RUNNING" and infra["nodes"]["Transform"] == "COMPLETE"
+    assert infra["blessed"] is None and "Pusher" not in infra["nodes"] and infra["pushed"] == {}
+    assert listed[3]["finished"] is not None and listed[3]["pushed"]["serving"] not in ("", None)

@@ -8,33 +8,16 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from pipeline.report import html as h
-from tests.conftest import ROOT, derived_config, run_cli, sample_rows, write_csv
-from tests.serving_fixtures import LIGHT_FEATURES, TINY_TRAINING
+from tests.conftest import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 DRIVER = ROOT / "tests" / "report_page.cjs"
-SECOND_TRAINING = {**TINY_TRAINING, "train_steps": 60}  # the second run: only the training budget differs
-
-
-def prepare(tmp: Path, training: dict | None = None, data: Path | None = None) -> Path:
-    """The cheapest real run that still cleans, selects features, evaluates per slice and pushes."""
-    if data is None:
-        header, rows = sample_rows(1500, seed=17)
-        data = write_csv(tmp / "data" / "data.csv", header, rows).parent
-    return derived_config(tmp, data, name="report_run", training=training or TINY_TRAINING, features=LIGHT_FEATURES,
-                          feature_selection={"method": "mutual_information", "top_k": 5})
-
-
-BACKGROUND_RUN = prepare  # started with the session (tests/conftest.py), awaited by `report_run`
-
-
 def open_in_chromium(page: Path, tmp: Path) -> dict:
     """What headless Chromium shows of ``page`` (tests/report_page.cjs), with a kept screenshot."""
     if not CHROMIUM.exists():
@@ -216,21 +199,12 @@ def test_chromium_driver_reports_a_network_request(tmp_path):
 # ------------------------------------------------------------------------------ one real run --
 
 @pytest.fixture(scope="module")
-def report_run(background_runs, tmp_path_factory):
-    """Two runs of one pipeline: the background run, then the same config with more training steps
-    (Transform and what precedes it come from the cache). The first run's page is kept."""
-    cfg, _, _ = background_runs[__name__].finish()
-    first_page = tmp_path_factory.mktemp("first") / "index.html"
-    shutil.copyfile(cfg.output_dir / "report" / "index.html", first_page)
-    work = Path(background_runs[__name__].output_root).parent
-    second = work / "second"
-    second.mkdir()
-    config = prepare(second, SECOND_TRAINING, data=work / "data")  # same data: ExampleGen..Transform cached
-    proc = run_cli("run", "--config", str(config), "--output-root", str(work / "outputs"))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    from pipeline.config import load_config
-
-    return load_config(config, output_root=work / "outputs"), first_page, proc.stdout
+def report_run(pipeline_runs):
+    """The shared tiny run and its second run on the same store (tests/runs.py tiny, tiny_second:
+    more training steps and a bound it cannot pass; Transform and what precedes it cached). The
+    first run's page was kept before the second run replaced it."""
+    first, second = pipeline_runs.wait("tiny"), pipeline_runs.wait("tiny_second")
+    return second.cfg, first.facts["page"], second.stdout
 
 
 def _records(split_dir: Path) -> list:
@@ -252,6 +226,7 @@ def _records(split_dir: Path) -> list:
 
 
 @pytest.mark.e2e
+@pytest.mark.runs("tiny")
 def test_report_page_shows_the_runs_real_numbers(report_run, tmp_path):
     # Checks every section against a source read independently of the page: row counts and missing
     # values counted in the Examples themselves, metrics and blessing from ML Metadata
@@ -308,6 +283,12 @@ def test_report_page_shows_the_runs_real_numbers(report_run, tmp_path):
     assert abs(number("threshold/auc/value") - this.metrics["auc"]) < 5e-5
     n = sum(number(f"confusion/{i}/{j}") for i in (0, 1) for j in (0, 1))
     assert n == this.metrics["example_count"]
+    # The cells (rows: actual, columns: predicted) imply the precision and recall MLMD recorded; a
+    # transposed or made-up matrix does not (tn is derived from the other three, so n alone cannot tell).
+    tp, fp, fn = number("confusion/1/1"), number("confusion/0/1"), number("confusion/1/0")
+    assert tp + fp > 0 and tp + fn > 0
+    assert abs(tp / (tp + fp) - this.metrics["precision"]) < 2e-3, (tp, fp, this.metrics["precision"])
+    assert abs(tp / (tp + fn) - this.metrics["recall"]) < 2e-3, (tp, fn, this.metrics["recall"])
 
     # deployment: what was pushed where
     summary = json.loads((cfg.output_dir / "report" / "summary.json").read_text())
@@ -318,12 +299,16 @@ def test_report_page_shows_the_runs_real_numbers(report_run, tmp_path):
     _, executions, _ = lineage.run_graph(store, this.run_id)
     assert seen["lineage"]["executions"] == len(executions) == len(this.nodes)
     assert sorted(seen["lineage"]["labels"]) == sorted(this.nodes)
+    # ... and those executions are this run's, not the first run's (both runs have the same nodes).
+    drawn = {int(i) for i in re.findall(r'<g class="execution" data-node="e(\d+)"', page.read_text())}
+    assert drawn == {e.id for e in executions}, (drawn, sorted(e.id for e in executions))
+    assert drawn.isdisjoint(e.id for e in lineage.run_graph(store, first.run_id)[1])
 
     # since the last blessed run (the first): metric deltas and the training-steps change
     assert checks["changes/run"] == first.run_id
     assert abs(number("changes/metric/auc") - (this.metrics["auc"] - first.metrics["auc"])) < 1e-4
     assert "training.train_steps" in seen["sections"]["changes"]
-    assert re.search(r"training\.train_steps\s+40\s+60", seen["sections"]["changes"])
+    assert re.search(r"training\.train_steps\s+40\s+90", seen["sections"]["changes"])
     assert checks["changes/schema"] == "no change"
 
     # the first run's page: nothing blessed before it, so no changes section

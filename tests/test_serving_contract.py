@@ -32,6 +32,7 @@ from serving import options
 from tests.serving_fixtures import (
     ServerProcess,
     http,
+    needs_model,
     publish,
     session_canary_model,
     session_model,
@@ -43,12 +44,12 @@ MANIFEST = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes" / "t
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory) -> dict:
+def env(tmp_path_factory, pipeline_runs) -> dict:
     """One server with two models from a --model_config_file: `taxi` (versions 1 and 2, labels
     stable/canary; two different trainings, so each version answers differently) and `wrapped`
     (classify/regress/echo signatures), Prometheus metrics on."""
-    model = session_model(tmp_path_factory)
-    canary = session_canary_model(tmp_path_factory)
+    model = session_model(pipeline_runs)
+    canary = session_canary_model(pipeline_runs)
     root = tmp_path_factory.mktemp("serving_contract")
     publish(model, root / "taxi", 1)
     publish(canary, root / "taxi", 2)
@@ -109,7 +110,7 @@ def _b64_instances(env: dict) -> list[dict]:
 
 
 # -- status and metadata --------------------------------------------------------------------
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_model_status_rest_and_grpc(env):
     server = env["server"]
     status, body = http(server.rest, "GET", "/v1/models/taxi")
@@ -128,7 +129,7 @@ def test_model_status_rest_and_grpc(env):
     assert [s.version for s in env["models"].GetModelStatus(request).model_version_status] == [1]
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_metadata_rest_and_grpc_are_the_saved_models_signature_defs(env):
     from tensorflow.core.protobuf import saved_model_pb2
 
@@ -151,7 +152,7 @@ def test_metadata_rest_and_grpc_are_the_saved_models_signature_defs(env):
 
 
 # -- predict --------------------------------------------------------------------------------
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_rest_predict_row_and_columnar_equal_in_process(env):
     # The default version is the newest (2); the label and version paths below ask for 1: each
     # answer is compared with its own version's SavedModel (they differ: see test_versions_...).
@@ -180,7 +181,7 @@ def test_rest_predict_row_and_columnar_equal_in_process(env):
     assert status == 200 and len(body["predictions"]) == 2 and "big_tipper" in body["predictions"][0]
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_grpc_predict_equal_in_process(env):
     expected = _expected(env, 1)
     request = predict_pb2.PredictRequest()
@@ -202,7 +203,7 @@ def test_grpc_predict_equal_in_process(env):
     np.testing.assert_array_equal(tf.make_ndarray(response.outputs["probabilities"]), expected)
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_each_version_and_label_answers_with_its_own_model(env):
     """Routing: version 1 and label `stable` answer with the first training's SavedModel; version 2,
     label `canary` and no version with the second's. The two models differ on these rows (asserted
@@ -231,7 +232,7 @@ def test_each_version_and_label_answers_with_its_own_model(env):
 
 
 # -- classify and regress -------------------------------------------------------------------
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_classify_and_regress_rest_and_grpc(env):
     p = _expected(env, 1)[:, 0]  # `wrapped` is taxi version 1's model
     inputs = tf.constant(env["examples"])
@@ -313,7 +314,7 @@ BAD_REST = [
 ]
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 @pytest.mark.parametrize(("method", "path", "body", "status", "words"), BAD_REST,
                          ids=[f"{m} {p} {i}" for i, (m, p, *_) in enumerate(BAD_REST)])
 def test_bad_rest_requests_get_named_errors(env, method, path, body, status, words):
@@ -325,7 +326,7 @@ def test_bad_rest_requests_get_named_errors(env, method, path, body, status, wor
         assert word in answer["error"], answer
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_mistyped_feature_in_a_tf_example_is_named(env):
     example = tf.train.Example(features=tf.train.Features(feature={
         "fare": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"ten dollars"]))}))
@@ -340,7 +341,7 @@ def _grpc_error(call, request) -> grpc.RpcError:
     return err.value
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_bad_grpc_requests_get_codes_and_named_errors(env):
     stub = env["predict"]
     request = predict_pb2.PredictRequest()
@@ -372,7 +373,7 @@ def test_bad_grpc_requests_get_codes_and_named_errors(env):
 
 
 # -- metrics, client, flags -----------------------------------------------------------------
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_prometheus_metrics_count_requests_errors_and_latency(env):
     http(env["server"].rest, "POST", "/v1/models/taxi/versions/1:predict", {"instances": _b64_instances(env)[:1]})
     http(env["server"].rest, "POST", "/v1/models/taxi:predict", {"instances": [3.5]})
@@ -387,7 +388,7 @@ def test_prometheus_metrics_count_requests_errors_and_latency(env):
     assert ':tensorflow:serving:model_load_count{model_name="taxi",model_version="2",status="ok"} 1' in text
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_predict_cli_rest_and_grpc(env, tmp_path):
     header = list(env["rows"][0])
     csv_path = tmp_path / "rows.csv"
@@ -430,7 +431,7 @@ def _other_addresses() -> list[str]:
     return addresses
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_server_binds_loopback_by_default(env, tmp_path):
     """The sockets, not the log: both ports accept on 127.0.0.1 and refuse every other address of
     the machine. The control: the same probe reaches a server started with --bind_address=0.0.0.0
@@ -477,7 +478,7 @@ def test_bad_flags_and_config_files_are_named(tmp_path):
     assert proc.returncode == 2 and "no.pbtxt" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_rest_response_is_tf_serving_json(env):
     """NaN travels as TF Serving writes it (a bare NaN literal) and strings as UTF-8.
 

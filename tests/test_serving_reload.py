@@ -23,14 +23,14 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from pipeline import raw_inputs
 from serving.manager import wanted_versions
-from tests.serving_fixtures import ServerProcess, http, publish, session_model
+from tests.serving_fixtures import ServerProcess, http, needs_model, publish, session_model
 
 MAX_BODY = 200_000
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    model = session_model(tmp_path_factory)
+def env(tmp_path_factory, pipeline_runs):
+    model = session_model(pipeline_runs)
     root = tmp_path_factory.mktemp("serving_reload")
     publish(model, root / "taxi", 1)
     batching = root / "batching.pbtxt"
@@ -72,7 +72,7 @@ def _states(env) -> dict[str, str]:
     return {s["version"]: s["state"] for s in body["model_version_status"]}
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_batched_predictions_equal_in_process(env):
     """Concurrent requests of different sizes are merged into batches; each gets its own rows back."""
     examples, results, errors = env["examples"], {}, []
@@ -112,7 +112,7 @@ def _batch_histogram(text: str) -> dict[str, float]:
     return out
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_concurrent_one_row_requests_run_as_shared_batches(env, tmp_path):
     """Batching really happens: 3 bursts of 16 concurrent one-row gRPC requests on a server with
     batching and Prometheus metrics on. The server's batch_size histogram must account for every
@@ -163,7 +163,7 @@ def test_concurrent_one_row_requests_run_as_shared_batches(env, tmp_path):
     assert batches < requests * bursts and single < batches, (before, after)
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_hot_reload_under_concurrent_load_fails_no_request(env):
     """v2 is pushed while gRPC and REST clients keep sending requests: v2 takes over, v1 is unloaded,
     no request fails. Then a corrupt v3 is pushed: it is reported, v2 keeps serving."""
@@ -217,7 +217,7 @@ def test_hot_reload_under_concurrent_load_fails_no_request(env):
     assert _states(env)["2"] == "AVAILABLE"
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_reload_config_rpc_adds_a_model(env):
     config = model_server_config_pb2.ModelServerConfig()
     for name in ("taxi", "taxi_copy"):
@@ -234,7 +234,7 @@ def test_reload_config_rpc_adds_a_model(env):
     assert response.status.error_code == 3 and "base_path" in response.status.error_message
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_body_over_the_limit_gets_413_and_the_server_stays_up(env):
     status, body = http(env["server"].rest, "POST", "/v1/models/taxi:predict",
                         raw=b'{"instances": ["' + b"x" * (MAX_BODY + 100_000) + b'"]}')
@@ -256,7 +256,7 @@ def test_version_policy(policy, on_disk, wanted):
     assert wanted_versions(config, on_disk) == wanted
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_pushed_layout_ignores_partial_and_non_numeric_folders(env, tmp_path):
     from serving.manager import ModelManager
 

@@ -16,14 +16,14 @@ from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
 
 from pipeline import raw_inputs
-from tests.serving_fixtures import ServerProcess, publish, session_model
+from tests.serving_fixtures import ServerProcess, needs_model, publish, session_model
 
 CONNECTIONS = 16  # new connections per check: all on one process by chance has probability 2**-15
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    model = session_model(tmp_path_factory)
+def env(tmp_path_factory, pipeline_runs):
+    model = session_model(pipeline_runs)
     root = tmp_path_factory.mktemp("serving_workers")
     publish(model, root / "taxi", 1)
     server = ServerProcess([f"--model_base_path={root / 'taxi'}", "--model_name=taxi",
@@ -76,7 +76,7 @@ def _wait_for(condition, what: str, timeout: float = 180.0) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_both_processes_listen_and_answer(env):
     pids = _pids(env)
     assert len(pids) == 2
@@ -93,7 +93,7 @@ def test_both_processes_listen_and_answer(env):
     assert env["server"].log.read_text().count("Running gRPC ModelServer at") == 1
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_each_process_serves_a_new_version_and_a_reloaded_config(env):
     def states() -> set[tuple]:
         return {(owner, status, tuple((s["version"], s["state"]) for s in body["model_version_status"]))
@@ -116,7 +116,7 @@ def test_each_process_serves_a_new_version_and_a_reloaded_config(env):
     assert {(status, body["model_version_status"][0]["state"]) for _, status, body in answers} == {(200, "AVAILABLE")}
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_sigterm_stops_every_process(env):
     procs = [psutil.Process(pid) for pid in _pids(env)]
     env["server"].stop()

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
-import yaml
 
 from features import task
 from pipeline import raw_inputs
@@ -28,63 +27,23 @@ from pipeline.summary import latest_output_uri, open_store, summarize
 from tests.conftest import ROOT, newest_version
 from tests.serving_fixtures import ServerProcess, http
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.runs("chile", "diamonds")]
 
 CONFIGS = ROOT / "pipeline" / "configs"
-DIAMONDS_EVERY = 8  # the test runs on every 8th diamond (6,743 rows): the shipped file has 53,940
-
-
-def _task_config(tmp: Path, name: str, data_dir: Path, **overrides) -> Path:
-    """The shipped config of ``name`` with absolute paths and ``overrides`` merged in."""
-    cfg = yaml.safe_load((CONFIGS / name / "pipeline.yaml").read_text())
-    cfg["data"]["csv_dir"] = str(data_dir)
-    for key, value in overrides.items():
-        cfg[key] = {**cfg[key], **value} if isinstance(value, dict) and isinstance(cfg.get(key), dict) else value
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict:
-    """Both pipelines, started side by side (each runs mostly on one core): {name: (config, process)}.
-    chile: the whole multiclass pipeline on data/chile/Chile.csv as shipped. diamonds: the whole
-    regression pipeline on every 8th line of data/diamonds/diamonds.csv, the lines copied byte for
-    byte (R's quoting and row names kept)."""
-    from pipeline.config import load_config
-
-    chile_tmp, diamonds_tmp = tmp_path_factory.mktemp("chile"), tmp_path_factory.mktemp("diamonds")
-    lines = (ROOT / "data" / "diamonds" / "diamonds.csv").read_bytes().splitlines(keepends=True)
-    (diamonds_tmp / "data").mkdir()
-    (diamonds_tmp / "data" / "diamonds.csv").write_bytes(b"".join([lines[0], *lines[1::DIAMONDS_EVERY]]))
-    configs = {
-        "chile": (chile_tmp, _task_config(chile_tmp, "chile", ROOT / "data" / "chile", training={
-            "train_steps": 450, "eval_steps": 10, "epochs": 3, "early_stopping_patience": 2})),
-        "diamonds": (diamonds_tmp, _task_config(diamonds_tmp, "diamonds", diamonds_tmp / "data", training={
-            "train_steps": 900, "eval_steps": 10, "epochs": 3, "early_stopping_patience": 2})),
-    }
-    procs = {name: subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--config", str(config),
-                                     "--output-root", str(tmp / "outputs")],
-                                    cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for name, (tmp, config) in configs.items()}
-    out = {}
-    for name, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=3000)
-        assert proc.returncode == 0, f"{name}:\n{stdout[-4000:]}\n{stderr[-4000:]}"
-        tmp, config = configs[name]
-        out[name] = (load_config(config, output_root=tmp / "outputs"),
-                     subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
-    return out
+def chile(pipeline_runs):
+    """The whole multiclass pipeline on data/chile/Chile.csv as shipped (tests/runs.py)."""
+    result = pipeline_runs.wait("chile")
+    return result.cfg, result
 
 
 @pytest.fixture(scope="module")
-def chile(runs):
-    return runs["chile"]
-
-
-@pytest.fixture(scope="module")
-def diamonds(runs):
-    return runs["diamonds"]
+def diamonds(pipeline_runs):
+    """The regression pipeline on every 8th diamond, R's quoting and row names kept (tests/runs.py)."""
+    result = pipeline_runs.wait("diamonds")
+    return result.cfg, result
 
 
 def _pushed(cfg, target: str) -> Path:

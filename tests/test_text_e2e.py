@@ -11,7 +11,6 @@ learnt nothing (TFMA's accuracy and AUC against the config's floor).
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import subprocess
@@ -20,53 +19,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-import yaml
 
 from pipeline.pipeline_def import create_pipeline
 from pipeline.summary import latest_output_uri, open_store, summarize
 from tests.conftest import ROOT, newest_version
+from tests.runs import SPAM_MAX_TOKENS
 from tests.serving_fixtures import ServerProcess, http
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.runs("spam")]
 
 CONFIG = ROOT / "pipeline" / "configs" / "spam" / "pipeline.yaml"
-EVERY = 2  # every 2nd e-mail (3,023 of 6,046): the run stays small
-TRAINING = {"train_steps": 200, "eval_steps": 5, "epochs": 2, "early_stopping_patience": 2}
-# Shorter sequences and one LSTM direction (the shipped config: 64 tokens, bidirectional): the
-# unrolled LSTM's graph is what Trainer, TFLiteConverter and TFJSConverter spend their time on.
-# tests/test_text.py converts the bidirectional form to TFLite.
-MAX_TOKENS = 24
-SEQUENCE = {"embedding_dim": 16, "lstm_units": 16, "bidirectional": False}
-
-
-def prepare(tmp: Path) -> Path:
-    """The config of the run: every EVERY-th e-mail of the shipped CSV (rewritten by the csv module:
-    the quoting of multi-line e-mails is kept), a small model and budget."""
-    (tmp / "data").mkdir()
-    with (ROOT / "data" / "spam" / "spam.csv").open(newline="", encoding="utf-8") as src, \
-            (tmp / "data" / "spam.csv").open("w", newline="", encoding="utf-8") as dst:
-        rows = list(csv.reader(src))
-        csv.writer(dst, lineterminator="\n").writerows([rows[0], *rows[1::EVERY]])
-    cfg = yaml.safe_load(CONFIG.read_text())
-    cfg["data"]["csv_dir"] = str(tmp / "data")
-    cfg["training"] = TRAINING
-    cfg["model"]["sequence"] = SEQUENCE
-    # One Evaluator (eval); the converters validate on eval too (the shipped config: on test).
-    cfg["evaluation"]["splits"] = ["eval"]
-    cfg["deployment"].update(split="eval", validation_examples=400)
-    cfg["features"][0]["steps"][0]["tokenize"]["max_tokens"] = MAX_TOKENS
-    path = tmp / "spam.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
-
-
-BACKGROUND_RUN = prepare  # started with the session (tests/conftest.py), awaited by `run`
 
 
 @pytest.fixture(scope="module")
-def run(background_runs):
+def run(pipeline_runs):
     """(config, stdout, seconds) of the one pipeline run every check here reads."""
-    cfg, stdout, seconds = background_runs[__name__].finish()
+    result = pipeline_runs.wait("spam")
+    cfg, stdout, seconds = result.cfg, result.stdout, result.seconds
     print(f"\nspam pipeline run: {seconds:.0f} s\n" + "\n".join(
         line for line in stdout.splitlines() if " finished in " in line))
     return cfg, stdout, seconds
@@ -131,7 +100,7 @@ def test_python_and_js_tokenizers_equal_transform_on_every_test_row(run, tmp_pat
                                     for i in range(0, len(serialized), 256)])
     feature = next(f for f in spec["features"] if f["name"] == "text")
     python_ids = reference.transform_feature(feature, rows)["text_xf"]
-    assert transform_ids.shape == python_ids.shape == (len(serialized), MAX_TOKENS)
+    assert transform_ids.shape == python_ids.shape == (len(serialized), SPAM_MAX_TOKENS)
     np.testing.assert_array_equal(python_ids, transform_ids)
     # Not a vacuous match: real tokens, some padding, some out-of-vocabulary ids.
     vocab_size = len(next(s for s in feature["steps"] if s["op"] == "vocabulary")["keys"])
@@ -211,7 +180,7 @@ def test_tflite_and_tfjs_answer_like_the_saved_model(run):
     assert web["validation"]["max_abs_diff"] <= 1e-5 and web["validation"]["agreement"] == 1.0, web["validation"]
     spec = json.loads((mobile_dir / "preprocessing_spec.json").read_text())
     assert [i["name"] for i in spec["inputs"]] == ["text_tokens"]
-    assert spec["inputs"][0]["shape"] == [MAX_TOKENS]
+    assert spec["inputs"][0]["shape"] == [SPAM_MAX_TOKENS]
     ops = tflite.op_names((mobile_dir / "model_float32.tflite").read_bytes())
     assert "HASHTABLE_FIND" in ops and not [o for o in ops if "FLEX" in o.upper() or "CUSTOM" in o.upper()], ops
     print(f"\nTFLite float32 max|diff| {float32['max_abs_diff']:.2e}, dynamic_range {quantized['max_abs_diff']:.2e} "

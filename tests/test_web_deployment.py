@@ -15,7 +15,7 @@ import pytest
 from components.tfjs_converter import executor, runtime
 from tests.conftest import model_suffix, newest_version
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.runs("taxi_full")]
 
 CHROMIUM = Path("/usr/bin/chromium")
 PAGE = ["app.js", "index.html", "metadata.json", "model", "model_card.html", "model_card.md", "model_runtime.js",

@@ -13,7 +13,7 @@ from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 
 from components.infra_validator import infra_validator
-from tests.serving_fixtures import session_model
+from tests.serving_fixtures import needs_model, session_model
 
 
 class _Cfg:  # the two PipelineConfig attributes infra_validator() reads
@@ -24,8 +24,8 @@ class _Cfg:  # the two PipelineConfig attributes infra_validator() reads
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> dict:
-    model = session_model(tmp_path_factory)
+def run(tmp_path_factory, pipeline_runs) -> dict:
+    model = session_model(pipeline_runs)
     root = tmp_path_factory.mktemp("infra_validator")
     broken = root / "broken_model"
     shutil.copytree(model.model_artifact, broken)
@@ -57,7 +57,7 @@ def run(tmp_path_factory) -> dict:
     return {"root": root, "blessings": blessings}
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_a_model_that_serves_is_blessed_and_pushed(run):
     blessing = run["blessings"]["InfraValidator_good"]
     assert blessing.custom_properties["blessed"].int_value == 1
@@ -66,7 +66,7 @@ def test_a_model_that_serves_is_blessed_and_pushed(run):
     assert len(pushed) == 1 and (pushed[0] / "saved_model.pb").exists()
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_a_model_that_fails_to_load_is_not_blessed_and_not_pushed(run):
     blessing = run["blessings"]["InfraValidator_broken"]
     assert blessing.custom_properties["blessed"].int_value == 0

@@ -22,7 +22,7 @@ from tfx.types import standard_artifacts
 
 from components.tfjs_converter import TFJSConverter, bench, executor, runtime
 from pipeline.config import load_config
-from tests.serving_fixtures import session_model
+from tests.serving_fixtures import needs_model, session_model
 
 PAGE = ["app.js", "index.html", "metadata.json", "model", "model_runtime.js", "preprocessing_spec.json", "text.js",
         "tf.min.js", "ui.js"]
@@ -34,8 +34,8 @@ def _newest(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> dict:
-    model = session_model(tmp_path_factory)
+def run(tmp_path_factory, pipeline_runs) -> dict:
+    model = session_model(pipeline_runs)
     model_root = model.model_artifact.parents[2]  # <pipeline_root>/Trainer/model/<id>
     cfg = load_config(model_root.parents[2] / "pipeline.yaml", output_root=model_root.parents[2] / "outputs")
     transform_graph = _newest(model_root / "Transform" / "transform_graph")
@@ -80,7 +80,7 @@ def _pushed(run: dict, name: str) -> list[Path]:
     return sorted(base.iterdir()) if base.exists() else []
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_blessed_web_model_is_pushed_with_its_page_and_spec(run):
     (version,) = _pushed(run, "web")
     assert sorted(p.name for p in version.iterdir()) == PAGE
@@ -102,7 +102,7 @@ def test_blessed_web_model_is_pushed_with_its_page_and_spec(run):
                                                                       "validation.json"]
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_pushed_web_model_in_node_matches_the_saved_model_on_real_rows(run):
     from ondevice import data
 
@@ -121,7 +121,7 @@ def test_pushed_web_model_in_node_matches_the_saved_model_on_real_rows(run):
     assert measured["max_abs_diff"] <= 1e-5 and measured["agreement"] == 1.0, measured
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_model_outside_its_thresholds_is_not_blessed_nor_pushed(run):
     assert _pushed(run, "web_strict") == []
     blessing = run["artifacts"][("web_strict", "ModelBlessing")]
@@ -137,7 +137,7 @@ def test_model_outside_its_thresholds_is_not_blessed_nor_pushed(run):
         (_pushed(run, "web")[0] / "metadata.json").read_text())["sizes"]["weights_bytes"]
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_benchmark_measures_sizes_and_node_latency(run):
     (version,) = _pushed(run, "web")
     m = bench.tfjs_measurements(version, single_runs=20, batch=256, repeats=3)
@@ -152,7 +152,7 @@ def _artifact(cls, uri: Path):
     return a
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_missing_model_is_named_and_nothing_is_written(run, tmp_path):
     out = tmp_path / "web_model" / "1"
     out.mkdir(parents=True)
@@ -187,7 +187,7 @@ def test_an_op_tfjs_lacks_is_named(tmp_path):
         runtime.convert(str(tmp_path / "nothing"), str(tmp_path / "web2"))
 
 
-@pytest.mark.e2e  # needs a pipeline run (tests/serving_fixtures.session_model)
+@needs_model  # reads the session's serving model (tests/runs.py)
 def test_a_broken_web_model_names_the_command_and_file(run, tmp_path):
     (version,) = _pushed(run, "web")
     broken = tmp_path / "broken"
