@@ -5,13 +5,18 @@ is computed from what it measured. The measurements themselves are ``make bench`
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from benchmarks.harness import Bench, Goal, markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +55,12 @@ def collect(started: Started, timeout: int = 1800) -> dict[str, dict]:
         for g in report["goals"]:
             assert math.isfinite(g["measured"]), (script, g)  # every goal was measured
             assert g["status"] == ("PASS" if g["passed"] else "MISS")
-            assert g["name"] in stdout  # and printed in the final table
+            # PASS / MISS recomputed here from measured, op and bound (not read back from Goal.passed)
+            assert g["op"] in ("<=", ">="), (script, g)
+            met = g["measured"] <= g["bound"] if g["op"] == "<=" else g["measured"] >= g["bound"]
+            assert g["passed"] is met and g["status"] == ("PASS" if met else "MISS"), (script, g)
+            assert g["name"] in stdout  # and printed in the final table, with that result
+            assert printed_status(stdout, script, g["name"]) == g["status"], (script, g)
         reports[script] = report
     assert not failures, "\n\n".join(failures)
     return reports
@@ -87,9 +97,79 @@ def finished_run(e2e_run, tmp_path_factory) -> tuple[object, dict[str, dict]]:
         s: args for s in ("bench_optimization", "bench_deployment", "bench_tflite_int8", "bench_serving")}))
 
 
+def printed_status(stdout: str, script: str, name: str) -> str:
+    """The result (PASS / MISS) that the goal table at the end of ``stdout`` prints for goal ``name``."""
+    _, _, table = stdout.rpartition(f"{script}: goals")
+    (line,) = [line for line in table.splitlines() if line.startswith(f"  {name}  ")]
+    (status,) = re.findall(r"  (PASS|MISS)(?=  \(|$)", line[len(name) + 2:])
+    return status
+
+
 def goal(report: dict, prefix: str) -> float:
     (value,) = [g["measured"] for g in report["goals"] if g["name"].startswith(prefix)]
     return value
+
+
+def _files_bytes(paths) -> int:
+    return sum(os.path.getsize(p) for p in paths)
+
+
+def bytes_on_disk(saved_model: Path, candidates: Path, web_model: Path) -> dict[str, int]:
+    """What each runtime of bench_deployment loads, measured on disk: {"SavedModel": the whole
+    folder, "TFLite <variant>": candidates/model_<variant>.tflite, "TF.js": model.json + weight shards}."""
+    out = {"SavedModel": _files_bytes(os.path.join(d, f) for d, _, files in os.walk(saved_model) for f in files)}
+    for path in candidates.glob("model_*.tflite"):
+        out[f"TFLite {path.stem.removeprefix('model_')}"] = path.stat().st_size
+    out["TF.js"] = _files_bytes([web_model / "model.json", *web_model.glob("*.bin")])
+    return out
+
+
+def deployment_bytes_on_disk(cfg, model: str) -> dict[str, int]:
+    """bytes_on_disk of ``model`` (trained or qat) in the finished run: its SavedModel, the TFLite
+    candidates its TFLiteConverter wrote and its TF.js model, found from the run's ML Metadata."""
+    from tfx.utils import path_utils
+
+    from pipeline.summary import latest_output_uri, open_store
+
+    store, suffix = open_store(cfg), "" if model == "trained" else f"_{model}"
+    uris = {node: latest_output_uri(store, cfg.name, node, "Model") for node in (
+        "Trainer" if model == "trained" else "QuantizationAwareTrainer", f"TFLiteConverter{suffix}",
+        f"TFJSConverter{suffix}")}
+    assert None not in uris.values(), uris
+    trainer, mobile, web = uris.values()
+    return bytes_on_disk(Path(path_utils.serving_model_path(trainer)), Path(mobile) / "candidates",
+                         Path(web) / "Format-Serving" / "model")
+
+
+def runtime_kind(row: dict) -> str:
+    """bytes_on_disk's key for a row of bench_deployment's runtimes table."""
+    if row["runtime"].startswith("TFLite"):
+        return f"TFLite {row['variant']}"
+    return row["runtime"].split()[0]  # "SavedModel" or "TF.js"
+
+
+def check_sizes(rows: list[dict], on_disk: dict[str, int]) -> None:
+    """One model's runtime rows: one per runtime whose files are on disk, each with those files'
+    bytes and their ratio to the float32 .tflite's bytes on disk."""
+    by_kind = {runtime_kind(r): r for r in rows}
+    assert len(by_kind) == len(rows) and set(by_kind) == set(on_disk), (sorted(by_kind), sorted(on_disk))
+    float32 = on_disk["TFLite float32"]
+    for kind, r in by_kind.items():
+        assert r["bytes"] == on_disk[kind], (kind, r["bytes"], on_disk[kind])
+        assert r["size_x"] == pytest.approx(on_disk[kind] / float32), (kind, r["size_x"], on_disk[kind], float32)
+
+
+def split_rows_on_disk(cfg) -> int:
+    """Records in the test split of the run's DataCleaner Examples (what bench_deployment reads)."""
+    import tensorflow as tf
+
+    from pipeline.summary import latest_output_uri, open_store
+
+    examples = latest_output_uri(open_store(cfg), cfg.name, "DataCleaner", "Examples")
+    assert examples is not None
+    files = sorted(str(p) for p in (Path(examples) / "Split-test").iterdir())
+    assert files, examples
+    return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
 
 
 # The tests that need the finished run come first: the own-pipeline scripts run meanwhile.
@@ -110,8 +190,17 @@ def test_optimization_and_deployment_benches_measure_a_finished_run(finished_run
         assert {r.split()[1] for r in mine if r.startswith("TFLite")} == set(cfg.deployment.tflite.variants), mine
         assert any(r.startswith("TF.js") for r in mine), mine
     assert len({(r["rows"], r["batch"]) for r in runtimes}) == 1  # the same raw rows for every runtime
+    # ... and as many as the run's test split holds on disk, up to the --quick budget
+    from benchmarks.bench_deployment import QUICK
+
+    quick_batch, quick_rows = QUICK[1], QUICK[3]
+    n = min(quick_rows, split_rows_on_disk(cfg))
+    assert {(r["rows"], r["batch"]) for r in runtimes} == {(n, min(quick_batch, n))}, (n, runtimes)
     float32 = [r for r in runtimes if r.get("variant") == "float32"]
     assert all(r["size_x"] == 1 for r in float32)  # sizes are relative to the float32 .tflite
+    for model in cfg.deployment.models:  # each runtime's bytes and size ratio, against its files on disk
+        check_sizes([r for r in runtimes if r["model"] == model], deployment_bytes_on_disk(cfg, model))
+
 
 @pytest.mark.e2e
 def test_serving_bench_serves_the_model_a_finished_run_pushed(finished_run):
@@ -225,7 +314,47 @@ def test_soak_bench_pushes_versions_under_load(tmp_path):
     assert len(phase["rss_samples"]) >= 2 and phase["rss_mib"]["at_25"] > 0
     goals = {g["name"]: g for g in report["goals"]}
     assert goals["batching: failed requests"]["status"] == "PASS"
+    assert goals["batching: failed requests"]["measured"] == phase["failed"]  # collect() recomputed PASS from it
     assert goals["batching: versions 1..4 answered"]["measured"] == 4
     assert goals["batching: version 5 failed, 4 still served"]["status"] == "PASS"
+    assert goals["batching: version 5 failed, 4 still served"]["measured"] == 1
     assert goals["batching: RSS growth 25% -> 100% of the load"]["measured"] == pytest.approx(
         100 * (phase["rss_mib"]["at_100"] / phase["rss_mib"]["at_25"] - 1))
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(("op", "measured", "bound", "passed"), [
+    ("<=", 0.19, 0.2, True), ("<=", 0.2, 0.2, True), ("<=", 0.21, 0.2, False),
+    (">=", 0.21, 0.2, True), (">=", 0.2, 0.2, True), (">=", 0.19, 0.2, False),
+    ("<=", 0, 0, True), ("<=", 1, 0, False), ("<=", -1e-9, 0, True),  # the soak's "failed requests <= 0"
+    (">=", 4, 4, True), (">=", 3, 4, False), (">=", 5, 4, True),  # the soak's "versions 1..4 answered >= 4"
+    ("<=", NAN, 0.2, False), (">=", NAN, 0.2, False),  # not measured: never a PASS
+])
+def test_goal_passes_only_on_its_side_of_the_bound(op, measured, bound, passed):
+    goal = Goal("g", measured, op, bound)
+    assert goal.passed is passed
+    row = goal.row()
+    assert row["passed"] is passed and row["status"] == ("PASS" if passed else "MISS")
+
+
+def test_goal_table_prints_and_writes_each_goals_own_result(tmp_path, capsys):
+    # Checks: what Bench.report prints, the JSON it writes and the README's Markdown from that JSON
+    # give each goal its own result, a MISS and an unmeasured goal included; a MISS exits 0.
+    goals = [Goal("fast enough", 0.1, "<=", 0.2), Goal("too slow", 0.3, "<=", 0.2, note="a note"),
+             Goal("big enough", 5, ">=", 4, unit=""), Goal("too small", 3, ">=", 4, unit=""),
+             Goal("not measured", NAN, "<=", 1)]
+    expected = {"fast enough": "PASS", "too slow": "MISS", "big enough": "PASS", "too small": "MISS",
+                "not measured": "MISS"}
+    args = argparse.Namespace(out=tmp_path, quick=True, workdir=tmp_path)
+    assert Bench("bench_x", args).report(goals) == 0
+    stdout = capsys.readouterr().out
+    assert {name: printed_status(stdout, "bench_x", name) for name in expected} == expected
+    report = json.loads((tmp_path / "bench_x.json").read_text())
+    assert {g["name"]: (g["status"], g["passed"]) for g in report["goals"]} == {
+        name: (status, status == "PASS") for name, status in expected.items()}
+    table = markdown([tmp_path / "bench_x.json"])
+    for name, status in expected.items():
+        (line,) = [line for line in table.splitlines() if line.startswith(f"| {name}")]
+        assert line.endswith(f"| {status} |"), line
