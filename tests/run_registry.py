@@ -10,7 +10,8 @@ the background, at most ``slots`` at a time, and handed to the tests that declar
   has finished, so no test reads a store that a later run of the family is still writing. What a
   test needs from between two runs is taken by the earlier run's ``then`` hook (``facts``).
 - Runs start in declaration order (tests/runs.py lists the longest first) and the test items are
-  ordered the same way (``order_items``), so the tests whose runs finish first run first.
+  ordered by when their runs are expected to finish (``order_items``, from each run's measured
+  ``minutes``), so the tests whose runs finish first run first.
 - Each run is its own process group at nice 10: the tests in the foreground keep priority, and a
   run killed at the end of the session takes its children (a model server) with it.
 """
@@ -137,23 +138,36 @@ def needed_runs(items: Iterable, runs: Mapping[str, Run]) -> list[str]:
     return [n for n in runs if n in names]
 
 
-def order_items(items: list, runs: Mapping[str, Run]) -> None:
+def expected_finish(runs: Mapping[str, Run], slots: int) -> dict[str, float]:
+    """{run: the minute its family is expected to finish}, the families started in declaration
+    order on ``slots`` slots, each taking the sum of its runs' ``minutes``."""
+    free = [0.0] * max(1, slots)
+    finish: dict[str, float] = {}
+    for name, run in runs.items():
+        if run.after:
+            continue
+        members = family(runs, name)
+        start = min(free)
+        free[free.index(start)] = end = start + sum(runs[m].minutes for m in members)
+        finish.update({m: end for m in members})
+    return finish
+
+
+def order_items(items: list, runs: Mapping[str, Run], slots: int = 2) -> None:
     """Sorts ``items`` in place, a module's tests kept together and in their order: modules that
-    need no run first, then by the latest-declared run their tests need (runs start in
-    declaration order, so those finish first)."""
-    position = {n: i for i, n in enumerate(runs)}
+    need no run first, then by when the last run their tests need is expected to finish."""
+    finish = expected_finish(runs, slots)
 
-    def last_run(item) -> int:
+    def last_run(item) -> float:
         names = [n for mark in item.iter_markers("runs") for n in mark.args if n in runs]
-        return max((max(position[m] for m in family(runs, n)) for n in names), default=-1)
+        return max((finish[n] for n in names), default=-1.0)
 
-    by_module: dict[str, int] = {}
-    for item in items:
-        key = item.nodeid.split("::")[0]
-        by_module[key] = max(by_module.get(key, -1), last_run(item))
-    first_seen = {}
+    by_module: dict[str, float] = {}
+    first_seen: dict[str, int] = {}
     for i, item in enumerate(items):
-        first_seen.setdefault(item.nodeid.split("::")[0], i)
+        key = item.nodeid.split("::")[0]
+        by_module[key] = max(by_module.get(key, -1.0), last_run(item))
+        first_seen.setdefault(key, i)
     items.sort(key=lambda it: (by_module[it.nodeid.split("::")[0]], first_seen[it.nodeid.split("::")[0]]))
 
 
@@ -308,8 +322,29 @@ _SCHEDULER_KEY = pytest.StashKey()
 RUNS_LOG = "test-runs.log"  # under outputs/: each run's start, end, seconds and exit code
 
 
+SESSION_ENV = "PIPELINE_TEST_SESSION"  # inherited by every process the session starts, to find them
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "runs(*names): the pipeline runs of tests/runs.py this test reads")
+    os.environ[SESSION_ENV] = str(os.getpid())
+
+
+def leftover_processes(marker: str, exclude: int) -> dict[int, str]:
+    """{pid: command line} of live processes carrying ``SESSION_ENV=marker`` in their environment."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == exclude:
+            continue
+        try:
+            if f"{SESSION_ENV}={marker}".encode() not in (proc / "environ").read_bytes().split(b"\0"):
+                continue
+            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":  # exited, not yet reaped
+                continue
+            found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # exited meanwhile, or not ours to read
+            continue
+    return found
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -319,7 +354,7 @@ def pytest_collection_modifyitems(session, config, items):
         if item.get_closest_marker("runs") and not item.get_closest_marker("e2e"):
             raise pytest.UsageError(f"{item.nodeid} reads a pipeline run (pytest.mark.runs) but is not marked e2e: "
                                     "`make test-fast` would wait for the run")
-    order_items(items, RUNS)
+    order_items(items, RUNS, _slots())
 
 
 @pytest.hookimpl(trylast=True)
@@ -334,10 +369,14 @@ def pytest_collection_finish(session):
     log = ROOT / "outputs" / RUNS_LOG
     log.parent.mkdir(exist_ok=True)
     log.write_text("")
-    slots = int(os.environ.get("TEST_RUN_SLOTS", os.cpu_count() or 2))
-    scheduler = Scheduler(RUNS, needed, base, slots, log)
+    scheduler = Scheduler(RUNS, needed, base, _slots(), log)
     session.config.stash[_SCHEDULER_KEY] = scheduler
     scheduler.start()
+
+
+def _slots() -> int:
+    """Runs at a time: one per core (TEST_RUN_SLOTS overrides)."""
+    return int(os.environ.get("TEST_RUN_SLOTS", os.cpu_count() or 2))
 
 
 @pytest.fixture(scope="session")
@@ -349,10 +388,27 @@ def pipeline_runs(request):
     return scheduler
 
 
-def pytest_unconfigure(config):
-    scheduler = config.stash.get(_SCHEDULER_KEY, None)
+_LEFTOVER_KEY = pytest.StashKey()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    """Ends the runs still going, then fails the session if any process it started outlived it (a
+    model server left behind by a killed run holds hundreds of MB and a port): each is named, then killed."""
+    scheduler = session.config.stash.get(_SCHEDULER_KEY, None)
     if scheduler is not None:
         scheduler.close()
+    marker, deadline = str(os.getpid()), time.monotonic() + 15  # a server notices its parent's end within seconds
+    while (left := leftover_processes(marker, os.getpid())) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if left:
+        session.config.stash[_LEFTOVER_KEY] = left
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 _session_times: dict[str, float] = {}
@@ -367,6 +423,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Each module's wall time and the session's pipeline runs, so growth shows in every run (the
     15 slowest tests: ``--durations=15`` in pyproject.toml)."""
     tr = terminalreporter
+    left = config.stash.get(_LEFTOVER_KEY, None)
+    if left:
+        tr.section("processes left running by this session (killed now; the session fails)", red=True)
+        for pid, cmd in left.items():
+            tr.write_line(f"  pid {pid}: {cmd[:300]}")
     if _session_times:
         tr.section("wall time per test module (setup + call + teardown)")
         for module, seconds in sorted(_session_times.items(), key=lambda kv: -kv[1]):

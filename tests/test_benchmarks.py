@@ -174,6 +174,7 @@ def split_rows_on_disk(cfg) -> int:
 
 # The tests that need the finished run come first: the own-pipeline scripts run meanwhile.
 @pytest.mark.e2e
+@pytest.mark.runs("taxi_full")
 def test_optimization_and_deployment_benches_measure_a_finished_run(finished_run):
     cfg, reports = finished_run
     optimization = reports["bench_optimization"]
@@ -203,6 +204,7 @@ def test_optimization_and_deployment_benches_measure_a_finished_run(finished_run
 
 
 @pytest.mark.e2e
+@pytest.mark.runs("taxi_full")
 def test_serving_bench_serves_the_model_a_finished_run_pushed(finished_run):
     cfg, reports = finished_run
     report = reports["bench_serving"]
@@ -215,6 +217,7 @@ def test_serving_bench_serves_the_model_a_finished_run_pushed(finished_run):
             assert {(mode, "gRPC", c), (mode, "REST", c)} <= settings, settings
 
 @pytest.mark.e2e
+@pytest.mark.runs("taxi_full")
 def test_tflite_int8_bench_measures_a_finished_run(finished_run):
     cfg, reports = finished_run
     report = reports["bench_tflite_int8"]

@@ -108,8 +108,9 @@ class _Item:
         return [pytest.mark.runs(*self._runs).mark] if name == "runs" and self._runs else []
 
 
-def _runs(*specs: tuple[str, str | None]) -> dict[str, Run]:
-    return {n: Run(n, prepare=lambda ws: Path(), after=a) for n, a in specs}
+def _runs(*specs: tuple) -> dict[str, Run]:
+    """Runs from (name, the run it continues, minutes)."""
+    return {n: Run(n, prepare=lambda ws: Path(), after=a, minutes=(m or [1.0])[0]) for n, a, *m in specs}
 
 
 def test_only_the_selected_tests_runs_start_with_their_families():
@@ -124,10 +125,15 @@ def test_only_the_selected_tests_runs_start_with_their_families():
 
 
 def test_tests_are_ordered_by_when_their_runs_finish_and_modules_stay_together():
-    runs = _runs(("long", None), ("short", None), ("short2", "short"))
-    items = [_Item("m1.py::a", "short"), _Item("m1.py::b"), _Item("m2.py::a"), _Item("m3.py::a", "long"),
-             _Item("m3.py::b", "long")]
-    order_items(items, runs)
+    # Checks: modules needing no run first; then by the expected finish of their runs' families (the
+    # long run is declared, and starts, first, but the short family ends sooner on the other slot);
+    # a module's tests stay together in their order. On one slot the long run ends first.
+    runs = _runs(("long", None, 10.0), ("short", None, 1.0), ("short2", "short", 1.0))
+    items = [_Item("m3.py::a", "long"), _Item("m1.py::a", "short2"), _Item("m1.py::b"), _Item("m2.py::a"),
+             _Item("m3.py::b")]
+    order_items(items, runs, slots=2)
+    assert [i.nodeid for i in items] == ["m2.py::a", "m1.py::a", "m1.py::b", "m3.py::a", "m3.py::b"]
+    order_items(items, runs, slots=1)
     assert [i.nodeid for i in items] == ["m2.py::a", "m3.py::a", "m3.py::b", "m1.py::a", "m1.py::b"]
 
 
@@ -146,3 +152,25 @@ def test_a_run_that_exits_otherwise_than_declared_fails_its_readers(tmp_path):
     assert "end   bad" in (tmp_path / "log").read_text()
     with pytest.raises(AssertionError, match="not started"):
         scheduler.wait("other")
+
+
+def test_a_process_the_session_started_and_left_running_is_found(tmp_path):
+    # Checks the end-of-session check (pytest_sessionfinish fails the session on what it finds): a
+    # process started with the session's marker in its environment is found with its command line,
+    # a process without it is not, and a process that exited is not.
+    import os
+    import subprocess
+    import sys
+
+    marker = f"test-{os.getpid()}"
+    code = "import time; time.sleep(60)"
+    ours = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, run_registry.SESSION_ENV: marker})
+    other = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, run_registry.SESSION_ENV: "other"})
+    try:
+        left = run_registry.leftover_processes(marker, os.getpid())
+        assert list(left) == [ours.pid] and "time.sleep(60)" in left[ours.pid], left
+    finally:
+        for p in (ours, other):
+            p.kill()
+            p.wait()
+    assert run_registry.leftover_processes(marker, os.getpid()) == {}

@@ -7,10 +7,11 @@ e2e: one sequence of runs of a tiny pipeline on one output root (tests/runs.py `
   2. re-run and killed while InfraValidator executes (its model server running);
   3. re-run with the Pusher test hook (PIPELINE_FAULT_KILL_AT=pusher:after_copy): it resumes from the
      cache, re-executes InfraValidator, and kills itself mid-push;
-  4. re-run plainly: everything before Pusher comes from the cache, Pusher re-executes and pushes a
-     complete version beside the untouched older one.
+  4. re-run: everything before Pusher comes from the cache, Pusher re-executes and pushes a complete
+     version beside the untouched older one; killed while TFLiteConverter executes;
+  5. re-run plainly to the end.
 Trainer and Evaluator follow Transform's rule (an executor in the run's process whose outputs are
-published only when it completes), as did the TFLiteConverter kill of the earlier, 7-run sequence.
+published only when it completes); the earlier 7-run sequence killed each of them too.
 """
 
 from __future__ import annotations
@@ -186,9 +187,9 @@ def test_every_pusher_of_the_pipeline_is_atomic(tmp_path):
 
 
 # ------------------------------------------------------------------ e2e: kill -9 and resume --
-PHASES = ("Transform", "InfraValidator", "Pusher", "final")  # tests/runs.py reliability_* in order
+PHASES = ("Transform", "InfraValidator", "Pusher", "TFLiteConverter", "final")  # tests/runs.py, in order
 RUN_OF = {"Transform": "reliability_transform", "InfraValidator": "reliability_infra",
-          "Pusher": "reliability_pusher", "final": "reliability_final"}
+          "Pusher": "reliability_pusher", "TFLiteConverter": "reliability_tflite", "final": "reliability_final"}
 
 
 def running_execution(config: Path, root: Path, node: str) -> bool:
@@ -311,9 +312,9 @@ def test_kill_9_in_pusher_leaves_no_partial_version_and_the_rerun_pushes_a_compl
     assert [n for n in runs["pushed_after_Pusher"] if n.startswith(".tmp-")], runs["pushed_after_Pusher"]
     assert runs["killed_Pusher"].last_known_state != Execution.COMPLETE
     for node in finished:
-        (execution,) = new_executions(store, node, runs["after_Pusher"])
+        (execution,) = new_executions(store, node, runs["after_Pusher"], runs["after_TFLiteConverter"])
         assert execution.last_known_state == Execution.CACHED, node
-    (pusher,) = new_executions(store, "Pusher", runs["after_Pusher"])
+    (pusher,) = new_executions(store, "Pusher", runs["after_Pusher"], runs["after_TFLiteConverter"])
     assert pusher.last_known_state == Execution.COMPLETE
     (pushed_model,) = store.artifacts(pusher.id, *OUTPUTS)
     version = pushed_model.custom_properties["pushed_version"].string_value
@@ -341,12 +342,12 @@ def test_runs_lists_killed_runs_as_abandoned_without_a_finish_time(runs) -> None
     out = io.StringIO()
     assert metadata_cli.cmd_runs(runs["store"].cfg, True, out) == 0
     listed = json.loads(out.getvalue())
-    assert [r["status"] for r in listed] == ["ABANDONED", "ABANDONED", "ABANDONED", "COMPLETE"]
-    for r in listed[:3]:
+    assert [r["status"] for r in listed] == ["ABANDONED"] * 4 + ["COMPLETE"]
+    for r in listed[:4]:
         assert r["finished"] is None and r["seconds"] is None, r
     transform, infra = listed[0], listed[1]
     assert transform["nodes"]["Transform"] == "RUNNING" and "Trainer" not in transform["nodes"]
     assert transform["blessed"] is None and transform["pushed"] == {}
     assert infra["nodes"]["InfraValidator"] == "RUNNING" and infra["nodes"]["Transform"] == "COMPLETE"
     assert infra["blessed"] is None and "Pusher" not in infra["nodes"] and infra["pushed"] == {}
-    assert listed[3]["finished"] is not None and listed[3]["pushed"]["serving"] not in ("", None)
+    assert listed[4]["finished"] is not None and listed[4]["nodes"]["TFLiteConverter"] == "COMPLETE"
