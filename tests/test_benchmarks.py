@@ -49,43 +49,39 @@ def collect(started: Started, timeout: int = 1800) -> dict[str, dict]:
             stderr = (tmp / script / "stderr").read_text()
             failures.append(f"{script} exited {proc.returncode}:\n{stdout[-2000:]}{stderr[-3000:]}")
             continue
-        report = json.loads((tmp / script / f"{script}.json").read_text())
-        assert report["benchmark"] == script and report["quick"] is True
-        assert report["goals"], "a benchmark ends with its goals"
-        for g in report["goals"]:
-            assert math.isfinite(g["measured"]), (script, g)  # every goal was measured
-            assert g["status"] == ("PASS" if g["passed"] else "MISS")
-            # PASS / MISS recomputed here from measured, op and bound (not read back from Goal.passed)
-            assert g["op"] in ("<=", ">="), (script, g)
-            met = g["measured"] <= g["bound"] if g["op"] == "<=" else g["measured"] >= g["bound"]
-            assert g["passed"] is met and g["status"] == ("PASS" if met else "MISS"), (script, g)
-            assert g["name"] in stdout  # and printed in the final table, with that result
-            assert printed_status(stdout, script, g["name"]) == g["status"], (script, g)
-        reports[script] = report
+        reports[script] = checked_report(script, stdout, tmp / script / f"{script}.json")
     assert not failures, "\n\n".join(failures)
     return reports
 
 
-@pytest.fixture(scope="session", autouse=True)  # session: set up before e2e_run, so they overlap
-def own_started(tmp_path_factory, request):
-    """The scripts that run their own pipelines on tiny data, started with this module's first test so
-    they run while the finished run it needs is built (the e2e run keeps about one core busy). Not
-    started when this session runs none of this module's e2e tests (`-m "not e2e"`): nothing reads them."""
-    if not any(getattr(item, "module", None) is not None and item.module.__name__ == __name__
-               and item.get_closest_marker("e2e") for item in request.session.items):
-        yield None
-        return
-    started = start_benches(tmp_path_factory.mktemp("bench"), {
-        s: [] for s in ("bench_pipeline", "bench_preprocessing", "bench_scale", "bench_csv_example_gen")})
-    yield started
-    for proc in started[1].values():
-        if proc.poll() is None:
-            proc.kill()
+def checked_report(script: str, stdout: str, path: Path) -> dict:
+    """A script's JSON report, checked complete against what it printed."""
+    report = json.loads(path.read_text())
+    assert report["benchmark"] == script and report["quick"] is True
+    assert report["goals"], "a benchmark ends with its goals"
+    for g in report["goals"]:
+        assert math.isfinite(g["measured"]), (script, g)  # every goal was measured
+        assert g["status"] == ("PASS" if g["passed"] else "MISS")
+        # PASS / MISS recomputed here from measured, op and bound (not read back from Goal.passed)
+        assert g["op"] in ("<=", ">="), (script, g)
+        met = g["measured"] <= g["bound"] if g["op"] == "<=" else g["measured"] >= g["bound"]
+        assert g["passed"] is met and g["status"] == ("PASS" if met else "MISS"), (script, g)
+        assert g["name"] in stdout  # and printed in the final table, with that result
+        assert printed_status(stdout, script, g["name"]) == g["status"], (script, g)
+    return report
 
 
 @pytest.fixture(scope="module")
-def own_runs(own_started) -> dict[str, dict]:
-    return collect(own_started)
+def own_runs(pipeline_runs) -> dict[str, dict]:
+    """The scripts that run their own pipelines on tiny data (tests/runs.py OWN_PIPELINE_BENCHES,
+    started with the session's other runs)."""
+    from tests.runs import OWN_PIPELINE_BENCHES
+
+    reports = {}
+    for script in OWN_PIPELINE_BENCHES:
+        run = pipeline_runs.wait(script)
+        reports[script] = checked_report(script, run.stdout, run.workspace.folder / f"{script}.json")
+    return reports
 
 
 @pytest.fixture(scope="module")
@@ -233,6 +229,7 @@ def test_tflite_int8_bench_measures_a_finished_run(finished_run):
         assert parts["bytes"] == by["int8"]["bytes"] and parts["weights"] > 0 and parts["structure"] > 0
 
 @pytest.mark.e2e
+@pytest.mark.runs("bench_pipeline", "bench_preprocessing", "bench_scale", "bench_csv_example_gen")
 def test_pipeline_bench_runs_ours_and_upstream_on_the_same_split(own_runs):
     report = own_runs["bench_pipeline"]
     components = {r["component"]: r for r in report["tables"]["components"]}
@@ -248,6 +245,7 @@ def test_pipeline_bench_runs_ours_and_upstream_on_the_same_split(own_runs):
     assert goal(report, "cached re-run") == pytest.approx(report["tables"]["cached_s"] / wall["ours_s"])
 
 @pytest.mark.e2e
+@pytest.mark.runs("bench_pipeline", "bench_preprocessing", "bench_scale", "bench_csv_example_gen")
 def test_preprocessing_bench_times_both_transforms(own_runs):
     report = own_runs["bench_preprocessing"]
     (row,) = report["tables"]["transform"]
@@ -256,6 +254,7 @@ def test_preprocessing_bench_times_both_transforms(own_runs):
     assert goal(report, "Transform time") == pytest.approx(row["ours_transform_s"] / row["upstream_transform_s"])
 
 @pytest.mark.e2e
+@pytest.mark.runs("bench_pipeline", "bench_preprocessing", "bench_scale", "bench_csv_example_gen")
 def test_scale_bench_compares_two_sizes(own_runs):
     report = own_runs["bench_scale"]
     runs = {r["rows"]: r for r in report["tables"]["runs"]}
@@ -265,6 +264,7 @@ def test_scale_bench_compares_two_sizes(own_runs):
     assert goal(report, "in_memory: peak memory") == pytest.approx(large["peak_gib"] / small["peak_gib"])
 
 @pytest.mark.e2e
+@pytest.mark.runs("bench_pipeline", "bench_preprocessing", "bench_scale", "bench_csv_example_gen")
 def test_csv_example_gen_bench_runs_ours_and_stock(own_runs):
     report = own_runs["bench_csv_example_gen"]
     runs = {r["kind"]: r for r in report["tables"]["runs"]}
