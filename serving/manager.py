@@ -147,10 +147,10 @@ class ModelManager:
             self._thread = threading.Thread(target=self._loop, name="version-poller", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
         if self._thread:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=timeout)
 
     def _loop(self) -> None:
         while not self._stop.wait(self._poll_seconds):

@@ -100,6 +100,7 @@ class ServerOptions:
     # (resolved; empty: derived from ``models``, see default_allowlist).
     model_base_path_allowlist: tuple[Path, ...] = ()
     worker_dir: Path | None = None        # internal: set in the worker processes the first one starts
+    parent_pid: int | None = None         # not a TF Serving flag: exit once this process is no longer the parent
 
 
 def _bool(value: str) -> bool:
@@ -140,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
       help="comma-separated directories a ReloadConfig or a changed --model_config_file may name as base_path "
            "(symlinks and '..' resolved first; default: the base paths given at start and their parents); "
            "not a TF Serving flag")
+    a("--parent_pid", type=int, default=None, metavar="PID",
+      help="shut down (as on SIGTERM) once process PID is no longer this server's parent, however it ended; "
+           "for a server started by another program; not a TF Serving flag")
     a("--internal_worker_dir", type=Path, default=None, help=argparse.SUPPRESS)
     return p
 
@@ -274,6 +278,8 @@ def parse_options(argv: list[str]) -> ServerOptions:
                  "num_server_processes"):
         if getattr(args, flag) < 1:
             raise OptionsError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    if args.parent_pid is not None and args.parent_pid < 1:
+        raise OptionsError(f"--parent_pid must be a process id (>= 1), got {args.parent_pid}")
     if args.file_system_poll_wait_seconds < 0:
         raise OptionsError("--file_system_poll_wait_seconds must be >= 0")
     if args.model_base_path_allowlist is not None:
@@ -295,4 +301,4 @@ def parse_options(argv: list[str]) -> ServerOptions:
         intra_op_parallelism=args.tensorflow_intra_op_parallelism,
         inter_op_parallelism=args.tensorflow_inter_op_parallelism,
         num_server_processes=args.num_server_processes, worker_dir=args.internal_worker_dir,
-        model_base_path_allowlist=allowlist)
+        model_base_path_allowlist=allowlist, parent_pid=args.parent_pid)

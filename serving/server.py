@@ -16,6 +16,15 @@ model and polls the model directories itself, so versions appear and retire in e
 gets it and forwarded to the others (on private loopback ports) before it returns. Metrics
 (``--monitoring_config_file``) are per process. SIGTERM to the first process stops them all;
 a worker exits with it.
+
+Shutdown. SIGTERM or SIGINT stops the server within SHUTDOWN_SECONDS: in-flight RPCs get
+GRACE_SECONDS, then the process leaves with ``os._exit``. It does not wait for the interpreter's
+own exit, which joins every gRPC handler thread (a model call in flight holds it until the call
+returns, whatever the gRPC grace) and tears down TensorFlow and the loaded models (about a second
+of CPU, many seconds for a niced process on busy cores).
+``--parent_pid=PID`` (not a TF Serving flag) makes the server shut down the same way once PID is
+no longer its parent, however that process ended (SIGKILL included): a program that starts a
+server passes its own pid, and the server never outlives it (InfraValidator's runner does).
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from serving.batching import Batcher
@@ -120,13 +130,14 @@ class ModelServer:
             except (OSError, OptionsError) as exc:  # keep serving the last good config
                 log.error("Ignoring --model_config_file change: %s", exc)
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 2.0, timeout: float = 30.0) -> None:
+        """In-flight RPCs get ``grace`` seconds; the version poller ``timeout`` to finish a load."""
         self._stop.set()
         if self.rest:
             self.rest.stop()
         if self.grpc:
-            self.grpc.stop()
-        self.manager.stop()
+            self.grpc.stop(grace)
+        self.manager.stop(timeout)
 
 
 WORKER_READY = "model server worker ready"
@@ -139,18 +150,59 @@ def worker_ports(worker_dir: Path | None) -> list[int]:
     return [int(p.read_text()) for p in sorted(worker_dir.glob("*.port")) if p.stem != str(os.getpid())]
 
 
-_PARENT_ENV = "PIPELINE_SERVING_FIRST_PID"
+GRACE_SECONDS = 2.0         # after SIGTERM, in-flight RPCs get this long, then they are cancelled
+SHUTDOWN_SECONDS = 5.0      # SIGTERM to exit, at most; past it the process exits at once (status 1)
+PARENT_POLL_SECONDS = 0.2   # how often --parent_pid is checked
 
 
-def _exit_with_parent() -> bool:
-    """In a worker: SIGTERM when the first process dies (prctl PR_SET_PDEATHSIG); False if it is gone."""
+def _set_parent_death_signal() -> None:
+    """In a worker: SIGTERM when the thread that started it ends (prctl PR_SET_PDEATHSIG). The first
+    process starts its workers from its main thread, which lives as long as the process."""
     try:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
     except (OSError, AttributeError):
         pass
-    return str(os.getppid()) == os.environ.get(_PARENT_ENV, str(os.getppid()))
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """--parent_pid: SIGTERM to this process once ``parent_pid`` is no longer its parent.
+
+    A dead process's children are re-parented (to init or a subreaper), so getppid() changes
+    however the parent ended, SIGKILL included, and whichever of its threads started this process
+    (PR_SET_PDEATHSIG fires when that *thread* ends, and TFX/Beam may run an executor in a thread).
+    A parent already gone when this starts is seen on the first check. Before the SIGTERM handler
+    is installed (models still loading) the signal ends the process at once; after, it shuts down
+    as on any SIGTERM."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_SECONDS)
+        log.warning("Parent process %d is gone: shutting down the model server", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watcher", daemon=True).start()
+
+
+def _exit_now(code: int) -> None:
+    """Leave without the interpreter's exit (see the module docstring); the logs are flushed first."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _shutdown_deadline() -> None:
+    def expire() -> None:
+        log.error("The model server did not stop within %.0f s of the signal; exiting now", SHUTDOWN_SECONDS)
+        _exit_now(1)
+
+    timer = threading.Timer(SHUTDOWN_SECONDS, expire)
+    timer.daemon = True
+    timer.start()
 
 
 def _start_workers(argv: list[str], server: ModelServer) -> list[subprocess.Popen]:
@@ -158,12 +210,12 @@ def _start_workers(argv: list[str], server: ModelServer) -> list[subprocess.Pope
     opts = server.opts
     workers = []
     for _ in range(opts.num_server_processes - 1):
-        # Later flags win in argparse: the bound ports replace --port=0 / --rest_api_port=0.
+        # Later flags win in argparse: the bound ports replace --port=0 / --rest_api_port=0, and a
+        # worker watches this process, not this process's parent.
         cmd = [sys.executable, "-m", "pipeline", "serve", *argv, f"--port={server.grpc.port}",  # type: ignore[union-attr]
                f"--rest_api_port={server.rest.port if server.rest else 0}",
-               f"--internal_worker_dir={opts.worker_dir}"]
-        workers.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                                        env={**os.environ, _PARENT_ENV: str(os.getpid())}))
+               f"--internal_worker_dir={opts.worker_dir}", f"--parent_pid={os.getpid()}"]
+        workers.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True))
     for worker in workers:  # a worker prints WORKER_READY on stdout once it serves; it logs to stderr
         for line in worker.stdout:  # type: ignore[union-attr]
             if line.strip() == WORKER_READY:
@@ -184,8 +236,10 @@ def serve(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     worker = opts.worker_dir is not None
-    if worker and not _exit_with_parent():
-        return 1
+    if worker:
+        _set_parent_death_signal()
+    if opts.parent_pid is not None:  # after the death signal: no moment where neither is armed
+        _watch_parent(opts.parent_pid)
     first = opts.num_server_processes > 1 and not worker
     if first:
         opts = dataclasses.replace(opts, worker_dir=Path(tempfile.mkdtemp(prefix="model-server-")))
@@ -197,7 +251,7 @@ def serve(argv: list[str]) -> int:
             workers = _start_workers(argv, server)
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        server.stop()
+        server.stop(GRACE_SECONDS, timeout=1.0)
         _stop_workers(workers, opts if first else None)
         return 1
     if worker:
@@ -216,18 +270,24 @@ def serve(argv: list[str]) -> int:
                 reported.add(w.pid)
                 log.error("Server worker process %d exited with %d; the others keep serving", w.pid, w.returncode)
     log.info("Shutting down the model server")
-    server.stop()
-    _stop_workers(workers, opts if first else None)
-    return 0
+    _shutdown_deadline()
+    for w in workers:  # they shut down while this process does
+        if w.poll() is None:
+            w.terminate()
+    server.stop(GRACE_SECONDS, timeout=1.0)
+    _stop_workers(workers, opts if first else None, timeout=SHUTDOWN_SECONDS)
+    log.info("Model server stopped")
+    _exit_now(0)
+    return 0  # not reached
 
 
-def _stop_workers(workers: list[subprocess.Popen], opts: ServerOptions | None) -> None:
+def _stop_workers(workers: list[subprocess.Popen], opts: ServerOptions | None, timeout: float = 30) -> None:
     for w in workers:
         if w.poll() is None:
             w.terminate()
     for w in workers:
         try:
-            w.wait(timeout=30)
+            w.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             w.kill()
             w.wait()

@@ -7,9 +7,7 @@ sends the requests.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,13 +41,10 @@ class LocalProcessRunner(base_runner.BaseModelServerRunner):
 
     def Start(self) -> None:
         self._port = free_port()
-        command = [sys.executable, "-m", "pipeline", "serve", f"--port={self._port}",
-                   f"--model_name={self._model_name}", f"--model_base_path={self._base_path}",
-                   "--file_system_poll_wait_seconds=1", *self._extra_flags]
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        with self._log.open("wb") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                             stdin=subprocess.DEVNULL)
+        # The server shuts down by itself once this process is gone (processes.start_server).
+        self._process = processes.start_server(
+            [f"--port={self._port}", f"--model_name={self._model_name}", f"--model_base_path={self._base_path}",
+             "--file_system_poll_wait_seconds=1", *self._extra_flags], self._log)
 
     def WaitUntilRunning(self, deadline: float) -> None:
         assert self._process is not None, "Start() first"
