@@ -81,18 +81,20 @@ run: setup
 lint: setup
 	$(PY) -m ruff check .
 
-# Two pytest processes at once on the 2 cores: the e2e tests in one (in file order, so they share
-# their pipeline runs; progress on the console) and the unit and component tests in the other (output
-# in outputs/test-unit.log, its summary printed at the end). Fails if either fails; a process
-# whose tests PYTEST_ARGS deselects entirely (pytest exit 5) is not a failure. (Not `pytest -n 2 --dist
-# loadgroup`: with pytest 9.2 xdist 3.8 ignores the groups, pytest-dev/pytest-xdist#1386.)
+# Two pytest processes at once on the 2 cores: the e2e tests in one (progress on the console; the
+# pipeline runs they read, declared in tests/runs.py, start in the background when it starts, one per
+# core; docs/testing.md) and the unit and component tests in the other (output in
+# outputs/test-unit.log, its summary printed at the end). Each ends with its modules' wall times, the
+# 15 slowest tests and its pipeline runs. Fails if either fails; a process whose tests PYTEST_ARGS
+# deselects entirely (pytest exit 5) is not a failure. (Not `pytest -n 2 --dist loadgroup`: with
+# pytest 9.2 xdist 3.8 ignores the groups, pytest-dev/pytest-xdist#1386.)
 UNIT_LOG := outputs/test-unit.log
 test: setup system-deps lint
 	@mkdir -p outputs; echo "unit and component tests (-m 'not e2e') run alongside; log: $(UNIT_LOG)"
 	@$(PY) -m pytest -m "not e2e" -p no:cacheprovider $(PYTEST_ARGS) > $(UNIT_LOG) 2>&1 & unit=$$!; \
 	$(PY) -m pytest -m e2e $(PYTEST_ARGS); e2e_rc=$$?; \
 	wait $$unit; unit_rc=$$?; \
-	echo "---- unit and component tests ($(UNIT_LOG)) ----"; sed -n '/short test summary\|slowest/,$$p' $(UNIT_LOG); \
+	echo "---- unit and component tests ($(UNIT_LOG)) ----"; sed -n '/wall time per test module\|short test summary\|slowest/,$$p' $(UNIT_LOG); \
 	echo "e2e tests: exit $$e2e_rc; unit and component tests: exit $$unit_rc"; \
 	for rc in $$e2e_rc $$unit_rc; do case $$rc in 0|5) ;; *) exit 1;; esac; done  # 5: none selected
 

@@ -177,7 +177,7 @@ TINY_ROWS = 1500
 TINY_DESCRIPTION = "Card test: does a taxi passenger tip more than 20%?"
 TINY_THRESHOLD = {"metric": "auc", "lower_bound": 0.5}  # a 40-step model passes it; a real threshold all the same
 TINY_SECOND = {"training": {**TINY_TRAINING, "train_steps": 90},
-               "evaluation": {"thresholds": [{"metric": "auc", "lower_bound": 0.9999}]}}
+               "evaluation": {"splits": ["eval"], "thresholds": [{"metric": "auc", "lower_bound": 0.9999}]}}
 
 
 def _tiny_config(folder: Path, data: Path, receiver_url: str, **overrides) -> Path:
@@ -187,7 +187,7 @@ def _tiny_config(folder: Path, data: Path, receiver_url: str, **overrides) -> Pa
     return derived_config(
         folder, data, name="tiny", description=TINY_DESCRIPTION, features=LIGHT_FEATURES, tuning=None,
         optimization=None, feature_selection={"method": "mutual_information", "top_k": 5},
-        deployment={"models": ["trained"], "split": "test", "validation_examples": 200,
+        deployment={"models": ["trained"], "split": "eval", "validation_examples": 200,
                     "tflite": {"variants": ["float32"]}},
         notifications={"webhook": {"url": receiver_url, "on": ["failure", "blessed"]}}, **settings)
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import http.client as http_client
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,12 +111,9 @@ class ServerProcess:
         while self.rest_port == self.grpc_port:
             self.rest_port = free_port()
         self.log = log
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        with log.open("wb") as fh:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "pipeline", "serve", f"--port={self.grpc_port}",
-                 f"--rest_api_port={self.rest_port}", *flags],
-                stdout=fh, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
+        # As InfraValidator starts it: it ends by itself if the test session dies without stopping it.
+        self.process = processes.start_server([f"--port={self.grpc_port}", f"--rest_api_port={self.rest_port}",
+                                               *flags], log)
         deadline = time.monotonic() + timeout
         while "Exporting HTTP/REST API at" not in log.read_text(errors="replace"):
             if self.process.poll() is not None or time.monotonic() > deadline:
