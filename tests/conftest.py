@@ -100,6 +100,24 @@ def run_cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
+def cli_in_process(*args: str) -> subprocess.CompletedProcess:
+    """``python -m pipeline <args>`` called in this process (pipeline.cli.main), for commands a test
+    repeats over many configs: each subprocess would load TensorFlow again (10-30 s on a busy
+    machine). One subprocess call per command elsewhere checks the entry point itself."""
+    import contextlib
+    import io
+
+    from pipeline import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exc:  # argparse
+            code = exc.code if isinstance(exc.code, int) else 2
+    return subprocess.CompletedProcess(["python", "-m", "pipeline", *args], code, out.getvalue(), err.getvalue())
+
+
 E2E_SAMPLE_ROWS = 4000  # the rows of taxi_sample_dir (tests/test_mobile_deployment.py draws others)
 
 

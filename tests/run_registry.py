@@ -187,9 +187,10 @@ def execute(run: Run, ws: Workspace, procs: dict | None = None,
         note(f"start {run.name}: {' '.join(argv[1:])}")
         with (ws.folder / f"{run.name}.stdout").open("w") as out, \
                 (ws.folder / f"{run.name}.stderr").open("w") as err:
-            proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=err, text=True,
-                                    env={**os.environ, **ws.env}, start_new_session=True,
-                                    preexec_fn=lambda: os.nice(10))
+            # nice(1) execs the command (same pid). Not preexec_fn=os.nice: a Python callable run in
+            # the forked child of this many-threaded process can crash it (seen: SIGSEGV in the child).
+            proc = subprocess.Popen(["nice", "-n", "10", *argv], cwd=ROOT, stdout=out, stderr=err, text=True,
+                                    env={**os.environ, **ws.env}, start_new_session=True)
         procs[run.name] = proc
         try:
             if run.during:

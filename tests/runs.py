@@ -44,8 +44,8 @@ from tests.serving_fixtures import CANARY_TRAINING, LIGHT_FEATURES, TINY_TRAININ
 # The most distinct pipeline runs one `make test` may start (len(RUNS)); tests/test_run_registry.py
 # holds it. Each run costs its minutes on every `make test` (docs/setup.md lists them). Raise it only
 # with the reason on the line below, and say what the new run proves that no declared run could.
-RUN_BUDGET = 28
-# 28: issue 25 (the suite reshaped around this registry): 28 runs declared, 4 of them the benchmark
+RUN_BUDGET = 27
+# 27: issue 25 (the suite reshaped around this registry): 27 runs declared, 4 of them the benchmark
 # scripts that run pipelines of their own (they ran beside the registry before).
 
 CONFIGS = ROOT / "pipeline" / "configs"
@@ -235,21 +235,38 @@ KILLED_WHILE_RUNNING = {"Transform": 3.0, "InfraValidator": 1.0, "TFLiteConverte
 OLDER_VERSION = b"an older version"
 
 
+def serving_model(ws: Workspace, name: str = "serving_model", **sections) -> Path:
+    """The cheapest pipeline that still imputes, scales, looks up vocabularies and buckets (1,500 taxi
+    rows, LIGHT_FEATURES, 40 steps; no cleaning, feature selection, tuning or variants), its rows kept
+    in ``ws.resources["rows"]``. Alone (``--until Trainer``) it is the serving benchmark's model
+    (tests/serving_fixtures.trained_model); with ``sections`` it is the reliability sequence's pipeline,
+    whose model the serving tests read."""
+    config = ws.folder / "pipeline.yaml"
+    header, rows = sample_rows(1500, seed=11)
+    ws.resources["rows"] = tuple(rows)
+    if config.exists():
+        return config
+    data = write_csv(ws.folder / "data" / "data.csv", header, rows).parent
+    return derived_config(ws.folder, data, name=name, training=TINY_TRAINING, features=LIGHT_FEATURES,
+                          cleaning=None, feature_selection=None, tuning=None, optimization=None, **sections)
+
+
+SERVING_MODEL = Run("serving_model", serving_model, args=("--until", "Trainer"), minutes=1.5)  # outside pytest
+
+
 def reliability_config(ws: Workspace) -> Path:
+    """``serving_model``'s pipeline, always blessed, with one on-device target (a converter and its
+    Pusher), and an older pushed version no run may touch."""
     config = ws.folder / "pipeline.yaml"
     if not config.exists():
-        header, rows = sample_rows(1500, seed=11)
-        data = write_csv(ws.folder / "data" / "data.csv", header, rows).parent
-        derived_config(ws.folder, data, name=RELIABILITY, training=TINY_TRAINING, features=LIGHT_FEATURES,
-                       cleaning=None, feature_selection=None, tuning=None, optimization=None,
-                       evaluation={"splits": ["eval"], "slices": [],
-                                   "thresholds": [{"metric": "auc", "lower_bound": 0.0}]},
-                       deployment={"models": ["trained"], "split": "eval", "validation_examples": 100,
-                                   "tflite": {"variants": ["float32"]}})
-        older = ws.output_root / RELIABILITY / "pushed" / "serving" / "1"  # no run may touch it
+        older = ws.output_root / RELIABILITY / "pushed" / "serving" / "1"
         older.mkdir(parents=True)
         (older / "saved_model.pb").write_bytes(OLDER_VERSION)
-    return config
+    return serving_model(ws, RELIABILITY,
+                         evaluation={"splits": ["eval"], "slices": [],
+                                     "thresholds": [{"metric": "auc", "lower_bound": 0.0}]},
+                         deployment={"models": ["trained"], "split": "eval", "validation_examples": 100,
+                                     "tflite": {"variants": ["float32"]}})
 
 
 def refused_run(config: Path, output_root: Path) -> subprocess.CompletedProcess:
@@ -459,30 +476,29 @@ def airflow_command(ws: Workspace, config: Path) -> list[str]:
     return dags_test_command(ws)
 
 
-def serving_model(ws: Workspace) -> Path:
-    """The pipeline up to Trainer (tests/serving_fixtures.py: the serving and InfraValidator tests)."""
-    header, rows = sample_rows(1500, seed=11)
-    data = write_csv(ws.folder / "data" / "data.csv", header, rows).parent
-    ws.resources["rows"] = tuple(rows)
-    # Only what serving needs: no tuning, no model variants.
-    return derived_config(ws.folder, data, name="serving_model", training=TINY_TRAINING, features=LIGHT_FEATURES,
-                          cleaning=None, feature_selection=None, tuning=None, optimization=None)
-
-
 def _newest_model(result: RunResult) -> dict:
     from tests.serving_fixtures import newest_outputs
 
-    model, examples = newest_outputs(result.workspace.folder)
+    model, examples = newest_outputs(result.workspace.folder, result.cfg.name)
     return {"model": model, "examples": examples}
 
 
+def _final_facts(result: RunResult) -> dict:
+    """The reliability sequence's end, and the model it trained (the serving tests' first version)."""
+    return {**_reliability_facts("final")(result), **_newest_model(result)}
+
+
 def serving_canary(ws: Workspace) -> Path:
-    """A second Trainer run on the same store with other training settings (only Trainer runs again)."""
+    """A second Trainer run on the reliability store with other training settings (only Trainer runs
+    again): the serving tests' second model version."""
     folder = ws.folder / "canary"
     folder.mkdir(exist_ok=True)
-    return derived_config(folder, ws.folder / "data", name="serving_model", training=CANARY_TRAINING,
+    return derived_config(folder, ws.folder / "data", name=RELIABILITY, training=CANARY_TRAINING,
                           features=LIGHT_FEATURES, cleaning=None, feature_selection=None, tuning=None,
-                          optimization=None)
+                          optimization=None, evaluation={"splits": ["eval"], "slices": [],
+                                                         "thresholds": [{"metric": "auc", "lower_bound": 0.0}]},
+                          deployment={"models": ["trained"], "split": "eval", "validation_examples": 100,
+                                      "tflite": {"variants": ["float32"]}})
 
 
 # ------------------------------------------------ benchmark scripts that run pipelines of their own --
@@ -503,44 +519,43 @@ def _bench(script: str):
 
 
 # ---------------------------------------------------------------------------------- the list --
-# Start order: the longest first (minutes measured here, docs/setup.md), so the short ones fill
-# the gaps at the end; the tests are ordered the same way (tests/run_registry.order_items).
+# Start order: the longest family first (minutes: each run's wall time in a whole `make test` here,
+# both pytest processes sharing the 2 cores; docs/testing.md), so the short ones fill the gaps at the
+# end. The tests are ordered by when their runs should finish (tests/run_registry.order_items).
 RUNS: dict[str, Run] = {r.name: r for r in [
-    Run("taxi_full", taxi_full, then=taxi_full_facts, minutes=12),
-    Run("taxi_full_cached", same_config, after="taxi_full", minutes=1),
-    Run("diamonds", diamonds, minutes=4),
-    Run("chile", chile, minutes=3),
-    Run("spam", spam, minutes=4),
-    Run("digits", digits, minutes=2.5),
-    Run("tiny", tiny, then=tiny_first_facts, minutes=2.5),
-    Run("tiny_second", tiny_second, after="tiny", then=tiny_second_facts, minutes=1),
-    Run("airflow", airflow_prepare, command=airflow_command, minutes=3),
+    Run("taxi_full", taxi_full, then=taxi_full_facts, minutes=10.6),
+    Run("taxi_full_cached", same_config, after="taxi_full", minutes=0.5),
+    Run("diamonds", diamonds, minutes=5.9),
     Run("reliability_transform", reliability_config, during=_kill_while("Transform", refuse_second=True),
-        then=_reliability_facts("Transform"), expect=-9, minutes=0.7),
+        then=_reliability_facts("Transform"), expect=-9, minutes=0.9),
     Run("reliability_infra", reliability_config, after="reliability_transform",
-        during=_kill_while("InfraValidator"), then=_reliability_facts("InfraValidator"), expect=-9, minutes=1.5),
+        during=_kill_while("InfraValidator"), then=_reliability_facts("InfraValidator"), expect=-9, minutes=1.9),
     Run("reliability_pusher", _pusher_fault, after="reliability_infra", then=_reliability_facts("Pusher"),
-        expect=-9, minutes=1),
+        expect=-9, minutes=0.8),
     Run("reliability_tflite", _plain, after="reliability_pusher", during=_kill_while("TFLiteConverter"),
-        then=_reliability_facts("TFLiteConverter"), expect=-9, minutes=1),
-    Run("reliability_final", reliability_config, after="reliability_tflite", then=_reliability_facts("final"),
-        minutes=0.5),
-    Run("spans_first", lambda ws: _spans_config(ws, "span-201405"), args=("--until", "Evaluator"), minutes=1.5),
+        then=_reliability_facts("TFLiteConverter"), expect=-9, minutes=0.4),
+    Run("reliability_final", reliability_config, after="reliability_tflite", then=_final_facts, minutes=0.8),
+    Run("serving_canary", serving_canary, args=("--until", "Trainer"), after="reliability_final",
+        then=_newest_model, minutes=0.5),
+    Run("chile", chile, minutes=5.5),
+    Run("bench_pipeline", _bench_folder, command=_bench("bench_pipeline"), minutes=5.5),
+    Run("tiny", tiny, then=tiny_first_facts, minutes=3.4),
+    Run("tiny_second", tiny_second, after="tiny", then=tiny_second_facts, minutes=1.8),
+    Run("bench_preprocessing", _bench_folder, command=_bench("bench_preprocessing"), minutes=4.2),
+    Run("spam", spam, minutes=4.0),
+    Run("digits", digits, minutes=3.7),
+    Run("spans_first", lambda ws: _spans_config(ws, "span-201405"), args=("--until", "Evaluator"), minutes=2.2),
     Run("spans_second", lambda ws: _spans_config(ws, "span-201406"), args=("--until", "DriftSkewGate"),
-        after="spans_first", then=_spans_gate_facts, minutes=0.7),
-    Run("spans_drifted", lambda ws: _spans_config(ws, "span-201407"), after="spans_second", expect=1, minutes=0.7),
-    Run("serving_model", serving_model, args=("--until", "Trainer"), then=_newest_model, minutes=1.5),
-    Run("serving_canary", serving_canary, args=("--until", "Trainer"), after="serving_model", then=_newest_model,
-        minutes=0.7),
-    Run("leak_original", _leak(False), args=("--until", "Transform"), minutes=1.5),
-    Run("leak_changed", _leak(True), args=("--until", "Transform"), minutes=1.5),
-    Run("mysql", mysql, args=("--until", MYSQL_UNTIL), minutes=1.5),
+        after="spans_first", then=_spans_gate_facts, minutes=0.8),
+    Run("spans_drifted", lambda ws: _spans_config(ws, "span-201407"), after="spans_second", expect=1, minutes=0.6),
+    Run("airflow", airflow_prepare, command=airflow_command, minutes=3.1),
+    Run("leak_changed", _leak(True), args=("--until", "Transform"), minutes=3.0),
+    Run("leak_original", _leak(False), args=("--until", "Transform"), minutes=2.3),
     Run("anomaly", anomaly, args=("--engine", "beam", "--beam-arg=--direct_running_mode=multi_processing",
-                                  "--beam-arg=--direct_num_workers=2"), expect=1, minutes=0.7),
-    Run("notify_failure", notify_failure, expect=1, minutes=0.3),
-    Run("bench_pipeline", _bench_folder, command=_bench("bench_pipeline"), minutes=3),
-    Run("bench_scale", _bench_folder, command=_bench("bench_scale"), minutes=2),
-    Run("bench_preprocessing", _bench_folder, command=_bench("bench_preprocessing"), minutes=2),
-    Run("bench_csv_example_gen", _bench_folder, command=_bench("bench_csv_example_gen"), minutes=1),
+                                  "--beam-arg=--direct_num_workers=2"), expect=1, minutes=1.8),
+    Run("mysql", mysql, args=("--until", MYSQL_UNTIL), minutes=1.5),
+    Run("bench_scale", _bench_folder, command=_bench("bench_scale"), minutes=0.9),
+    Run("notify_failure", notify_failure, expect=1, minutes=0.6),
+    Run("bench_csv_example_gen", _bench_folder, command=_bench("bench_csv_example_gen"), minutes=0.4),
 ]}
 

@@ -55,18 +55,19 @@ def trained_model(root: Path) -> TrainedModel:
     """The serving model built outside a test session (benchmarks/bench_serving.py), from the same
     declaration as the session's run (tests/runs.py ``serving_model``)."""
     from tests.run_registry import Workspace, execute
-    from tests.runs import RUNS
+    from tests.runs import SERVING_MODEL
 
     ws = Workspace(root)
-    result = execute(RUNS["serving_model"], ws)
+    result = execute(SERVING_MODEL, ws)
     assert not result.error, result.tail()
-    return _model(result, ws.resources["rows"])
+    model, examples = newest_outputs(root)
+    return TrainedModel(model / "Format-Serving", model, examples, ws.resources["rows"])
 
 
-def newest_outputs(root: Path) -> tuple[Path, Path]:
-    """The newest Trainer model and CsvExampleGen examples under ``root`` (a re-run adds new ones
-    when the module files changed)."""
-    pipeline_root = root / "outputs" / "serving_model" / "pipeline_root"
+def newest_outputs(root: Path, name: str = "serving_model") -> tuple[Path, Path]:
+    """The newest Trainer model and CsvExampleGen examples of pipeline ``name`` under ``root`` (a
+    re-run adds new ones when the module files changed)."""
+    pipeline_root = root / "outputs" / name / "pipeline_root"
 
     def newest(folder: Path) -> Path:
         return max((p for p in folder.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
@@ -74,19 +75,21 @@ def newest_outputs(root: Path) -> tuple[Path, Path]:
 
 
 def needs_model(test):
-    """Marks a test that reads the session's serving model (tests/runs.py ``serving_model``)."""
-    return pytest.mark.e2e(pytest.mark.runs("serving_model")(test))
+    """Marks a test that reads the session's serving models (tests/runs.py: the reliability sequence's
+    model, then ``serving_canary``)."""
+    return pytest.mark.e2e(pytest.mark.runs("reliability_final", "serving_canary")(test))
 
 
 def session_model(pipeline_runs) -> TrainedModel:
-    """The session's model: the pipeline up to Trainer (tests/runs.py ``serving_model``)."""
-    result = pipeline_runs.wait("serving_model")
+    """The session's model: Trainer's of the reliability sequence (tests/runs.py ``serving_model``'s
+    pipeline, run to the end after the kills)."""
+    result = pipeline_runs.wait("reliability_final")
     return _model(result, result.workspace.resources["rows"])
 
 
 def session_canary_model(pipeline_runs) -> TrainedModel:
     """A second model of the session's pipeline (other training settings; see CANARY_TRAINING)."""
-    first = pipeline_runs.wait("serving_model")
+    first = pipeline_runs.wait("reliability_final")
     canary = pipeline_runs.wait("serving_canary")
     assert canary.facts["model"] != first.facts["model"], "Trainer did not run again"
     return _model(canary, first.workspace.resources["rows"])

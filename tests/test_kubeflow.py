@@ -11,7 +11,7 @@ import yaml
 from google.protobuf import json_format
 
 from pipeline.config import load_config
-from tests.conftest import ROOT, derived_config, run_cli
+from tests.conftest import ROOT, cli_in_process, derived_config, run_cli
 
 CONFIGS = sorted((ROOT / "pipeline" / "configs").glob("*/pipeline.yaml"))
 IMAGE = "registry.example.com/ml/tfx-reference-pipeline:1.0"
@@ -62,8 +62,10 @@ def test_compile_every_config_loads_in_kfp(config: Path, tmp_path: Path) -> None
     from kfp.pipeline_spec import pipeline_spec_pb2
 
     out = tmp_path / "spec.yaml"
-    proc = run_cli("compile", "--config", str(config), "--engine", "kubeflow", "--output", str(out),
-                   "--image", IMAGE, "--pipeline-output-root", OUTPUT_ROOT, timeout=600)
+    # The shipped taxi config through the real entry point (a process); the others in this process.
+    compile_ = run_cli if config.parent.name == "taxi" else cli_in_process
+    proc = compile_("compile", "--config", str(config), "--engine", "kubeflow", "--output", str(out),
+                    "--image", IMAGE, "--pipeline-output-root", OUTPUT_ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     # kfp's loaders: the component loader and the one kfp.Client uploads with (strict proto parse).
