@@ -13,7 +13,10 @@ PYTEST_ARGS ?=
 
 .PHONY: setup system-deps run test test-fast lint bench bench-serving bench-soak bench-scale lock lock-tfjs clean
 
-setup: $(STAMP) $(TFJS_STAMP) $(WEB_STAMP)
+# The three environments are independent: built side by side (one make job each; each one's output
+# kept together), so a clean clone waits for the longest, not the sum.
+setup:
+	@$(MAKE) --no-print-directory -j3 --output-sync=target $(STAMP) $(TFJS_STAMP) $(WEB_STAMP)
 
 # Re-runs only when the pins, the package metadata or the compat step change.
 $(STAMP): setup.py constraints.txt pipeline/wheel_compat.py

@@ -10,7 +10,10 @@ when this file declares more runs than ``RUN_BUDGET``.
 
 To add a run: first look for one here that already has what your test needs (a config section, a
 second run on the same store) and extend it instead; a new run costs every ``make test`` its
-minutes. A run that continues another's output root (``after=``) reuses its cache.
+minutes. A run that continues another's output root (``after=``) reuses its cache. Hooks that are
+about one module's checks (the webhook receiver, the Airflow DAG compile, the reliability store
+reader) stay in that test module and are imported when the run starts, not when this file loads.
+docs/testing.md has the table of runs and who reads them.
 """
 
 from __future__ import annotations

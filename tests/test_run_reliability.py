@@ -289,7 +289,10 @@ def test_kill_9_in_transform_trainer_reads_the_re_executed_transform(runs):
     # Transform (not the killed one, not a missing input).
     store = runs["store"]
     (transform,) = new_executions(store, "Transform", runs["after_Transform"], runs["after_InfraValidator"])
-    (trainer,) = [e for e in store.executions("Trainer") if e.last_known_state == Execution.COMPLETE]
+    # The one Trainer that completed in the sequence ran in the run after the Transform kill (the
+    # family's last run, serving_canary, trains again: not part of the sequence).
+    (trainer,) = [e for e in new_executions(store, "Trainer", runs["after_Transform"], runs["after_final"])
+                  if e.last_known_state == Execution.COMPLETE]
     new_outputs = {a.id for a in store.artifacts(transform.id, *OUTPUTS)}
     used = [a for a in store.artifacts(trainer.id, *INPUTS) if a.id in new_outputs]
     assert sorted(Path(a.uri).parent.name for a in used) == ["transform_graph", "transformed_examples"]
