@@ -111,17 +111,16 @@ def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
+def _root(runs: Mapping[str, Run], name: str) -> str:
+    while runs[name].after:
+        name = runs[name].after
+    return name
+
+
 def family(runs: Mapping[str, Run], name: str) -> list[str]:
     """The root of ``name``'s family and every run continuing it, in declaration order."""
-    root = name
-    while runs[root].after:
-        root = runs[root].after
-
-    def root_of(n: str) -> str:
-        while runs[n].after:
-            n = runs[n].after
-        return n
-    return [n for n in runs if root_of(n) == root]
+    root = _root(runs, name)
+    return [n for n in runs if _root(runs, n) == root]
 
 
 def needed_runs(items: Iterable, runs: Mapping[str, Run]) -> list[str]:
@@ -239,7 +238,7 @@ class Scheduler:
 
     def _start_in_order(self) -> None:
         for t in self._threads:
-            self._slots.acquire()  # released by the family thread once its first run started ... ended
+            self._slots.acquire()  # released by the family's thread once its last run ended
             if self._closing:
                 self._slots.release()
                 return
