@@ -238,6 +238,12 @@ KILLED_WHILE_RUNNING = {"Transform": 3.0, "InfraValidator": 1.0, "TFLiteConverte
 OLDER_VERSION = b"an older version"
 
 
+def _serving_config(folder: Path, data: Path, name: str, **sections) -> Path:
+    base = {"training": TINY_TRAINING, "features": LIGHT_FEATURES, "cleaning": None, "feature_selection": None,
+            "tuning": None, "optimization": None}
+    return derived_config(folder, data, name=name, **{**base, **sections})
+
+
 def serving_model(ws: Workspace, name: str = "serving_model", **sections) -> Path:
     """The cheapest pipeline that still imputes, scales, looks up vocabularies and buckets (1,500 taxi
     rows, LIGHT_FEATURES, 40 steps; no cleaning, feature selection, tuning or variants), its rows kept
@@ -245,16 +251,22 @@ def serving_model(ws: Workspace, name: str = "serving_model", **sections) -> Pat
     (tests/serving_fixtures.trained_model); with ``sections`` it is the reliability sequence's pipeline,
     whose model the serving tests read."""
     config = ws.folder / "pipeline.yaml"
+    if config.exists():  # a later run of the family: same config, rows already drawn
+        return config
     header, rows = sample_rows(1500, seed=11)
     ws.resources["rows"] = tuple(rows)
-    if config.exists():
-        return config
     data = write_csv(ws.folder / "data" / "data.csv", header, rows).parent
-    return derived_config(ws.folder, data, name=name, training=TINY_TRAINING, features=LIGHT_FEATURES,
-                          cleaning=None, feature_selection=None, tuning=None, optimization=None, **sections)
+    return _serving_config(ws.folder, data, name, **sections)
 
 
 SERVING_MODEL = Run("serving_model", serving_model, args=("--until", "Trainer"), minutes=1.5)  # outside pytest
+
+
+RELIABILITY_SECTIONS = {
+    "evaluation": {"splits": ["eval"], "slices": [], "thresholds": [{"metric": "auc", "lower_bound": 0.0}]},
+    "deployment": {"models": ["trained"], "split": "eval", "validation_examples": 100,
+                   "tflite": {"variants": ["float32"]}},
+}
 
 
 def reliability_config(ws: Workspace) -> Path:
@@ -265,11 +277,7 @@ def reliability_config(ws: Workspace) -> Path:
         older = ws.output_root / RELIABILITY / "pushed" / "serving" / "1"
         older.mkdir(parents=True)
         (older / "saved_model.pb").write_bytes(OLDER_VERSION)
-    return serving_model(ws, RELIABILITY,
-                         evaluation={"splits": ["eval"], "slices": [],
-                                     "thresholds": [{"metric": "auc", "lower_bound": 0.0}]},
-                         deployment={"models": ["trained"], "split": "eval", "validation_examples": 100,
-                                     "tflite": {"variants": ["float32"]}})
+    return serving_model(ws, RELIABILITY, **RELIABILITY_SECTIONS)
 
 
 def refused_run(config: Path, output_root: Path) -> subprocess.CompletedProcess:
@@ -496,12 +504,8 @@ def serving_canary(ws: Workspace) -> Path:
     again): the serving tests' second model version."""
     folder = ws.folder / "canary"
     folder.mkdir(exist_ok=True)
-    return derived_config(folder, ws.folder / "data", name=RELIABILITY, training=CANARY_TRAINING,
-                          features=LIGHT_FEATURES, cleaning=None, feature_selection=None, tuning=None,
-                          optimization=None, evaluation={"splits": ["eval"], "slices": [],
-                                                         "thresholds": [{"metric": "auc", "lower_bound": 0.0}]},
-                          deployment={"models": ["trained"], "split": "eval", "validation_examples": 100,
-                                      "tflite": {"variants": ["float32"]}})
+    return _serving_config(folder, ws.folder / "data", RELIABILITY, **RELIABILITY_SECTIONS,
+                           training=CANARY_TRAINING)
 
 
 # ------------------------------------------------ benchmark scripts that run pipelines of their own --
