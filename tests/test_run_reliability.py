@@ -31,27 +31,14 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components.model_card_generator.executor import CARD_HTML, CARD_MD
 from tests.conftest import ROOT, derived_config, sample_rows, small_deployment, small_optimization, write_csv
-from tests.runs import KILLED_WHILE_RUNNING, OLDER_VERSION, refused_run
-from tests.serving_fixtures import LIGHT_FEATURES, TINY_TRAINING
+from tests.run_registry import Workspace
+from tests.runs import KILLED_WHILE_RUNNING, OLDER_VERSION, RELIABILITY_SECTIONS, refused_run, serving_model
 
 CARD_FILES = (CARD_MD, CARD_HTML)  # what ModelCard adds beside a pushed model
 
 NAME = "reliability"
 Execution = metadata_store_pb2.Execution
 BEFORE_TRANSFORM = ("CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "AnomalyGate")
-
-
-def tiny_config(tmp: Path, name: str = NAME) -> Path:
-    """The cheapest whole pipeline (serving_fixtures' shape) whose model is always blessed, so
-    Pusher pushes, with one on-device target (a converter and its Pusher)."""
-    header, rows = sample_rows(1500, seed=11)
-    data = write_csv(tmp / "data" / "data.csv", header, rows).parent
-    return derived_config(tmp, data, name=name, training=TINY_TRAINING, features=LIGHT_FEATURES, cleaning=None,
-                          feature_selection=None, tuning=None, optimization=None,
-                          evaluation={"splits": ["eval"], "slices": [],
-                                      "thresholds": [{"metric": "auc", "lower_bound": 0.0}]},
-                          deployment={"models": ["trained"], "split": "eval", "validation_examples": 100,
-                                      "tflite": {"variants": ["float32"]}})
 
 
 def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
@@ -133,7 +120,8 @@ def test_second_run_is_refused_at_once_naming_the_holder_and_kill_9_leaves_no_st
     # names the holder's pid and log file, and creates neither MLMD nor the pipeline root; that
     # `validate` ignores the lock; and that once the holder is killed with SIGKILL the lock is free
     # (the kernel dropped it: a lock file alone would still block).
-    config, root = tiny_config(tmp_path), tmp_path / "outputs"
+    # The sequence's pipeline (tests/runs.py), without the older pushed version its first run gets.
+    config, root = serving_model(Workspace(tmp_path), NAME, **RELIABILITY_SECTIONS), tmp_path / "outputs"
     holder = _hold_lock(config, root)
     try:
         started = time.monotonic()
