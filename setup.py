@@ -9,7 +9,7 @@ setup(
     version="0.1.0",
     description="Production ML pipeline on TensorFlow Extended: raw CSV to served, mobile and web models",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["csvio", "features", "model", "serving", "ondevice", "modules",
+    packages=find_packages(include=["beam_local", "csvio", "features", "model", "serving", "ondevice", "modules",
                                     "components", "components.*", "pipeline", "pipeline.*"]),
     package_data={"pipeline": ["configs/*/*.yaml", "configs/*/*.pbtxt", "configs/pipeline.schema.json"]},
     install_requires=[

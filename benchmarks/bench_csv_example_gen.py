@@ -23,6 +23,7 @@ from model.keras_env import KERAS_ENV
 # the pipeline runs and servers it starts inherit it.
 os.environ.update(KERAS_ENV)
 
+import beam_local
 from benchmarks import harness
 from components.csv_example_gen import CsvExampleGen
 
@@ -46,6 +47,7 @@ def run_once(kind: str, csv: Path, work: Path) -> tuple[float, int]:
     p = tfx.dsl.Pipeline(pipeline_name=kind, pipeline_root=str(work / "root"), components=[gen],
                          metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
                              str(work / "m.sqlite")), beam_pipeline_args=harness.BEAM_ARGS)
+    beam_local.install()
     start = time.perf_counter()
     tfx.orchestration.LocalDagRunner().run(p)
     seconds = time.perf_counter() - start

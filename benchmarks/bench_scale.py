@@ -33,8 +33,9 @@ from pipeline.derive import derive
 ROOT = Path(__file__).resolve().parent.parent
 
 MEASURED = ("CsvExampleGen", "StatisticsGen", "DataCleaner", "Transform")
-BEAM_ARGS = {"in_memory": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
-             "multi_processing": ["--direct_running_mode=multi_processing", "--direct_num_workers={workers}"]}
+BEAM_ARGS = {"in_memory": harness.BEAM_ARGS,
+             "multi_processing": [harness.BEAM_ARGS[0], "--direct_running_mode=multi_processing",
+                                  "--direct_num_workers={workers}"]}
 MEMORY_GOAL = 5.0  # peak memory for 10x rows: streamed, so well under 10x
 
 

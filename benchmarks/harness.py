@@ -23,12 +23,15 @@ from typing import Any
 
 import psutil
 
+from beam_local import LOCAL_RUNNER
+
 ROOT = Path(__file__).resolve().parent.parent
 TAXI = ROOT / "pipeline" / "configs" / "taxi" / "pipeline.yaml"
 TAXI_CSV = ROOT / "data" / "taxi" / "data.csv"
 OUT = ROOT / "outputs" / "bench"
-# The taxi config's Beam arguments, spelled out so both sides of a comparison get the same ones.
-BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+# The taxi config's Beam arguments, spelled out so both sides of a comparison get the same ones: the
+# local runner (no Prism attempt) and no TFX package built for its workers (beam_local/__init__.py).
+BEAM_ARGS = [f"--runner={LOCAL_RUNNER}", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
 # --- the goal table -----------------------------------------------------------------------------
@@ -261,6 +264,8 @@ import os, sys
 from tfx import v1 as tfx
 from tfx.examples.chicago_taxi_pipeline import taxi_pipeline_native_keras as up
 import json
+import beam_local
+beam_local.install()  # as `pipeline run` does: the same Beam set-up both sides
 data, root, until, train_steps, eval_steps, splits, beam_args = (
     sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), json.loads(sys.argv[6]), sys.argv[7:])
 from tfx.proto import example_gen_pb2, trainer_pb2

@@ -88,8 +88,10 @@ def build_dag(config: str | Path, output_root: str | Path | None = None, until: 
     """The Airflow DAG of ``config``'s pipeline (up to ``until``)."""
     from tfx.orchestration.airflow.airflow_dag_runner import AirflowDagRunner, AirflowPipelineConfig
 
+    import beam_local
     from pipeline.pipeline_def import create_pipeline
 
+    beam_local.install()  # the task processes that run the components parse this DAG
     cfg = load_config(config, output_root=output_root, check_data=False)  # parse fast; runs check data
     pipeline = create_pipeline(cfg, until)
     return AirflowDagRunner(AirflowPipelineConfig(airflow_dag_config=dag_config(cfg.runner.airflow))).run(pipeline)

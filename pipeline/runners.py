@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pipeline.config import ENGINES, PipelineConfig
+from pipeline.config.orchestration import pin_local_runner
 
 _EVENT = re.compile(r"^(?:Component|node) (\S+) is (running|finished)\.$")
 
@@ -141,7 +142,7 @@ def with_runner(cfg: PipelineConfig, engine: str | None = None,
     if engine is not None and engine not in ENGINES:
         raise ValueError(f"--engine must be one of {', '.join(ENGINES)}")
     runner = replace(cfg.runner, engine=engine or cfg.runner.engine,
-                     beam_args=tuple(beam_args) if beam_args else cfg.runner.beam_args)
+                     beam_args=pin_local_runner(beam_args) if beam_args else cfg.runner.beam_args)
     return replace(cfg, runner=runner)
 
 
@@ -212,8 +213,10 @@ def run(cfg: PipelineConfig, out: TextIO = sys.stdout, until: str | None = None,
         log_file: Path | None = None) -> Path:
     """Run the pipeline (up to ``until``); return the log file (``new_log_file`` unless given).
     Raises PipelineFailed naming the component."""
+    import beam_local
     from pipeline.pipeline_def import create_pipeline
 
+    beam_local.install()
     log_file = log_file or new_log_file(cfg)
     handlers = _configure_logging(log_file)
     pipeline = create_pipeline(cfg, until)
@@ -225,7 +228,7 @@ def run(cfg: PipelineConfig, out: TextIO = sys.stdout, until: str | None = None,
         if cfg.runner.engine == "beam":
             from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-            BeamDagRunner().run(pipeline)
+            BeamDagRunner().run(pipeline)  # its orchestrating job: beam_local's default runner
         else:
             from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 

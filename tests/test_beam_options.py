@@ -15,9 +15,10 @@ DATA = TAXI_CONFIG.parent.parent.parent.parent / "data" / "taxi"
 
 OPTION_SETS = {
     "direct_in_memory": ({"runner": "DirectRunner", "direct": {"mode": "in_memory"}},
-                         {"runner": "DirectRunner", "direct_running_mode": "in_memory"}),
+                         {"runner": "beam_local.runner.LocalRunner", "direct_running_mode": "in_memory"}),
     "direct_multi_processing": ({"runner": "DirectRunner", "direct": {"mode": "multi_processing", "workers": 2}},
-                                {"direct_running_mode": "multi_processing", "direct_num_workers": 2}),
+                                {"runner": "beam_local.runner.LocalRunner", "direct_running_mode": "multi_processing",
+                                 "direct_num_workers": 2}),
     "dataflow": ({"runner": "DataflowRunner", "dataflow": {
         "project": "my-project", "region": "europe-west1", "temp_location": "gs://bucket/tmp",
         "staging_location": "gs://bucket/staging", "machine_type": "n2-standard-4", "max_num_workers": 20,
@@ -86,11 +87,47 @@ def test_unknown_beam_flag_is_reported() -> None:
 
 
 @pytest.mark.parametrize("name", ["direct_in_memory", "direct_multi_processing"])
-def test_direct_option_sets_run_a_beam_pipeline(name: str, tmp_path: Path) -> None:
+def test_direct_option_sets_run_a_beam_pipeline(name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """On the local runner, never through Beam's Prism attempt (a download at run time)."""
+    import logging
+
     import apache_beam as beam
     from apache_beam.testing.util import assert_that, equal_to
 
+    from beam_local.runner import LocalRunner
+
     cfg = load_config(config_with(tmp_path, OPTION_SETS[name][0]), check_data=False)
+    caplog.set_level(logging.INFO)
     with beam.Pipeline(options=beam_pipeline_options(cfg.runner.beam_args)) as p:
         squares = p | beam.Create(range(100)) | beam.Map(lambda x: x * x) | beam.CombineGlobally(sum)
         assert_that(squares, equal_to([sum(x * x for x in range(100))]))
+    assert isinstance(p.runner, LocalRunner)
+    assert "Prism" not in caplog.text
+
+
+@pytest.mark.parametrize("given, runner", [
+    ([], "beam_local.runner.LocalRunner"),
+    (["--runner=DirectRunner", "--direct_num_workers=2"], "beam_local.runner.LocalRunner"),
+    (["--runner=DataflowRunner"], "DataflowRunner"),
+])
+def test_cli_beam_args_get_the_local_runner_for_direct(given: list[str], runner: str, tmp_path: Path) -> None:
+    from pipeline import runners
+
+    cfg = runners.with_runner(load_config(derived_config(tmp_path, DATA), check_data=False), "beam",
+                              [*given, "--direct_running_mode=multi_processing"])
+    assert beam_pipeline_options(cfg.runner.beam_args).get_all_options()["runner"] == runner
+    assert [a for a in cfg.runner.beam_args if a.startswith("--runner=")] == [f"--runner={runner}"]
+
+
+def test_tfx_builds_its_worker_package_for_remote_runners_only() -> None:
+    """TFX's Beam executors add a TFX sdist for remote workers; the local runner's workers are this
+    interpreter, so none is built for it (beam_local.install)."""
+    from tfx.utils import dependency_utils
+
+    import beam_local
+
+    beam_local.install()
+    local = [f"--runner={beam_local.LOCAL_RUNNER}", "--direct_num_workers=1"]
+    assert dependency_utils.make_beam_dependency_flags(local) == local
+    remote = dependency_utils.make_beam_dependency_flags(["--runner=DataflowRunner"])
+    assert remote[0] == "--runner=DataflowRunner" and remote[1].startswith("--extra_package=")

@@ -97,7 +97,7 @@ def test_compile_every_config_loads_in_kfp(config: Path, tmp_path: Path) -> None
         assert container["command"] == V2_ENTRYPOINT, name
         args = container["args"]
         assert args[args.index("--executor_class_path") + 1] == executor_class, name
-        assert [a for a in args if a.startswith("--direct")] == list(cfg.runner.beam_args), name
+        assert [a for a in args if a.startswith(("--direct", "--runner"))] == list(cfg.runner.beam_args), name
 
     # Paths are the container's: nothing from this checkout, module files and data under the image root.
     text = out.read_text()
@@ -128,8 +128,12 @@ def test_dockerfile_matches_the_compiled_spec() -> None:
         for part in src.split():
             assert (ROOT / part).exists(), f"Dockerfile copies {part}, which does not exist"
     copied = " ".join(re.findall(r"^COPY (.+) \./", text, re.M)).split()
-    for needed in ("pipeline", "components", "modules", "data", "setup.py", "constraints.txt"):
-        assert needed in copied
+    # every package setup.py installs (the image installs the copied tree), and the data
+    packages = {p.split(".")[0] for p in re.findall(r'"([a-z_]+(?:\.\*)?)"', re.search(
+        r"include=\[(.*?)\]", (ROOT / "setup.py").read_text(), re.S).group(1))}
+    assert {"beam_local", "pipeline", "components", "modules"} <= packages
+    for needed in (*packages, "data", "setup.py", "constraints.txt"):
+        assert needed in copied, f"kubeflow/Dockerfile does not copy {needed}"
 
 
 def test_drift_config_is_refused_with_reason(tmp_path: Path, taxi_sample_dir: Path) -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 # Lowest first. A package may import packages of a lower layer and itself, nothing else:
-# csvio/features hold definitions, model the Keras model, serving the server, ondevice the
-# phone/browser side, modules the TFX module files, components the TFX components, pipeline
-# the orchestration. (tests/ and benchmarks/ are entry points above all of them.)
+# beam_local runs Beam in this process, csvio/features hold definitions, model the Keras model,
+# serving the server, ondevice the phone/browser side, modules the TFX module files, components
+# the TFX components, pipeline the orchestration. (tests/ and benchmarks/ are entry points above all of them.)
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("csvio", "features"),
+    ("beam_local", "csvio", "features"),
     ("model", "serving"),
     ("ondevice",),
     ("components",),

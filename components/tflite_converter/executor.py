@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 from tfx.utils import path_utils
 
+import beam_local
 from features import task
 from model import model_io
 from ondevice import data, raw_model, validation
@@ -63,8 +64,9 @@ def tfma_metrics(contents: dict[str, bytes], rows: dict[str, np.ndarray], spec: 
         shared.append(tfma.default_eval_shared_model(eval_saved_model_path=model_dir, model_name=name,
                                                      eval_config=eval_config))
     output = os.path.join(workdir, "tfma")
+    # A few hundred validation rows: run here, whatever runner the pipeline's big jobs use.
     tfma.run_model_analysis(eval_shared_model=shared, eval_config=eval_config, data_location=examples,
-                            output_path=output)
+                            output_path=output, pipeline_options=beam_local.local_options())
     out = {}
     for name in contents:
         # TFMA keys the results of a lone model spec by no name at all (a run with one blessed variant).

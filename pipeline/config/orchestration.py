@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from beam_local import LOCAL_RUNNER
 from pipeline.config import model
 from pipeline.config.errors import Reader
 
@@ -36,6 +37,16 @@ ENVIRONMENT_TYPES = ("DOCKER", "PROCESS", "EXTERNAL", "LOOPBACK")
 _SECTION = {"DirectRunner": "direct", "DataflowRunner": "dataflow", "FlinkRunner": "flink", "SparkRunner": "spark"}
 # runner.beam.<section>.<key> -> its Beam flag (types, bounds and required keys: model.py Direct, Dataflow, ...)
 _FLAGS = {"mode": "direct_running_mode", "workers": "direct_num_workers"}
+
+
+def pin_local_runner(args: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``args`` with DirectRunner, or no runner, replaced by ``LOCAL_RUNNER``: the same FnApiRunner,
+    without Beam's attempt to download the Prism runner first (beam_local/__init__.py); other
+    runners kept."""
+    runners = [a.split("=", 1)[1] for a in args if a.startswith("--runner=")]
+    if runners and runners[-1] != "DirectRunner":
+        return tuple(args)
+    return (f"--runner={LOCAL_RUNNER}", *(a for a in args if not a.startswith("--runner=")))
 
 
 def parse_beam(r: Reader, b: model.Beam) -> tuple[str, ...]:
@@ -162,7 +173,8 @@ def metadata_connection_config(cfg: Any) -> Any:
 @dataclass(frozen=True)
 class RunnerConfig:
     engine: str = "local"
-    beam_args: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+    beam_args: tuple[str, ...] = (f"--runner={LOCAL_RUNNER}", "--direct_running_mode=in_memory",
+                                  "--direct_num_workers=1")
     airflow: AirflowSettings | None = None  # runner.airflow: the DAG's schedule
     mysql: MySQLSettings | None = None  # runner.metadata.mysql; None: sqlite under outputs/<name>/
 
@@ -173,7 +185,7 @@ def parse_runner(top: Reader, m: model.Runner | None) -> RunnerConfig:
         return RunnerConfig()
     r = top.child("runner")
     engine = m.engine
-    args = m.beam_args if m.beam_args is not None else list(RunnerConfig.beam_args)
+    args = m.beam_args if m.beam_args is not None else list(RunnerConfig.beam_args[1:])
     if not all(a.startswith("--") for a in args):
         raise r.fail("each Beam argument is a string like '--flag=value'", "beam_args")
     if "beam" in r.data:  # a named, validated option set instead of raw beam_args
@@ -182,4 +194,4 @@ def parse_runner(top: Reader, m: model.Runner | None) -> RunnerConfig:
         args = list(parse_beam(r.child("beam"), m.beam or model.Beam()))
     airflow = parse_airflow(r.child("airflow"), m.airflow or model.Airflow()) if "airflow" in r.data else None
     mysql = parse_metadata(r.child("metadata"), m.metadata or model.Metadata()) if "metadata" in r.data else None
-    return RunnerConfig(engine, tuple(args), airflow, mysql)
+    return RunnerConfig(engine, pin_local_runner(args), airflow, mysql)
