@@ -23,7 +23,8 @@ def test_schema_anomaly_stops_before_transform(pipeline_runs):
     assert "column 'payment_type'" in err and "Bitcoin" in err and "column 'dropoff_census_tract'" in err
     assert "stops before Transform" in err
     assert "Traceback" not in err.split("pipeline failed")[-1]
-    assert "with the beam runner (--direct_running_mode=multi_processing --direct_num_workers=2)" in proc.stdout
+    assert ("with the beam runner (--runner=beam_local.runner.LocalRunner --direct_running_mode=multi_processing"
+            " --direct_num_workers=2)") in proc.stdout
 
     cfg = proc.cfg
     store = open_store(cfg)
