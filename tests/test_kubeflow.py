@@ -143,8 +143,8 @@ def test_drift_config_is_refused_with_reason(tmp_path: Path, taxi_sample_dir: Pa
     write_csv(tmp_path / "data" / "span-201901" / "data.csv", header, rows[:50])
     config = derived_config(tmp_path, tmp_path / "data", data={"span_pattern": "span-{SPAN}/*.csv"},
                             drift={"categorical_linf": 0.3})
-    proc = run_cli("compile", "--config", str(config), "--engine", "kubeflow", "--output",
-                   str(tmp_path / "x.yaml"))
+    proc = cli_in_process("compile", "--config", str(config), "--engine", "kubeflow", "--output",
+                          str(tmp_path / "x.yaml"))
     assert proc.returncode == 2
     assert "drift" in proc.stderr and "Kubeflow Pipelines" in proc.stderr
 
@@ -152,11 +152,12 @@ def test_drift_config_is_refused_with_reason(tmp_path: Path, taxi_sample_dir: Pa
 def test_submit_names_the_unreachable_host(tmp_path: Path) -> None:
     package = tmp_path / "p.yaml"
     package.write_text("pipelineInfo: {name: x}\n")
-    proc = run_cli("submit", "--package", str(package), "--host", "http://127.0.0.1:9", "--run-name", "r1",
-                   "--schedule", "0 3 * * *")
+    proc = cli_in_process("submit", "--package", str(package), "--host", "http://127.0.0.1:9", "--run-name", "r1",
+                          "--schedule", "0 3 * * *")
     assert proc.returncode == 1
     assert "Kubeflow Pipelines at http://127.0.0.1:9" in proc.stderr
-    proc = run_cli("submit", "--package", str(tmp_path / "missing.yaml"), "--host", "http://h", "--run-name", "r")
+    proc = cli_in_process("submit", "--package", str(tmp_path / "missing.yaml"), "--host", "http://h",
+                          "--run-name", "r")
     assert proc.returncode == 1 and "missing.yaml: no such pipeline package" in proc.stderr
 
 
