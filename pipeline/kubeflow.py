@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from pipeline.config import PipelineConfig
+from pipeline.config.orchestration import pin_local_runner
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_ROOT = "/pipeline"  # WORKDIR of kubeflow/Dockerfile
@@ -132,7 +133,8 @@ def pipeline_spec(cfg: PipelineConfig, options: KubeflowOptions = KubeflowOption
         raise KubeflowError(f"{cfg.path}: drift: the drift gate's span resolvers have no Kubeflow Pipelines "
                             "v2 form (KFP runs only TFX's LatestArtifact/LatestBlessedModel resolvers); "
                             "run drift-gated configs with the local or beam engine")
-    runner = cfg.runner if options.beam_args is None else replace(cfg.runner, beam_args=options.beam_args)
+    runner = (cfg.runner if options.beam_args is None
+              else replace(cfg.runner, beam_args=pin_local_runner(options.beam_args)))
     # Built with outputs under a unique temp path (compiling may create folders there), then renamed.
     with tempfile.TemporaryDirectory(prefix="kfp_output_root_") as sentinel:
         cfg = replace(cfg, output_root=Path(sentinel), runner=runner)

@@ -11,7 +11,7 @@ import yaml
 from google.protobuf import json_format
 
 from pipeline.config import load_config
-from tests.conftest import ROOT, cli_in_process, derived_config, run_cli
+from tests.conftest import ROOT, TAXI_CONFIG, cli_in_process, derived_config, run_cli
 
 CONFIGS = sorted((ROOT / "pipeline" / "configs").glob("*/pipeline.yaml"))
 IMAGE = "registry.example.com/ml/tfx-reference-pipeline:1.0"
@@ -134,6 +134,19 @@ def test_dockerfile_matches_the_compiled_spec() -> None:
     assert {"beam_local", "pipeline", "components", "modules"} <= packages
     for needed in (*packages, "data", "setup.py", "constraints.txt"):
         assert needed in copied, f"kubeflow/Dockerfile does not copy {needed}"
+
+
+def test_beam_args_given_at_compile_run_on_the_local_runner(tmp_path: Path) -> None:
+    """``--beam-arg`` without a runner (or DirectRunner) compiles to the pinned local runner, as
+    ``run`` does: the container's Beam jobs never try to download Prism (beam_local/__init__.py)."""
+    from beam_local import LOCAL_RUNNER
+
+    out = tmp_path / "spec.yaml"
+    proc = cli_in_process("compile", "--config", str(TAXI_CONFIG), "--engine", "kubeflow", "--output", str(out),
+                          "--image", IMAGE, "--beam-arg=--direct_num_workers=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    args = re.findall(r"- --(?:runner|direct_num_workers)=\S+", out.read_text())
+    assert args and set(args) == {f"- --runner={LOCAL_RUNNER}", "- --direct_num_workers=1"}, args
 
 
 def test_drift_config_is_refused_with_reason(tmp_path: Path, taxi_sample_dir: Path) -> None:

@@ -185,7 +185,7 @@ def parse_runner(top: Reader, m: model.Runner | None) -> RunnerConfig:
         return RunnerConfig()
     r = top.child("runner")
     engine = m.engine
-    args = m.beam_args if m.beam_args is not None else list(RunnerConfig.beam_args[1:])
+    args = m.beam_args if m.beam_args is not None else list(RunnerConfig.beam_args)
     if not all(a.startswith("--") for a in args):
         raise r.fail("each Beam argument is a string like '--flag=value'", "beam_args")
     if "beam" in r.data:  # a named, validated option set instead of raw beam_args
